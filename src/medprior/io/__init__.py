@@ -8,6 +8,11 @@
 from __future__ import annotations
 
 from medprior.io.atomic import atomic_path, file_sha256, sidecar_path, write_json, write_sidecar
+from medprior.io.dicom import DicomSeriesInfo, list_dicom_series, load_dicom_series, save_dicom_series
+from medprior.io.loader import load, save
+from medprior.io.nifti import load_nifti, save_nifti
 from medprior.io.volume import Volume
 
-__all__ = ["Volume", "atomic_path", "file_sha256", "sidecar_path", "write_json", "write_sidecar"]
+__all__ = ["DicomSeriesInfo", "Volume", "atomic_path", "file_sha256", "list_dicom_series", "load",
+           "load_dicom_series", "load_nifti", "save", "save_dicom_series", "save_nifti", "sidecar_path",
+           "write_json", "write_sidecar"]

@@ -1,0 +1,35 @@
+"""Sampling a volume at world positions, so images on different grids can be compared."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+
+from medprior.io.volume import Volume
+
+
+def sample_at_world(volume: Volume, points_mm: np.ndarray, *, order: int = 1, fill: float = 0.0) -> np.ndarray:
+    """Values of ``volume`` at world points (RAS+ mm).
+
+    Args:
+        volume: the image to sample.
+        points_mm: ``(..., 3)`` world coordinates in mm.
+        order: spline order (0 nearest, for labels; 1 linear).
+        fill: value outside the grid.
+
+    Returns:
+        ``points_mm.shape[:-1]`` float32 array.
+    """
+    points = np.asarray(points_mm, dtype=np.float64)
+    to_voxel = np.linalg.inv(volume.affine)
+    voxels = points @ to_voxel[:3, :3].T + to_voxel[:3, 3]
+    values = map_coordinates(volume.data, np.moveaxis(voxels, -1, 0), order=order, mode="constant", cval=fill)
+    return values.astype(np.float32)
+
+
+def resample_like(volume: Volume, reference: Volume, *, order: int = 1, fill: float = 0.0) -> Volume:
+    """``volume`` resampled onto ``reference``'s grid (world positions kept, no registration)."""
+    grid = np.stack(np.meshgrid(*(np.arange(n) for n in reference.shape), indexing="ij"), axis=-1)
+    points = grid @ reference.affine[:3, :3].T + reference.affine[:3, 3]
+    return Volume(sample_at_world(volume, points, order=order, fill=fill), reference.affine,
+                  volume.modality, dict(volume.metadata))
