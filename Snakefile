@@ -1,0 +1,25 @@
+# medprior: the workflow. One include per stage; every rule calls the `medprior` command.
+#   snakemake -n                       show what would run (the DAG)
+#   snakemake --cores 2                run the embedded demo (configs/default.yaml)
+#   snakemake --profile workflows/profiles/slurm   run on a SLURM cluster
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "configs/default.yaml"
+
+
+validate(config, "workflows/schemas/config.schema.yaml")
+
+DATA = config["workdir_data"]
+RESULTS = config["workdir_results"]
+
+
+include: "workflows/rules/data.smk"
+
+
+rule all:
+    input:
+        rules.data_all.input,
+    default_target: True

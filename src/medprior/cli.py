@@ -1,0 +1,137 @@
+"""The ``medprior`` command. Each subcommand parses arguments and calls one task; no algorithm here.
+
+Errors in the user's input print one line (``medprior: error: <file>: <problem>``) and exit with
+status 2, without a traceback and without touching earlier outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+import medprior
+from medprior.config import defaults
+from medprior.errors import MedpriorError
+from medprior.io import Volume, load
+from medprior.tasks import data
+
+EXIT_INPUT_ERROR = 2
+
+
+def describe(volume: Volume) -> str:
+    """Human-readable summary: shape, spacing (mm), orientation, modality, value range."""
+    shape = " x ".join(str(n) for n in volume.shape)
+    spacing = " x ".join(f"{s:.3f}" for s in volume.spacing)
+    units = volume.metadata.get("units", "")
+    lines = [
+        f"source:      {volume.metadata.get('source', '?')}",
+        f"shape:       {shape} voxels",
+        f"spacing:     {spacing} mm",
+        f"orientation: {volume.orientation}",
+        f"modality:    {volume.modality}",
+        f"values:      {float(np.min(volume.data)):.1f} .. {float(np.max(volume.data)):.1f} {units}".rstrip(),
+    ]
+    for key in ("study_uid", "series_uid", "series_description"):
+        if volume.metadata.get(key):
+            lines.append(f"{key + ':':<13}{volume.metadata[key]}")
+    return "\n".join(lines)
+
+
+def _info(args: argparse.Namespace) -> None:
+    print(describe(load(args.path, series_uid=args.series_uid)))
+
+
+def _convert(args: argparse.Namespace) -> None:
+    source = args.input[0] if len(args.input) == 1 else args.input
+    written = data.convert(source, args.output, series_uid=args.series_uid, canonical=args.canonical)
+    print(f"wrote {written}")
+
+
+def _phantom(args: argparse.Namespace) -> None:
+    common = {"cases": args.cases, "seed": args.seed, "size": args.size}
+    if args.kind == "ct":
+        written = data.make_ct_dataset(args.out, anatomy=args.anatomy, formats=args.format, **common)
+    elif args.kind == "brain":
+        written = data.make_brain_dataset(args.out, **common)
+    else:
+        written = data.make_petct_dataset(args.out, center=args.center, **common)
+    print(f"wrote {len(written)} outputs under {args.out}")
+
+
+def _qc(args: argparse.Namespace) -> None:
+    data.qc_montage(args.images, args.out, label=args.label, names=args.names, title=args.title)
+    print(f"wrote {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``medprior`` (defaults come from the config schema)."""
+    config = defaults()["data"]
+    parser = argparse.ArgumentParser(prog="medprior", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"medprior {medprior.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    info = commands.add_parser("info", help="shape, spacing, orientation, modality and value range of an image")
+    info.add_argument("path", help="NIfTI file, DICOM file or DICOM series folder")
+    info.add_argument("--series-uid", help="pick one series in a folder that holds several")
+    info.set_defaults(run=_info)
+
+    convert = commands.add_parser("convert", help="DICOM series or NIfTI to NIfTI, geometry kept exactly")
+    convert.add_argument("input", nargs="+", help="a NIfTI, a DICOM folder, or DICOM files")
+    convert.add_argument("output", help="output .nii or .nii.gz")
+    convert.add_argument("--series-uid", help="pick one series in a folder that holds several")
+    convert.add_argument("--canonical", action="store_true", help="reorient to RAS (exact axis flips/permutations)")
+    convert.set_defaults(run=_convert)
+
+    phantom = commands.add_parser("phantom", help="write demo phantom datasets in real on-disk layouts")
+    phantom.add_argument("kind", choices=("ct", "brain", "petct"),
+                         help="ct: CT in HU (DICOM series and/or NIfTI); brain: BraTS layout; petct: HECKTOR layout")
+    phantom.add_argument("--out", required=True, help="dataset folder")
+    phantom.add_argument("--cases", type=int, default=1, help="number of cases (default 1)")
+    phantom.add_argument("--seed", type=int, help="seed of the first case; case n uses seed + n "
+                         f"(default ct {config['ct']['seed']}, brain {config['brain']['seed']}, "
+                         f"petct {config['petct']['seed']})")
+    phantom.add_argument("--size", type=int, nargs=3, metavar=("I", "J", "K"),
+                         help=f"grid in voxels (default ct {config['ct']['size']}, brain {config['brain']['size']}, "
+                         f"petct {config['petct']['size']})")
+    phantom.add_argument("--anatomy", choices=("body", "head"), default=config["ct"]["anatomy"], help="ct only")
+    phantom.add_argument("--format", nargs="+", choices=data.CT_FORMATS, default=list(data.CT_FORMATS),
+                         help="ct only: DICOM series folders and/or NIfTI files")
+    phantom.add_argument("--center", default=config["petct"]["center"], help="petct only: centre code in case names")
+    phantom.set_defaults(run=_phantom)
+
+    qc = commands.add_parser("qc", help="orthogonal-slice montage PNG of one or more images")
+    qc.add_argument("images", nargs="+", help="images; the first one's grid defines the slices")
+    qc.add_argument("--out", required=True, help="PNG to write")
+    qc.add_argument("--label", help="label map drawn as outlines (slices go through its centre)")
+    qc.add_argument("--names", nargs="+", help="row names (default: file names)")
+    qc.add_argument("--title", default="", help="figure title")
+    qc.set_defaults(run=_qc)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``medprior`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "phantom":
+        kind_defaults = defaults()["data"][args.kind]
+        args.seed = kind_defaults["seed"] if args.seed is None else args.seed
+        args.size = kind_defaults["size"] if args.size is None else args.size
+    try:
+        args.run(args)
+    except MedpriorError as error:
+        print(f"medprior: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except OSError as error:  # an output that cannot be written: a bad path the user gave
+        print(f"medprior: error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        print("medprior: interrupted; no partial output was kept", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The one configuration schema shared by the Snakemake workflow and the ``medprior`` command.
+
+The schema (``config.schema.yaml``, shipped inside the package and linked from
+``workflows/schemas/``) holds every default. Snakemake validates ``configs/*.yaml`` against it;
+:func:`load_config` and :func:`defaults` give the CLI the same values.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from medprior.errors import InputError
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The configuration JSON schema as a dict."""
+    return yaml.safe_load(files("medprior").joinpath("config.schema.yaml").read_text())
+
+
+def _filling_validator() -> type:
+    """A Draft 2020-12 validator that fills in each property's ``default`` before descending."""
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, subschemas, instance, subschema):
+        if isinstance(instance, dict):
+            for name, property_schema in subschemas.items():
+                if "default" in property_schema:
+                    instance.setdefault(name, _copy(property_schema["default"]))
+        yield from check_properties(validator, subschemas, instance, subschema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})
+
+
+def _copy(value: Any) -> Any:
+    return yaml.safe_load(yaml.safe_dump(value))
+
+
+def validate_config(config: dict[str, Any], source: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Fill in defaults (in place) and validate; an invalid config raises InputError naming the key."""
+    errors = sorted(_filling_validator()(schema()).iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        error = errors[0]
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise InputError(source, f"config key {key}: {error.message}")
+    return config
+
+
+def load_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML config file, fill in the schema's defaults and validate it."""
+    path = Path(path)
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(path, f"cannot read the YAML config ({error.__class__.__name__})") from None
+    if not isinstance(content, dict):
+        raise InputError(path, "a config must be a YAML mapping")
+    return validate_config(content, path)
+
+
+def defaults() -> dict[str, Any]:
+    """The complete default configuration (what an empty config file becomes)."""
+    return validate_config({})

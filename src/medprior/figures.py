@@ -1,0 +1,114 @@
+"""Figures people look at: orthogonal-slice montages for QC and results.
+
+Slices are drawn in radiological convention (patient right on the left of the image, anterior up
+in axial views, superior up in coronal and sagittal views) with the true physical aspect ratio.
+Every image is sampled in world coordinates on the planes of the first image's grid, so volumes on
+different grids (PET and CT) line up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+
+from medprior.io import Volume, atomic_path  # noqa: E402
+from medprior.io.resample import sample_at_world  # noqa: E402
+
+VIEWS = ("axial", "coronal", "sagittal")
+_LEFT_EDGE = {"axial": "R", "coronal": "R", "sagittal": "A"}  # patient side on the image's left
+LABEL_COLOURS = ListedColormap(["#00000000", "#e41a1c", "#4daf4a", "#377eb8", "#ff7f00", "#984ea3"])
+
+
+def display_window(volume: Volume) -> tuple[float, float, str]:
+    """``(vmin, vmax, colormap)`` for a modality: CT in HU [-1000, 600], PET/MR to the 99.5th percentile."""
+    if volume.modality == "CT":
+        return -1000.0, 600.0, "gray"
+    upper = float(np.percentile(volume.data, 99.5)) or 1.0
+    return 0.0, upper, "hot" if volume.modality == "PT" else "gray"
+
+
+def slice_planes(reference: Volume, center_mm: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
+    """World points of the three planes through ``center_mm`` on ``reference``'s RAS grid.
+
+    Returns ``{view: (points (rows, cols, 3) in mm, pixel aspect height/width)}``, rows running
+    from top to bottom of the drawn image and columns from its left to its right.
+    """
+    canonical = reference.to_canonical()
+    spacing = np.array(canonical.spacing)
+    origin = canonical.affine[:3, 3]
+    axes = [origin[a] + spacing[a] * np.arange(canonical.shape[a]) for a in range(3)]
+    right_to_left, posterior_to_anterior, inferior_to_superior = axes
+    screen = {
+        # (vertical axis top->bottom, horizontal axis left->right) in world coordinates
+        "axial": ((1, posterior_to_anterior[::-1]), (0, right_to_left[::-1])),
+        "coronal": ((2, inferior_to_superior[::-1]), (0, right_to_left[::-1])),
+        "sagittal": ((2, inferior_to_superior[::-1]), (1, posterior_to_anterior[::-1])),
+    }
+    planes = {}
+    for view, ((v_axis, v_values), (h_axis, h_values)) in screen.items():
+        points = np.empty((len(v_values), len(h_values), 3))
+        points[...] = center_mm
+        points[..., v_axis] = v_values[:, None]
+        points[..., h_axis] = h_values[None, :]
+        planes[view] = (points, spacing[v_axis] / spacing[h_axis])
+    return planes
+
+
+def label_center_mm(label: Volume) -> np.ndarray | None:
+    """World centre of mass (mm) of the nonzero voxels of a label map, or None if it is empty."""
+    voxels = np.argwhere(label.data > 0)
+    if len(voxels) == 0:
+        return None
+    mean = voxels.mean(axis=0)
+    return label.affine[:3, :3] @ mean + label.affine[:3, 3]
+
+
+def orthogonal_montage(rows: Sequence[tuple[str, Volume]], path: str | os.PathLike, *,
+                       label: Volume | None = None, title: str = "") -> Path:
+    """Save a PNG: one row per image, axial / coronal / sagittal columns, label contours on top.
+
+    Args:
+        rows: ``(name, volume)`` pairs; the first volume's grid defines the planes.
+        path: PNG to write (atomically).
+        label: optional label map drawn as coloured outlines on every row; the planes then go
+            through the label's centre of mass instead of the grid centre.
+        title: figure title.
+    """
+    reference = rows[0][1]
+    center = label_center_mm(label) if label is not None else None
+    if center is None:
+        center = reference.affine[:3, :3] @ ((np.array(reference.shape) - 1) / 2) + reference.affine[:3, 3]
+    planes = slice_planes(reference, center)
+    figure, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
+    for row, (name, volume) in enumerate(rows):
+        vmin, vmax, cmap = display_window(volume)
+        for column, view in enumerate(VIEWS):
+            points, aspect = planes[view]
+            axis = axes[row, column]
+            axis.imshow(sample_at_world(volume, points, fill=vmin), cmap=cmap, vmin=vmin, vmax=vmax,
+                        aspect=aspect, interpolation="nearest")
+            if label is not None:
+                labels = sample_at_world(label, points, order=0)
+                for value in np.unique(labels[labels > 0]):
+                    axis.contour(labels == value, levels=[0.5], colors=[LABEL_COLOURS(int(value))], linewidths=0.8)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.text(0.02, 0.5, _LEFT_EDGE[view], color="yellow", transform=axis.transAxes, fontsize=8)
+            if column == 0:
+                axis.set_ylabel(name)
+            if row == 0:
+                axis.set_title(view)
+    figure.suptitle(title)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+    return Path(path)

@@ -1,0 +1,120 @@
+"""The data stage: demo datasets in real on-disk layouts, DICOM ingest, QC montages.
+
+Case ``n`` of a dataset made with seed ``S`` uses seed ``S + n`` and is named after that seed, so
+one case can be remade alone (one Snakemake job per case) and always comes out identical.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from medprior.challenges import brats_case_id, hecktor_case_id, write_brats_case, write_hecktor_case
+from medprior.errors import InputError
+from medprior.figures import orthogonal_montage
+from medprior.io import load, save, write_sidecar
+from medprior.io.dicom import save_dicom_series
+from medprior.phantoms import brain_mri, ct_body, ct_head, petct_head_neck
+from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING, CT_HEAD_SHAPE, CT_HEAD_SPACING
+from medprior.phantoms.petct import PETCT_CT_SHAPE, PETCT_CT_SPACING, PETCT_PET_SHAPE, PETCT_PET_SPACING
+
+CT_FORMATS = ("dicom", "nifti")
+
+
+def ct_case_id(seed: int) -> str:
+    """Name of the CT phantom made with ``seed``: ``CT-0100``."""
+    return f"CT-{seed:04d}"
+
+
+def same_field_of_view(size: Sequence[int], shape: Sequence[int], spacing: Sequence[float]) -> tuple[float, ...]:
+    """Voxel size (mm) that makes a ``size`` grid cover the field of view of ``shape`` x ``spacing``."""
+    return tuple(n0 * s0 / n for n, n0, s0 in zip(size, shape, spacing))
+
+
+def _seeds(cases: int, seed: int) -> range:
+    if cases < 1 or seed < 0:
+        raise InputError(None, f"need at least one case and a non-negative seed, got cases={cases}, seed={seed}")
+    return range(seed, seed + cases)
+
+
+def make_ct_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: Sequence[int],
+                    anatomy: str = "body", formats: Sequence[str] = CT_FORMATS) -> list[Path]:
+    """Write CT phantoms in HU as DICOM series folders ``out/CT-SSSS/`` and/or ``out/CT-SSSS.nii.gz``.
+
+    DICOM files get random names in random order, as many exports do, so ingest must sort by
+    geometry. Returns the written paths.
+    """
+    phantom, default_shape, default_spacing = {
+        "body": (ct_body, CT_BODY_SHAPE, CT_BODY_SPACING), "head": (ct_head, CT_HEAD_SHAPE, CT_HEAD_SPACING)}[anatomy]
+    spacing = same_field_of_view(size, default_shape, default_spacing)
+    unknown = set(formats) - set(CT_FORMATS)
+    if unknown:
+        raise InputError(None, f"unknown CT output formats {sorted(unknown)}; choose from {CT_FORMATS}")
+    written = []
+    for case_seed in tqdm(_seeds(cases, seed), desc=f"CT {anatomy} phantoms", unit="case"):
+        volume = phantom(case_seed, shape=tuple(size), spacing=spacing)
+        case = ct_case_id(case_seed)
+        provenance = {"config": {"anatomy": anatomy, "size": list(size)}, "seeds": {"phantom": case_seed}}
+        if "dicom" in formats:
+            written.append(save_dicom_series(volume, Path(out) / case, patient_id=case, shuffle_names_seed=case_seed,
+                                             series_description=f"medprior CT {anatomy} phantom"))
+        if "nifti" in formats:
+            written.append(save(volume, Path(out) / f"{case}.nii.gz"))
+        write_sidecar(Path(out) / case, **provenance)  # one sidecar per case: out/CT-SSSS.json
+    return written
+
+
+def make_brain_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: Sequence[int]) -> list[Path]:
+    """Write BraTS-layout brain MRI phantoms (t1n, t1c, t2w, t2f, seg) under ``out``; returns case folders."""
+    written = []
+    for case_seed in tqdm(_seeds(cases, seed), desc="brain MRI phantoms", unit="case"):
+        case = brain_mri(case_seed, shape=tuple(size))
+        written.append(write_brats_case({**case.contrasts, "seg": case.seg}, out, brats_case_id(case_seed),
+                                        provenance={"config": {"size": list(size)}, "seeds": {"phantom": case_seed}}))
+    return written
+
+
+def make_petct_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: Sequence[int],
+                       center: str = "SIM") -> list[Path]:
+    """Write HECKTOR-layout PET/CT phantoms under ``out``.
+
+    The CT grid is ``size``, the PET grid half as fine; both keep the default fields of view.
+    """
+    pet_size = tuple(max(n // 2, 4) for n in size)
+    grids = {"ct_shape": tuple(size), "ct_spacing": same_field_of_view(size, PETCT_CT_SHAPE, PETCT_CT_SPACING),
+             "pet_shape": pet_size, "pet_spacing": same_field_of_view(pet_size, PETCT_PET_SHAPE, PETCT_PET_SPACING)}
+    written = []
+    for case_seed in tqdm(_seeds(cases, seed), desc="PET/CT phantoms", unit="case"):
+        case = petct_head_neck(case_seed, **grids)
+        paths = write_hecktor_case(case.ct, case.pet, case.label, out, hecktor_case_id(center, case_seed % 1000),
+                                   provenance={"config": {"size": list(size)}, "seeds": {"phantom": case_seed}})
+        written.extend(paths.values())
+    return written
+
+
+def convert(source: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike, *,
+            series_uid: str | None = None, canonical: bool = False) -> Path:
+    """Read a DICOM series or NIfTI and write it as NIfTI (optionally reoriented to RAS), with a sidecar."""
+    volume = load(source, series_uid=series_uid)
+    if canonical:
+        volume = volume.to_canonical()
+    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    written = save(volume, out)
+    write_sidecar(written, config={"canonical": canonical, "series_uid": volume.metadata.get("series_uid")},
+                  inputs=sources)
+    return written
+
+
+def qc_montage(images: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+               label: str | os.PathLike | None = None, names: Sequence[str] | None = None,
+               title: str = "") -> Path:
+    """Orthogonal-slice PNG of each image (first image's grid), label outlines on top."""
+    names = list(names) if names else [Path(p).name for p in images]
+    if len(names) != len(images):
+        raise InputError(None, f"{len(names)} names given for {len(images)} images")
+    rows = [(name, load(path)) for name, path in zip(names, images)]
+    return orthogonal_montage(rows, out, label=load(label) if label else None, title=title)
+
