@@ -29,7 +29,8 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 def test_dry_run_of_the_demo_lists_every_data_rule(tmp_path):
     result = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "configs/default.yaml"))
     assert result.returncode == 0, result.stderr
-    for rule in ("ct_phantom_dicom", "ingest_ct", "brain_phantom", "petct_phantom", "qc_ct", "qc_brain", "qc_petct"):
+    for rule in ("ct_phantom_dicom", "ingest_ct", "brain_phantom", "petct_phantom", "qc_ct", "qc_brain", "qc_petct",
+                 "data_table"):
         assert rule in result.stdout
 
 
@@ -59,4 +60,7 @@ def test_tiny_data_stage_runs(tmp_path):
     assert np.isclose(ingested.get_fdata().min(), -1000, atol=30)
     for png in ("ct/CT-0011.png", "brats/BraTS-GLI-00012-000.png", "hecktor/SIM-013.png"):
         assert (tmp_path / "results/qc" / png).stat().st_size > 10_000
+    table = (tmp_path / "results/tables/data.csv").read_text().splitlines()
+    assert len(table) == 1 + 1 + 5 + 3  # header, 1 CT, BraTS 4 contrasts + seg, HECKTOR CT + PET + label
+    assert "BraTS-GLI-00012-000-seg.nii.gz" in (tmp_path / "results/tables/data.md").read_text()
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)

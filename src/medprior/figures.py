@@ -97,7 +97,7 @@ def orthogonal_montage(rows: Sequence[tuple[str, Volume]], path: str | os.PathLi
                         aspect=aspect, interpolation="nearest")
             if label is not None:
                 labels = sample_at_world(label, points, order=0)
-                for value in np.unique(labels[labels > 0]):
+                for value in np.unique(labels[labels > 0])[::-1]:  # inner labels drawn last
                     axis.contour(labels == value, levels=[0.5], colors=[LABEL_COLOURS(int(value))], linewidths=0.8)
             axis.set_xticks([])
             axis.set_yticks([])

@@ -34,6 +34,8 @@ rule ct_phantom_dicom:
         anatomy=CT["anatomy"],
     log:
         f"logs/data/ct_phantom_dicom/{{ct_case}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/ct_phantom_dicom/{{ct_case}}.tsv"
     threads: 1
     resources:
         runtime=10,
@@ -50,6 +52,8 @@ rule ingest_ct:
         f"{DATA}/ct/nifti/{{ct_case}}.nii.gz",
     log:
         f"logs/data/ingest_ct/{{ct_case}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/ingest_ct/{{ct_case}}.tsv"
     threads: 1
     resources:
         runtime=10,
@@ -66,6 +70,8 @@ rule brain_phantom:
         size=size_arg(BRAIN),
     log:
         f"logs/data/brain_phantom/{{brain_case}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/brain_phantom/{{brain_case}}.tsv"
     threads: 1
     resources:
         runtime=10,
@@ -85,6 +91,8 @@ rule petct_phantom:
         center=PETCT["center"],
     log:
         f"logs/data/petct_phantom/{{petct_case}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/petct_phantom/{{petct_case}}.tsv"
     threads: 1
     resources:
         runtime=10,
@@ -149,9 +157,44 @@ rule qc_petct:
         " --title {wildcards.petct_case} > {log} 2>&1"
 
 
+def data_table_images():
+    """(dataset, case, image, is_label, benchmark TSV of the job that made it) for every image."""
+    bench = f"{RESULTS}/benchmarks/data"
+    images = [("ct", c, f"{DATA}/ct/nifti/{c}.nii.gz", False, f"{bench}/ingest_ct/{c}.tsv") for c in CT_SEEDS]
+    for case in BRAIN_SEEDS:
+        for name in [*BRATS_CONTRASTS, "seg"]:
+            path = f"{DATA}/brats/{case}/{case}-{name}.nii.gz"
+            images.append(("brats", case, path, name == "seg", f"{bench}/brain_phantom/{case}.tsv"))
+    for case in PETCT_SEEDS:
+        for path, is_label in ((f"{DATA}/hecktor/imagesTr/{case}__CT.nii.gz", False),
+                               (f"{DATA}/hecktor/imagesTr/{case}__PT.nii.gz", False),
+                               (f"{DATA}/hecktor/labelsTr/{case}.nii.gz", True)):
+            images.append(("hecktor", case, path, is_label, f"{bench}/petct_phantom/{case}.tsv"))
+    return images
+
+
+rule data_table:
+    input:
+        [path for row in data_table_images() for path in (row[2], row[4])],
+    output:
+        csv=f"{RESULTS}/tables/data.csv",
+        markdown=report(f"{RESULTS}/tables/data.md", category="Tables", caption="../report/data_table.rst"),
+    params:
+        images=data_table_images(),
+    log:
+        "logs/data/data_table.log",
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=4000,
+    script:
+        "../scripts/data_table.py"
+
+
 rule data_all:
     input:
         expand(f"{DATA}/ct/nifti/{{case}}.nii.gz", case=CT_SEEDS),
         expand(f"{RESULTS}/qc/ct/{{case}}.png", case=CT_SEEDS),
         expand(f"{RESULTS}/qc/brats/{{case}}.png", case=BRAIN_SEEDS),
         expand(f"{RESULTS}/qc/hecktor/{{case}}.png", case=PETCT_SEEDS),
+        f"{RESULTS}/tables/data.md",

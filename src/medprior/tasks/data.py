@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from medprior.challenges import brats_case_id, hecktor_case_id, write_brats_case, write_hecktor_case
@@ -118,3 +119,23 @@ def qc_montage(images: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     rows = [(name, load(path)) for name, path in zip(names, images)]
     return orthogonal_montage(rows, out, label=load(label) if label else None, title=title)
 
+
+
+def image_summary(path: str | os.PathLike, *, label: bool = False) -> dict[str, object]:
+    """One table row describing an image: grid, spacing (mm), modality, value range, and for a
+    label map (``label=True``) the volume of each label in mL."""
+    volume = load(path)
+    row: dict[str, object] = {
+        "image": Path(path).name,
+        "grid": "x".join(str(n) for n in volume.shape),
+        "spacing_mm": "x".join(f"{s:.3g}" for s in volume.spacing),
+        "orientation": volume.orientation,
+        "modality": volume.modality,
+        "min": float(volume.data.min()),
+        "max": float(volume.data.max()),
+    }
+    if label:
+        voxel_ml = float(np.prod(volume.spacing)) / 1000.0
+        labels = np.unique(volume.data[volume.data > 0]).astype(int)
+        row["label_ml"] = " ".join(f"{v}:{np.count_nonzero(volume.data == v) * voxel_ml:.1f}" for v in labels)
+    return row
