@@ -17,9 +17,11 @@ RESULTS = config["workdir_results"]
 
 
 include: "workflows/rules/data.smk"
+include: "workflows/rules/recon.smk"
 
 
 rule all:
     input:
         rules.data_all.input,
+        rules.recon_all.input,
     default_target: True

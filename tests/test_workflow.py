@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 import subprocess
 import sys
@@ -15,10 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 TINY = {
     "data": {
-        "ct": {"cases": 1, "seed": 11, "size": [40, 40, 12]},
+        "ct": {"cases": 1, "seed": 11, "size": [64, 64, 12]},
         "brain": {"cases": 1, "seed": 12, "size": [48, 48, 31]},
         "petct": {"cases": 1, "seed": 13, "size": [32, 32, 24]},
-    }
+    },
+    "recon": {
+        "ct": {"cases": 1, "slices": 4, "settings": [{"name": "sv8", "views": 8}]},
+        "mri": {"cases": 1, "slices": 4, "coils": 4,
+                "settings": [{"name": "x4", "acceleration": 4, "center_fraction": 0.25}]},
+        "solver": {"tv_iterations": 10, "cg_iterations": 10},
+    },
 }
 
 
@@ -55,7 +62,7 @@ def test_tiny_data_stage_runs(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     ingested = nib.load(tmp_path / "data/ct/nifti/CT-0011.nii.gz")
     assert "".join(nib.aff2axcodes(ingested.affine)) == "RAS"
-    assert ingested.shape == (40, 40, 12)
+    assert ingested.shape == (64, 64, 12)
     assert len(list((tmp_path / "data/ct/dicom/CT-0011").glob("*.dcm"))) == 12
     assert np.isclose(ingested.get_fdata().min(), -1000, atol=30)
     for png in ("ct/CT-0011.png", "brats/BraTS-GLI-00012-000.png", "hecktor/SIM-013.png"):
@@ -63,4 +70,10 @@ def test_tiny_data_stage_runs(tmp_path):
     table = (tmp_path / "results/tables/data.csv").read_text().splitlines()
     assert len(table) == 1 + 1 + 5 + 3  # header, 1 CT, BraTS 4 contrasts + seg, HECKTOR CT + PET + label
     assert "BraTS-GLI-00012-000-seg.nii.gz" in (tmp_path / "results/tables/data.md").read_text()
+    recon_rows = {(r["modality"], r["setting"], r["method"]): r
+                  for r in csv.DictReader(open(tmp_path / "results/tables/recon.csv"))}
+    assert set(recon_rows) == {("ct", "sv8", "fbp"), ("ct", "sv8", "tv"), ("mri", "x4", "zerofill"),
+                               ("mri", "x4", "cgsense"), ("mri", "x4", "tv")}
+    assert float(recon_rows[("ct", "sv8", "tv")]["psnr"]) > float(recon_rows[("ct", "sv8", "fbp")]["psnr"]) + 2
+    assert (tmp_path / "results/recon/ct/CT-0011/sv8/comparison.png").stat().st_size > 10_000
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)

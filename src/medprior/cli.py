@@ -16,7 +16,7 @@ import medprior
 from medprior.config import defaults
 from medprior.errors import MedpriorError
 from medprior.io import Volume, load
-from medprior.tasks import data
+from medprior.tasks import data, recon
 
 EXIT_INPUT_ERROR = 2
 
@@ -66,6 +66,87 @@ def _qc(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _simulate(args: argparse.Namespace) -> None:
+    volume = load(args.volume, need_3d=True)
+    if args.modality == "ct":
+        measurement = recon.simulate_ct(volume, views=args.views, arc_deg=args.arc, start_deg=args.start,
+                                        photons=args.photons, slices=args.slices, seed=args.seed, setting=args.setting)
+    else:
+        measurement = recon.simulate_mri(volume, acceleration=args.acceleration, mask=args.mask,
+                                         center_fraction=args.center_fraction, coils=args.coils, snr_db=args.snr_db,
+                                         slices=args.slices, seed=args.seed, setting=args.setting)
+    recon.save_measurement(measurement, args.out, source=args.volume)
+    print(f"wrote {args.out}")
+
+
+def _recon(args: argparse.Namespace) -> None:
+    solver = {key: getattr(args, key) for key in defaults()["recon"]["solver"]}
+    recon.reconstruct_file(args.measurement, args.method, args.out, **solver)
+    print(f"wrote {args.out}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    scores = recon.evaluate_files(args.reference, args.estimate, args.out, window=args.window)
+    print(" ".join(f"{key}={value:.4g}" for key, value in scores.items() if isinstance(value, float)))
+
+
+def _figure(args: argparse.Namespace) -> None:
+    recon.comparison_figure(args.reference, args.estimates, args.out, names=args.names, window=args.window,
+                            title=args.title)
+    print(f"wrote {args.out}")
+
+
+def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> None:
+    """``simulate``, ``recon`` and ``evaluate``; defaults from the config schema."""
+    ct_setting, mri_setting = config["ct"]["settings"][0], config["mri"]["settings"][0]
+    simulate = commands.add_parser("simulate", help="volume -> measurement file (sinogram or k-space, HDF5)")
+    simulate.add_argument("modality", choices=("ct", "mri"))
+    simulate.add_argument("volume", help="CT in HU, or an MR magnitude image (NIfTI or DICOM)")
+    simulate.add_argument("--out", required=True, help="measurement file (.h5)")
+    simulate.add_argument("--setting", default="", help="name recorded in the file")
+    simulate.add_argument("--slices", type=int, default=config["ct"]["slices"],
+                          help="central slab thickness in slices, 0 = all (default %(default)s)")
+    simulate.add_argument("--seed", type=int, default=0, help="noise / mask seed")
+    simulate.add_argument("--views", type=int, default=ct_setting["views"], help="ct: projection angles")
+    simulate.add_argument("--arc", type=float, default=ct_setting["arc_deg"], help="ct: angular range, degrees")
+    simulate.add_argument("--start", type=float, default=ct_setting["start_deg"], help="ct: first angle, degrees")
+    simulate.add_argument("--photons", type=float, default=ct_setting["photons"],
+                          help="ct: incident photons per ray (0 = noiseless)")
+    simulate.add_argument("--acceleration", type=float, default=mri_setting["acceleration"], help="mri")
+    simulate.add_argument("--mask", choices=tuple(recon.MASKS), default=mri_setting["mask"], help="mri: line pattern")
+    simulate.add_argument("--center-fraction", type=float, default=mri_setting["center_fraction"],
+                          help="mri: fully sampled centre")
+    simulate.add_argument("--coils", type=int, default=config["mri"]["coils"], help="mri: receive coils")
+    simulate.add_argument("--snr-db", type=float, default=config["mri"]["snr_db"], help="mri: k-space SNR in dB")
+    simulate.set_defaults(run=_simulate)
+
+    reconstruct = commands.add_parser("recon", help="measurement file -> NIfTI on the original grid")
+    reconstruct.add_argument("measurement", help="file written by `medprior simulate`")
+    reconstruct.add_argument("--method", required=True, choices=sorted({*recon.CT_METHODS, *recon.MRI_METHODS}))
+    reconstruct.add_argument("--out", required=True, help="output .nii.gz (CT in HU, MRI magnitude)")
+    for key, default in config["solver"].items():
+        reconstruct.add_argument(f"--{key.replace('_', '-')}", type=type(default), default=default,
+                                 help=f"default {default}")
+    reconstruct.set_defaults(run=_recon)
+
+    evaluate = commands.add_parser("evaluate", help="PSNR, SSIM (3D and per axis), NMSE, MAE -> JSON")
+    evaluate.add_argument("--reference", required=True, help="ground truth (resampled onto the estimate's grid)")
+    evaluate.add_argument("--estimate", required=True, help="reconstruction")
+    evaluate.add_argument("--out", required=True, help="metrics JSON")
+    evaluate.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                          help="intensity window (e.g. HU); default: [0, max of the reference]")
+    evaluate.set_defaults(run=_evaluate)
+
+    figure = commands.add_parser("figure", help="PNG comparing reconstructions with the truth (slices, errors)")
+    figure.add_argument("reference", help="ground truth")
+    figure.add_argument("estimates", nargs="+", help="reconstructions")
+    figure.add_argument("--out", required=True, help="PNG to write")
+    figure.add_argument("--names", nargs="+", help="row names (default: file names)")
+    figure.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"), help="display window")
+    figure.add_argument("--title", default="", help="figure title")
+    figure.set_defaults(run=_figure)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``medprior`` (defaults come from the config schema)."""
     config = defaults()["data"]
@@ -109,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--names", nargs="+", help="row names (default: file names)")
     qc.add_argument("--title", default="", help="figure title")
     qc.set_defaults(run=_qc)
+    _add_recon_commands(commands, defaults()["recon"])
     return parser
 
 

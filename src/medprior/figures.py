@@ -27,6 +27,14 @@ _LEFT_EDGE = {"axial": "R", "coronal": "R", "sagittal": "A"}  # patient side on 
 LABEL_COLOURS = ListedColormap(["#00000000", "#e41a1c", "#4daf4a", "#377eb8", "#ff7f00", "#984ea3"])
 
 
+def _save(figure: plt.Figure, path: str | os.PathLike) -> Path:
+    """Write ``figure`` as a PNG atomically and release it."""
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=90, format="png", bbox_inches="tight")
+    plt.close(figure)
+    return Path(path)
+
+
 def display_window(volume: Volume) -> tuple[float, float, str]:
     """``(vmin, vmax, colormap)`` for a modality: CT in HU [-1000, 600], PET/MR to the 99.5th percentile."""
     if volume.modality == "CT":
@@ -108,7 +116,44 @@ def orthogonal_montage(rows: Sequence[tuple[str, Volume]], path: str | os.PathLi
                 axis.set_title(view)
     figure.suptitle(title)
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)
+
+
+def reconstruction_figure(truth: Volume, reconstructions: Sequence[tuple[str, Volume]], path: str | os.PathLike,
+                          *, window: tuple[float, float] | None = None, title: str = "") -> Path:
+    """Save a PNG comparing reconstructions with the truth: orthogonal slices and error maps.
+
+    Rows: the truth, then each reconstruction (label: its name). Columns: axial, coronal and
+    sagittal slices through the grid centre in the display window, then the axial absolute error
+    ``|reconstruction - truth|`` over a quarter of the window's width.
+
+    Args:
+        truth: reference volume; its grid defines the planes.
+        reconstructions: ``(name, volume)`` pairs on any grid (sampled in world coordinates).
+        path: PNG to write (atomically).
+        window: ``(low, high)`` display range (e.g. a HU window); default from the modality.
+        title: figure title.
+    """
+    low, high, _ = display_window(truth) if window is None else (*window, "gray")
+    center = truth.affine[:3, :3] @ ((np.array(truth.shape) - 1) / 2) + truth.affine[:3, 3]
+    planes = slice_planes(truth, center)
+    rows = [("truth", truth), *reconstructions]
+    figure, axes = plt.subplots(len(rows), 4, figsize=(12, 3 * len(rows)), squeeze=False)
+    reference_axial = sample_at_world(truth, planes["axial"][0], fill=low)
+    for row, (name, volume) in enumerate(rows):
+        for column, view in enumerate(VIEWS):
+            points, aspect = planes[view]
+            axes[row, column].imshow(sample_at_world(volume, points, fill=low), cmap="gray", vmin=low, vmax=high,
+                                     aspect=aspect, interpolation="nearest")
+        error = np.abs(sample_at_world(volume, planes["axial"][0], fill=low) - reference_axial)
+        shown = axes[row, 3].imshow(error, cmap="magma", vmin=0, vmax=(high - low) / 4, aspect=planes["axial"][1],
+                                    interpolation="nearest")
+        axes[row, 0].set_ylabel(name)
+        for axis in axes[row]:
+            axis.set_xticks([])
+            axis.set_yticks([])
+    for column, heading in enumerate([*VIEWS, "|error| axial"]):
+        axes[0, column].set_title(heading)
+    figure.colorbar(shown, ax=axes[:, 3].tolist(), shrink=0.6)
+    figure.suptitle(title)
+    return _save(figure, path)

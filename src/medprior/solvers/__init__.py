@@ -4,5 +4,9 @@
 from __future__ import annotations
 
 from medprior.solvers.cg import cgls, conjugate_gradient
+from medprior.solvers.fbp import fbp
+from medprior.solvers.sense import cg_sense, zero_filled
+from medprior.solvers.tv import admm_tv, soft_threshold, tv_objective
 
-__all__ = ["cgls", "conjugate_gradient"]
+__all__ = ["admm_tv", "cg_sense", "cgls", "conjugate_gradient", "fbp", "soft_threshold", "tv_objective",
+           "zero_filled"]

@@ -1,0 +1,257 @@
+"""Image-quality metrics: PSNR, NMSE, MAE, 3D SSIM and per-axis 2D SSIM, plus CT intensity windows.
+
+Every metric takes a ``reference`` and an ``estimate`` of the same shape (numpy arrays or torch
+tensors, converted to float64 numpy) and returns a Python float. Volumes are ``(I, J, K)`` with
+``K`` the axial slice axis (the layout of :class:`medprior.io.Volume`). ``mask`` (boolean, same
+shape) restricts a metric to the voxels inside it: voxels outside never change the value.
+
+SSIM follows Wang et al. 2004 ("Image quality assessment: from error visibility to structural
+similarity"): Gaussian window, sigma 1.5, truncated to 11 taps, population covariances, K1 = 0.01,
+K2 = 0.03, computed by :func:`skimage.metrics.structural_similarity`. Without a mask the mean SSIM
+ignores the 5-voxel border strip where the window leaves the image (as skimage does); along an
+axis shorter than the 11-tap window the map is computed with the same reflective boundary skimage
+uses and every position along that axis is averaged (skimage itself refuses such inputs). With a
+mask, the SSIM map is averaged over every voxel inside the mask (border strip included), so an
+all-true mask differs slightly from no mask; the map there still sees voxels up to 5 voxels
+outside the mask through its window.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.linspace(0, 1, 16 ** 3).reshape(16, 16, 16)
+    >>> round(psnr(x, x + 0.01, data_range=1.0), 6)
+    40.0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from medprior.errors import InputError
+
+_SSIM_SIGMA = 1.5
+_SSIM_RADIUS = int(3.5 * _SSIM_SIGMA + 0.5)  # skimage: truncate 3.5 -> 11-tap window, radius 5
+
+#: Common CT display windows in HU as ``(low, high)`` = level -/+ width / 2.
+HU_WINDOWS: dict[str, tuple[float, float]] = {
+    "soft": (-160.0, 240.0),         # abdomen soft tissue, W400 L40
+    "mediastinum": (-125.0, 225.0),  # W350 L50
+    "liver": (-45.0, 105.0),         # W150 L30
+    "lung": (-1350.0, 150.0),        # W1500 L-600
+    "bone": (-500.0, 1300.0),        # W1800 L400
+    "brain": (0.0, 80.0),            # W80 L40
+    "subdural": (-25.0, 175.0),      # W200 L75
+    "stroke": (8.0, 48.0),           # W40 L28
+}
+
+#: Plane name -> axis of an ``(I, J, K)`` volume the slices are taken along (K axial, J coronal, I sagittal).
+PLANE_AXES: dict[str, int] = {"axial": 2, "coronal": 1, "sagittal": 0}
+
+
+def hu_window(name: str) -> tuple[float, float]:
+    """The ``(low, high)`` HU limits of a named CT window (see :data:`HU_WINDOWS`)."""
+    try:
+        return HU_WINDOWS[name]
+    except KeyError:
+        raise InputError(None, f"unknown CT window {name!r}; choose from {sorted(HU_WINDOWS)}") from None
+
+
+def window(volume: Any, low: float, high: float) -> Any:
+    """Clip ``volume`` to ``[low, high]`` (numpy array or torch tensor; the type is kept)."""
+    if not high > low:
+        raise InputError(None, f"window needs low < high, got ({low}, {high})")
+    if hasattr(volume, "clamp"):
+        return volume.clamp(low, high)
+    return np.clip(np.asarray(volume), low, high)
+
+
+_clip = window  # image_metrics' argument ``window`` shadows the function there
+
+
+def _array(value: Any, name: str) -> np.ndarray:
+    """numpy float64 (or complex128) copy-free view of an array or a (detached, CPU) tensor."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if np.iscomplexobj(array):
+        return array.astype(np.complex128, copy=False)
+    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
+        raise InputError(None, f"{name} must be numeric, got dtype {array.dtype}")
+    return array.astype(np.float64, copy=False)
+
+
+def _pair(reference: Any, estimate: Any, mask: Any | None, *, real: bool = False
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validated ``(reference, estimate, mask)`` arrays of one shape."""
+    ref, est = _array(reference, "reference"), _array(estimate, "estimate")
+    if ref.shape != est.shape:
+        raise InputError(None, f"reference shape {ref.shape} and estimate shape {est.shape} differ")
+    if real and (np.iscomplexobj(ref) or np.iscomplexobj(est)):
+        raise InputError(None, "SSIM needs real images; pass magnitudes of complex images")
+    if mask is None:
+        return ref, est, None
+    if hasattr(mask, "detach"):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask)
+    if mask.shape != ref.shape:
+        raise InputError(None, f"mask shape {mask.shape} differs from the image shape {ref.shape}")
+    if mask.dtype != bool:
+        if not np.issubdtype(mask.dtype, np.integer):
+            raise InputError(None, f"mask must be boolean (or integer labels), got dtype {mask.dtype}")
+        mask = mask != 0
+    if not mask.any():
+        raise InputError(None, "mask is empty")
+    return ref, est, mask
+
+
+def _check_range(data_range: float) -> float:
+    if not np.isfinite(data_range) or data_range <= 0:
+        raise InputError(None, f"data_range must be a positive number, got {data_range}")
+    return float(data_range)
+
+
+def _squared_error(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    error = np.abs(est - ref) ** 2
+    return error if mask is None else error[mask]
+
+
+def psnr(reference: Any, estimate: Any, data_range: float, mask: Any | None = None) -> float:
+    """Peak signal-to-noise ratio ``10 log10(data_range^2 / MSE)`` in dB (``inf`` when equal).
+
+    Args:
+        reference: ground truth, any shape; real or complex (``|error|^2`` is used).
+        estimate: same shape as ``reference``.
+        data_range: peak-to-peak range of the reference's intensity scale (e.g. window width, HU).
+        mask: optional boolean array; the MSE is taken over voxels inside it.
+    """
+    ref, est, mask = _pair(reference, estimate, mask)
+    mse = float(np.mean(_squared_error(ref, est, mask)))
+    if mse == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(_check_range(data_range) ** 2 / mse))
+
+
+def nmse(reference: Any, estimate: Any, mask: Any | None = None) -> float:
+    """Normalised mean squared error ``||estimate - reference||^2 / ||reference||^2`` (unitless).
+
+    Returns ``inf`` when the reference is zero (inside the mask) and the estimate is not.
+    """
+    ref, est, mask = _pair(reference, estimate, mask)
+    error = float(np.sum(_squared_error(ref, est, mask)))
+    energy = float(np.sum(np.abs(ref if mask is None else ref[mask]) ** 2))
+    if energy == 0.0:
+        return 0.0 if error == 0.0 else float("inf")
+    return error / energy
+
+
+def mae(reference: Any, estimate: Any, mask: Any | None = None) -> float:
+    """Mean absolute error ``mean |estimate - reference|``, in the images' units (e.g. HU)."""
+    ref, est, mask = _pair(reference, estimate, mask)
+    error = np.abs(est - ref)
+    return float(np.mean(error if mask is None else error[mask]))
+
+
+def _ssim_map(ref: np.ndarray, est: np.ndarray, data_range: float) -> np.ndarray:
+    """The SSIM map of two real 2D or 3D arrays (Wang et al. settings), same shape as the input.
+
+    Axes shorter than the 11-tap window are padded symmetrically (the extension scipy's
+    ``mode="reflect"`` filtering uses) before calling skimage and cropped after, which gives the
+    map skimage's own formula would give without its size check.
+    """
+    shape = ref.shape
+    pad = [(_SSIM_RADIUS, _SSIM_RADIUS) if n < 2 * _SSIM_RADIUS + 1 else (0, 0) for n in shape]
+    if any(before for before, _ in pad):
+        ref, est = np.pad(ref, pad, mode="symmetric"), np.pad(est, pad, mode="symmetric")
+    _, ssim = structural_similarity(ref, est, data_range=data_range, channel_axis=None, gaussian_weights=True,
+                                    sigma=_SSIM_SIGMA, use_sample_covariance=False, full=True)
+    return ssim[tuple(slice(before, before + n) for (before, _), n in zip(pad, shape, strict=True))]
+
+
+def _interior(shape: tuple[int, ...]) -> np.ndarray:
+    """Boolean of the positions skimage averages: the border strip of the window radius removed
+    along axes at least as long as the window; every position along shorter axes."""
+    inside = np.zeros(shape, dtype=bool)
+    inside[tuple(slice(_SSIM_RADIUS, n - _SSIM_RADIUS) if n >= 2 * _SSIM_RADIUS + 1 else slice(None)
+                 for n in shape)] = True
+    return inside
+
+
+def _mean_ssim(ref: np.ndarray, est: np.ndarray, data_range: float, mask: np.ndarray | None) -> float:
+    """Mean of the SSIM map over the interior (no mask) or inside ``mask``; ``nan`` if that is empty."""
+    keep = _interior(ref.shape) if mask is None else mask
+    if not keep.any():
+        return float("nan")
+    return float(_ssim_map(ref, est, data_range)[keep].mean(dtype=np.float64))
+
+
+def ssim3d(reference: Any, estimate: Any, data_range: float, mask: Any | None = None) -> float:
+    """3D SSIM of two volumes (Gaussian window sigma 1.5, Wang et al.) computed by skimage.
+
+    Args:
+        reference: real volume ``(I, J, K)`` (any 3D, or 2D, array).
+        estimate: same shape.
+        data_range: intensity range the stabilising constants use (e.g. window width in HU).
+        mask: optional boolean; the mean of the SSIM map is taken over all voxels inside it.
+
+    Without a mask and with every axis at least 11 long this equals
+    ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=data_range)``.
+    """
+    ref, est, mask = _pair(reference, estimate, mask, real=True)
+    return _mean_ssim(ref, est, _check_range(data_range), mask)
+
+
+def ssim_per_axis(reference: Any, estimate: Any, data_range: float, mask: Any | None = None) -> dict[str, float]:
+    """Mean 2D SSIM over the slices along each axis of an ``(I, J, K)`` volume (as DiffusionMBIR reports).
+
+    ``axial`` averages the ``K`` slices ``[:, :, k]``, ``coronal`` the ``J`` slices ``[:, j, :]``,
+    ``sagittal`` the ``I`` slices ``[i, :, :]``. Each slice's SSIM is the 2D mean SSIM (settings
+    of :func:`ssim3d`); with a mask, each slice's map is averaged inside the mask and slices with
+    no masked voxel are skipped. Slices count equally.
+    """
+    ref, est, mask = _pair(reference, estimate, mask, real=True)
+    if ref.ndim != 3:
+        raise InputError(None, f"ssim_per_axis needs 3D volumes, got shape {ref.shape}")
+    data_range = _check_range(data_range)
+    scores = {}
+    for plane, axis in PLANE_AXES.items():
+        values = []
+        for index in range(ref.shape[axis]):
+            take = (slice(None),) * axis + (index,)
+            value = _mean_ssim(ref[take], est[take], data_range, None if mask is None else mask[take])
+            if not np.isnan(value):
+                values.append(value)
+        scores[plane] = float(np.mean(values)) if values else float("nan")
+    return scores
+
+
+def image_metrics(reference: Any, estimate: Any, data_range: float | None = None,
+                  window: tuple[float, float] | None = None, mask: Any | None = None) -> dict[str, float]:
+    """PSNR, 3D SSIM, per-axis SSIM, NMSE and MAE of an estimate against a reference volume.
+
+    Args:
+        reference: real volume ``(I, J, K)``, ``K`` axial.
+        estimate: same shape.
+        data_range: range for PSNR / SSIM; default the window width, else the reference's peak-to-peak.
+        window: ``(low, high)`` to clip both volumes to first (e.g. :func:`hu_window` for CT, HU).
+        mask: optional boolean restricting every metric.
+
+    Returns:
+        ``{"psnr", "ssim", "ssim_axial", "ssim_coronal", "ssim_sagittal", "nmse", "mae"}``; NMSE
+        and MAE are computed on the windowed volumes too.
+    """
+    ref, est, _ = _pair(reference, estimate, None, real=True)
+    if window is not None:
+        low, high = window
+        ref, est = _clip(ref, low, high), _clip(est, low, high)
+        if data_range is None:
+            data_range = high - low
+    if data_range is None:
+        data_range = float(np.ptp(ref))
+    per_axis = ssim_per_axis(ref, est, data_range, mask)
+    return {"psnr": psnr(ref, est, data_range, mask), "ssim": ssim3d(ref, est, data_range, mask),
+            **{f"ssim_{plane}": value for plane, value in per_axis.items()},
+            "nmse": nmse(ref, est, mask), "mae": mae(ref, est, mask)}
+

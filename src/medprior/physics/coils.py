@@ -1,0 +1,164 @@
+"""Receive-coil sensitivities (simulated birdcage, ESPIRiT estimation) and k-space noise.
+
+Sensitivities ``S`` are complex ``(C, H, W)`` (or ``(C, D, H, W)``) torch tensors, dimensionless;
+normalised maps satisfy ``sum_c |S_c|^2 = 1`` wherever the object is, so that the adjoint of
+:class:`~medprior.physics.mri.CartesianMRI` is the SENSE-1 coil combination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from medprior.errors import InputError
+
+
+def birdcage_sensitivities(shape: Sequence[int], n_coils: int, relative_radius: float = 1.5,
+                           normalize: bool = True, coils_per_ring: int = 8,
+                           dtype: torch.dtype = torch.complex64) -> torch.Tensor:
+    """Simulated birdcage coil maps (the model of SigPy's ``birdcage_maps``).
+
+    Coil ``c`` sits on a circle of radius ``relative_radius`` (in units of the half field of view)
+    at angle ``theta_c = 2 pi c / n_ring``; its sensitivity at a point with in-plane offset
+    ``(dx, dy)`` from the coil (``x`` along ``W``, ``y`` along ``H``, both normalised to ``[-1, 1)``
+    over the field of view) is ``exp(i (atan2(dx, -dy) - theta_c)) / distance``, a Biot-Savart-like
+    magnitude fall-off and a phase that turns with the angle. In 3D, coils come in rings of
+    ``coils_per_ring`` stacked along ``D`` (ring ``k`` at ``z = k - (n_rings - 1) / 2`` in half-FOV
+    units) and the distance is 3D.
+
+    Args:
+        shape: ``(H, W)`` or ``(D, H, W)``.
+        n_coils: number of coils ``C >= 1``.
+        relative_radius: coil circle radius / half FOV (> sqrt(2) keeps coils outside the image).
+        normalize: divide by the root-sum-of-squares so that ``sum_c |S_c|^2 = 1`` everywhere.
+        coils_per_ring: coils per ring (3D only; 2D uses one ring of ``n_coils``).
+        dtype: complex64 or complex128.
+
+    Returns:
+        ``(C, *shape)`` complex tensor.
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise InputError(None, f"shape must be (H, W) or (D, H, W), got {shape}")
+    if n_coils < 1 or not relative_radius > 0:
+        raise InputError(None, f"need n_coils >= 1 and relative_radius > 0, got {n_coils}, {relative_radius}")
+    per_ring = n_coils if len(shape) == 2 else max(1, min(coils_per_ring, n_coils))
+    n_rings = -(-n_coils // per_ring)
+    c = np.arange(n_coils)[:, None, None, None]
+    ring = c // per_ring
+    theta = 2 * np.pi * (c % per_ring) / per_ring
+    d, h, w = (1, *shape) if len(shape) == 2 else shape
+    z = ((np.arange(d) - d / 2) / (d / 2))[None, :, None, None] if len(shape) == 3 else np.zeros((1, 1, 1, 1))
+    y = ((np.arange(h) - h / 2) / (h / 2))[None, None, :, None]
+    x = ((np.arange(w) - w / 2) / (w / 2))[None, None, None, :]
+    dx = x - relative_radius * np.cos(theta)
+    dy = y - relative_radius * np.sin(theta)
+    dz = z - (ring - (n_rings - 1) / 2) if len(shape) == 3 else 0.0
+    distance = np.sqrt(dx ** 2 + dy ** 2 + dz ** 2)
+    maps = np.exp(1j * (np.arctan2(dx, -dy) - theta - 2 * np.pi * ring / per_ring)) / np.maximum(distance, 1e-6)
+    if normalize:
+        maps = maps / np.sqrt((np.abs(maps) ** 2).sum(0, keepdims=True))
+    maps = maps.reshape(n_coils, *shape)
+    return torch.from_numpy(maps).to(dtype)
+
+
+def _centred_block(kspace: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = kspace.shape[-2:]
+    return kspace[..., h // 2 - size[0] // 2:h // 2 - size[0] // 2 + size[0],
+                  w // 2 - size[1] // 2:w // 2 - size[1] // 2 + size[1]]
+
+
+def estimate_sensitivities(kspace: np.ndarray | torch.Tensor, calibration_size: int | Sequence[int] = 24,
+                           kernel_size: int = 6, threshold: float = 0.02, crop: float = 0.95) -> torch.Tensor:
+    """ESPIRiT coil maps from the fully sampled k-space centre (Uecker et al., MRM 71:990, 2014).
+
+    1. Calibration matrix: every ``kernel_size^2`` patch of the ``calibration_size^2`` ACS block,
+       all coils, one row each (``(n_patches, C k^2)``).
+    2. SVD; the rows of ``V^H`` whose singular values exceed ``threshold * s_max`` span the signal
+       subspace; each is a k-space kernel ``(C, k, k)``.
+    3. Kernel images: each kernel zero-padded to ``(H, W)`` and inverse FFT'd (centred, orthonormal);
+       per pixel ``G(r) = (H W / k^2) sum_kernels a(r) a(r)^H`` (``C x C``, Hermitian).
+    4. The maps are the leading eigenvector of ``G(r)``, phase referenced to coil 0, and set to zero
+       where its eigenvalue is below ``crop`` (outside the object the eigenvalue drops from ~1).
+
+    The maps are unit-norm across coils (``sum_c |S_c|^2 = 1``) where kept, so they match
+    normalised :func:`birdcage_sensitivities` up to a common per-pixel phase.
+
+    Args:
+        kspace: ``(C, H, W)`` complex k-space, DC at ``(H // 2, W // 2)``, with a fully sampled
+            centre of at least ``calibration_size`` (zeros elsewhere are fine).
+        calibration_size: side(s) of the ACS block, int or ``(cy, cz)``.
+        kernel_size: ESPIRiT kernel width (pixels of k-space).
+        threshold: relative singular-value threshold for the signal subspace.
+        crop: eigenvalue threshold for the support (0 keeps every pixel).
+
+    Returns:
+        ``(C, H, W)`` complex tensor, complex64 (complex128 for complex128 input), on CPU.
+    """
+    double = isinstance(kspace, torch.Tensor) and kspace.dtype == torch.complex128
+    data = kspace.detach().cpu().numpy() if isinstance(kspace, torch.Tensor) else np.asarray(kspace)
+    if data.ndim != 3:
+        raise InputError(None, f"kspace must be (C, H, W), got shape {data.shape}")
+    n_coils, h, w = data.shape
+    size = (calibration_size, calibration_size) if np.isscalar(calibration_size) else tuple(calibration_size)
+    size = (int(size[0]), int(size[1]))
+    if not (kernel_size <= min(size) and size[0] <= h and size[1] <= w):
+        raise InputError(None, f"need kernel_size {kernel_size} <= calibration {size} <= image {(h, w)}")
+    calib = _centred_block(data.astype(np.complex128), size)
+    patches = np.lib.stride_tricks.sliding_window_view(calib, (kernel_size, kernel_size), axis=(1, 2))
+    matrix = patches.transpose(1, 2, 0, 3, 4).reshape(-1, n_coils * kernel_size ** 2)
+    _, singular, vh = np.linalg.svd(matrix, full_matrices=False)
+    if singular[0] == 0:
+        raise InputError(None, "the calibration region of the k-space is all zeros")
+    kernels = vh[singular > threshold * singular[0]].reshape(-1, n_coils, kernel_size, kernel_size)
+    gram = np.zeros((h, w, n_coils, n_coils), dtype=np.complex128)
+    padded = np.zeros((n_coils, h, w), dtype=np.complex128)
+    y0, z0 = h // 2 - kernel_size // 2, w // 2 - kernel_size // 2
+    for kernel in kernels:
+        padded[:, y0:y0 + kernel_size, z0:z0 + kernel_size] = kernel
+        image = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(padded, axes=(1, 2)), norm="ortho"), axes=(1, 2))
+        a = image.transpose(1, 2, 0)
+        gram += a[..., :, None] * a[..., None, :].conj()
+    gram *= h * w / kernel_size ** 2
+    values, vectors = np.linalg.eigh(gram)
+    maps = vectors[..., -1]
+    maps = maps * np.exp(-1j * np.angle(maps[..., :1]))
+    maps = maps * (values[..., -1:] >= crop)
+    out = torch.from_numpy(np.ascontiguousarray(maps.transpose(2, 0, 1)))
+    return out.to(torch.complex128 if double else torch.complex64)
+
+
+def complex_gaussian_noise(kspace: torch.Tensor, snr_db: float, generator: torch.Generator | None = None,
+                           mask: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+    """Add circular complex Gaussian noise to the sampled k-space positions at a given SNR.
+
+    Definition: ``SNR_dB = 10 log10(P_signal / sigma^2)`` with ``P_signal`` the mean of ``|y|^2``
+    over the sampled positions (all coils, all batch items) and ``sigma^2 = E|n|^2`` the complex noise
+    variance (``sigma^2 / 2`` in each of the real and imaginary parts). Unsampled positions stay zero.
+
+    Args:
+        kspace: ``(..., H, W)`` complex k-space (e.g. ``CartesianMRI.forward`` output).
+        snr_db: SNR in dB as defined above.
+        generator: torch generator on the k-space's device, for reproducible noise.
+        mask: binary mask broadcastable to ``kspace`` (``True`` = sampled); default: the nonzero
+            positions of ``kspace`` (what the operators produce).
+
+    Returns:
+        Noisy k-space, same shape, dtype and device.
+    """
+    if not kspace.is_complex():
+        raise InputError(None, f"kspace must be complex, got {kspace.dtype}")
+    if mask is None:
+        sampled = kspace != 0
+    else:
+        mask_t = torch.from_numpy(np.asarray(mask)) if isinstance(mask, np.ndarray) else mask
+        sampled = torch.broadcast_to(mask_t.to(device=kspace.device, dtype=torch.bool), kspace.shape)
+    count = int(sampled.sum())
+    if count == 0:
+        raise InputError(None, "no sampled k-space positions to add noise to")
+    power = float((kspace.abs() ** 2 * sampled).sum()) / count
+    sigma = (power / 10 ** (snr_db / 10)) ** 0.5
+    noise = torch.randn(kspace.shape, generator=generator, dtype=kspace.dtype, device=kspace.device)
+    return kspace + sigma * noise * sampled

@@ -1,0 +1,250 @@
+"""The reconstruction stage: simulate measurements from volumes, reconstruct them, evaluate.
+
+Volumes ``(I, J, K)`` meet the operators as slice batches ``(K, I, J)``: ``K`` (axial) is the
+batch axis. CT works in linear attenuation (1/mm, from HU with the voxel size as path length unit)
+and writes HU; MRI simulates complex images (magnitude times a smooth phase) with birdcage coils and
+writes magnitudes. Reconstructions land on the measurement's image grid, so they carry the
+original world geometry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from medprior.errors import InputError
+from medprior.figures import reconstruction_figure
+from medprior.io import Volume, load, save, sidecar_path, write_json, write_sidecar
+from medprior.io.measurement import Measurement, read_measurement, write_measurement
+from medprior.io.resample import resample_like
+from medprior.metrics import image_metrics
+from medprior.physics import (CartesianMRI, LinearOperator, ParallelBeamCT, attenuation_to_hu,
+                              birdcage_sensitivities, complex_gaussian_noise, estimate_sensitivities,
+                              gaussian_mask_1d, hu_to_attenuation, poisson_transmission_noise, random_mask_1d,
+                              sparse_view_angles, uniform_mask_1d)
+from medprior.physics import acceleration as mask_acceleration
+from medprior.solvers import admm_tv, cg_sense, fbp, zero_filled
+
+CT_METHODS = ("fbp", "tv")
+MRI_METHODS = ("zerofill", "cgsense", "tv")
+DTYPE = torch.float32
+
+
+def central_slab(volume: Volume, slices: int) -> Volume:
+    """The central ``slices`` axial slices of ``volume`` (all when 0 or more than there are)."""
+    depth = volume.shape[2]
+    if slices <= 0 or slices >= depth:
+        return volume
+    start = (depth - slices) // 2
+    affine = volume.affine.copy()
+    affine[:3, 3] += affine[:3, 2] * start
+    return Volume(volume.data[:, :, start:start + slices], affine, volume.modality, dict(volume.metadata))
+
+
+def to_slices(data: np.ndarray, dtype: torch.dtype = DTYPE) -> torch.Tensor:
+    """``(I, J, K)`` array -> ``(K, I, J)`` tensor."""
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(data, 2, 0))).to(dtype)
+
+
+def from_slices(x: torch.Tensor) -> np.ndarray:
+    """``(K, I, J)`` tensor -> ``(I, J, K)`` float32 array."""
+    return np.ascontiguousarray(np.moveaxis(x.detach().cpu().numpy(), 0, 2)).astype(np.float32)
+
+
+def _in_plane_pixel_mm(volume: Volume) -> float:
+    sx, sy, _ = volume.spacing
+    if abs(sx - sy) > 1e-3 * max(sx, sy):
+        raise InputError(volume.metadata.get("source"), f"needs square in-plane pixels, has {sx:.4g} x {sy:.4g} mm")
+    return sx
+
+
+def ct_angles(views: int, arc_deg: float = 180.0, start_deg: float = 0.0) -> np.ndarray:
+    """``views`` equispaced projection angles (degrees) over ``[start, start + arc)``."""
+    return start_deg + arc_deg * np.arange(views) / views
+
+
+def simulate_ct(volume: Volume, *, views: int, arc_deg: float = 180.0, start_deg: float = 0.0,
+                photons: float = 0.0, slices: int = 0, seed: int = 0, setting: str = "") -> Measurement:
+    """Parallel-beam sinograms (line integrals) of a CT volume in HU, slice by slice.
+
+    Args:
+        volume: CT in HU with square in-plane pixels.
+        views, arc_deg, start_deg: ``views`` angles over ``[start_deg, start_deg + arc_deg)``.
+        photons: incident photons per ray ``I0`` for Poisson transmission noise (0: noiseless).
+        slices: reconstruct only the central slab of this many slices (0: all).
+        seed: noise seed.
+        setting: name recorded in the file.
+    """
+    slab = central_slab(volume, slices)
+    pixel_mm = _in_plane_pixel_mm(slab)
+    angles = ct_angles(views, arc_deg, start_deg)
+    operator = ParallelBeamCT(slab.shape[:2], angles, pixel_size_mm=pixel_mm, dtype=DTYPE)
+    sinogram = operator.forward(to_slices(hu_to_attenuation(slab.data)))
+    if photons > 0:
+        sinogram = poisson_transmission_noise(sinogram, photons, torch.Generator().manual_seed(seed))
+    geometry = {"operator": "ParallelBeamCT", "image_shape": list(slab.shape[:2]), "pixel_size_mm": pixel_mm,
+                "n_detectors": operator.n_detectors, "detector_spacing": operator.detector_spacing}
+    metadata = {"setting": setting, "views": views, "arc_deg": arc_deg, "start_deg": start_deg,
+                "photons": photons, "seed": seed, "source": volume.metadata.get("source"),
+                "units": "line integrals of attenuation (dimensionless)"}
+    return Measurement("CT", sinogram.numpy(), geometry, slab.shape, slab.affine, {"angles_deg": angles}, metadata)
+
+
+def _smooth_phase(shape: tuple[int, int, int], rng: np.random.Generator, max_rad: float = np.pi / 2) -> np.ndarray:
+    """A random low-order (linear + quadratic) phase map in radians, like B0/receive phase."""
+    grids = np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij")
+    terms = [*grids, *(g ** 2 for g in grids)]
+    phase = sum(c * t for c, t in zip(rng.uniform(-1, 1, len(terms)), terms))
+    return max_rad * phase / max(np.abs(phase).max(), 1e-12)
+
+
+MASKS = {"uniform": uniform_mask_1d, "random": random_mask_1d, "gaussian": gaussian_mask_1d}
+
+
+def simulate_mri(volume: Volume, *, acceleration: float, mask: str = "uniform", center_fraction: float = 0.08,
+                 coils: int = 8, snr_db: float = 30.0, slices: int = 0, seed: int = 0,
+                 setting: str = "") -> Measurement:
+    """Multi-coil Cartesian k-space of an MR magnitude volume, 2D per axial slice.
+
+    The image is the magnitude times a smooth random phase; readout runs along ``i`` (fully
+    sampled), phase encoding along ``j`` with a 1D line mask (the same for every slice).
+    """
+    if mask not in MASKS:
+        raise InputError(None, f"unknown mask {mask!r}; choose from {sorted(MASKS)}")
+    rng = np.random.default_rng(seed)
+    slab = central_slab(volume, slices)
+    image = slab.data * np.exp(1j * _smooth_phase(slab.shape, rng))
+    lines = MASKS[mask](slab.shape[1], acceleration, center_fraction, **({} if mask == "uniform" else {"seed": seed}))
+    sensitivities = birdcage_sensitivities(slab.shape[:2], coils) if coils > 1 else None
+    operator = CartesianMRI(lines, sensitivities, image_shape=slab.shape[:2])
+    kspace = operator.forward(to_slices(image, torch.complex64))
+    kspace = complex_gaussian_noise(kspace, snr_db, torch.Generator().manual_seed(seed), mask=operator.mask)
+    geometry = {"operator": "CartesianMRI", "image_shape": list(slab.shape[:2]), "coils": coils,
+                "calibration_lines": int(round(center_fraction * slab.shape[1]))}
+    metadata = {"setting": setting, "acceleration_requested": acceleration,
+                "acceleration": float(mask_acceleration(lines)), "mask": mask, "center_fraction": center_fraction,
+                "snr_db": snr_db, "seed": seed, "source": volume.metadata.get("source"), "units": "a.u."}
+    return Measurement("MR", kspace.numpy(), geometry, slab.shape, slab.affine,
+                       {"mask": np.asarray(lines, bool)}, metadata)
+
+
+def save_measurement(measurement: Measurement, path: str | os.PathLike, *, source: str | os.PathLike) -> Path:
+    """Write the measurement file and its provenance sidecar."""
+    written = write_measurement(measurement, path)
+    write_sidecar(written, config=measurement.metadata, seeds={"noise": measurement.metadata["seed"]}, inputs=[source])
+    return written
+
+
+def build_operator(measurement: Measurement, sensitivities: torch.Tensor | None = None) -> LinearOperator:
+    """Rebuild the forward operator a measurement file describes (MRI: with the given coil maps)."""
+    geometry = measurement.geometry
+    if geometry["operator"] == "ParallelBeamCT":
+        return ParallelBeamCT(tuple(geometry["image_shape"]), measurement.arrays["angles_deg"],
+                              n_detectors=geometry["n_detectors"], detector_spacing=geometry["detector_spacing"],
+                              pixel_size_mm=geometry["pixel_size_mm"], dtype=DTYPE)
+    if geometry["operator"] == "CartesianMRI":
+        return CartesianMRI(measurement.arrays["mask"], sensitivities, image_shape=tuple(geometry["image_shape"]))
+    raise InputError(measurement.metadata.get("source"), f"unknown operator {geometry['operator']!r}")
+
+
+def _tv(operator: LinearOperator, y: torch.Tensor, start: torch.Tensor, *, lam: float, rho: float,
+        iterations: int, cg_iterations: int, nonnegative: bool) -> torch.Tensor:
+    """3D anisotropic ADMM-TV with weights relative to the start image's 99th magnitude percentile."""
+    scale = float(torch.quantile(start.abs().flatten()[:: max(1, start.numel() // 1_000_000)], 0.99)) or 1.0
+    x = admm_tv(operator, y / scale, lam=lam, rho=rho, iterations=iterations, cg_iterations=cg_iterations,
+                x0=start / scale, nonnegative=nonnegative)
+    return x * scale
+
+
+def reconstruct(measurement: Measurement, method: str, *, cg_iterations: int = 20, tv_iterations: int = 40,
+                tv_cg_iterations: int = 5, ct_tv_lambda: float = 5e-4, ct_tv_rho: float = 1e-2,
+                mri_tv_lambda: float = 1e-2, mri_tv_rho: float = 1e-1) -> Volume:
+    """Reconstruct a measurement with a classical method; returns a Volume on its image grid.
+
+    CT (``fbp``, ``tv``) returns HU; MRI (``zerofill``, ``cgsense``, ``tv``) returns magnitudes,
+    with coil maps estimated from the calibration lines. TV weights are relative to the image
+    scale (the FBP / zero-filled image's 99th percentile), so one value serves many volumes.
+    """
+    allowed = CT_METHODS if measurement.modality == "CT" else MRI_METHODS
+    if method not in allowed:
+        raise InputError(measurement.metadata.get("source"),
+                         f"method {method!r} does not apply to {measurement.modality}; choose from {allowed}")
+    y = torch.from_numpy(measurement.data)
+    if measurement.modality == "CT":
+        operator = build_operator(measurement)
+        x = fbp(operator, y)
+        if method == "tv":
+            x = _tv(operator, y, x.clamp_min(0), lam=ct_tv_lambda, rho=ct_tv_rho, iterations=tv_iterations,
+                    cg_iterations=tv_cg_iterations, nonnegative=True)
+        data = attenuation_to_hu(from_slices(x))
+    else:
+        sensitivities = None
+        if measurement.geometry["coils"] > 1:
+            lines = measurement.geometry["calibration_lines"]  # fully sampled readout x central ky lines
+            calibration = (min(y.shape[-2], 32), lines)
+            sensitivities = torch.stack([estimate_sensitivities(kspace, calibration_size=calibration,
+                                                                kernel_size=min(6, lines))
+                                         for kspace in tqdm(y, desc="ESPIRiT coil maps", unit="slice")])
+        operator = build_operator(measurement, sensitivities)
+        x = zero_filled(operator, y)
+        if method == "cgsense":
+            x = cg_sense(operator, y, iterations=cg_iterations)
+        elif method == "tv":
+            x = _tv(operator, y, x, lam=mri_tv_lambda, rho=mri_tv_rho, iterations=tv_iterations,
+                    cg_iterations=tv_cg_iterations, nonnegative=False)
+        data = from_slices(x.abs())
+    modality = "CT" if measurement.modality == "CT" else "MR"
+    return Volume(data, measurement.affine, modality, {"method": method, **measurement.metadata})
+
+
+def reconstruct_file(measurement_path: str | os.PathLike, method: str, out: str | os.PathLike,
+                     **solver: Any) -> Path:
+    """Read a measurement file, reconstruct it, write the NIfTI and its sidecar."""
+    measurement = read_measurement(measurement_path)
+    start = time.perf_counter()
+    volume = reconstruct(measurement, method, **solver)
+    seconds = time.perf_counter() - start
+    written = save(volume, out)
+    write_sidecar(written, config={"method": method, "seconds": seconds, **solver}, inputs=[measurement_path])
+    return written
+
+
+def evaluate(reference: Volume, estimate: Volume, *, window: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Image metrics of ``estimate`` against ``reference`` resampled onto its grid (world mm).
+
+    ``window`` clips both and sets the data range (e.g. a HU window); default ``[0, max(reference)]``.
+    """
+    truth = resample_like(reference, estimate).data
+    low, high = window if window is not None else (0.0, float(truth.max()))
+    return image_metrics(truth, estimate.data, data_range=high - low, window=(low, high))
+
+
+def evaluate_files(reference: str | os.PathLike, estimate: str | os.PathLike, out: str | os.PathLike, *,
+                   window: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Evaluate two image files and write the metrics JSON (with the estimate's sidecar config)."""
+    scores = evaluate(load(reference), load(estimate), window=window)
+    sidecar = sidecar_path(estimate)
+    provenance = json.loads(sidecar.read_text())["config"] if sidecar.is_file() else {}
+    write_json(out, {**scores, "window": window, "reference": str(reference), "estimate": str(estimate),
+                     "reconstruction": provenance})
+    return scores
+
+
+def comparison_figure(reference: str | os.PathLike, estimates: Sequence[str | os.PathLike], out: str | os.PathLike,
+                      *, names: Sequence[str] | None = None, window: tuple[float, float] | None = None,
+                      title: str = "") -> Path:
+    """PNG of the truth (on the first estimate's grid) and each estimate, with error maps."""
+    names = list(names) if names else [Path(p).name for p in estimates]
+    if len(names) != len(estimates):
+        raise InputError(None, f"{len(names)} names given for {len(estimates)} estimates")
+    volumes = [load(p) for p in estimates]
+    truth = resample_like(load(reference), volumes[0])
+    return reconstruction_figure(truth, list(zip(names, volumes)), out, window=window, title=title)
