@@ -22,10 +22,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,54 +29,10 @@ import torch
 from skimage.data import shepp_logan_phantom
 from skimage.transform import resize
 
+from measure import PeakRSS, median_time
 from medprior.physics.coils import birdcage_sensitivities
 from medprior.physics.masks import acceleration, uniform_mask_1d
 from medprior.physics.mri import CartesianMRI
-
-PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2 ** 20
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * PAGE_MB
-
-
-class PeakRSS:
-    """Context manager: peak RSS (MB) above the level at entry, sampled by a thread."""
-
-    def __enter__(self) -> PeakRSS:
-        self.start = rss_mb()
-        self.peak = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_mb())
-            time.sleep(0.002)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mb())
-
-    @property
-    def mb(self) -> float:
-        return self.peak - self.start
-
-
-def median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
 
 def numpy_forward_adjoint(x: np.ndarray, sens: np.ndarray, mask: np.ndarray) -> np.ndarray:
     axes = (-2, -1)

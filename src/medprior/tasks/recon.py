@@ -29,7 +29,7 @@ from medprior.metrics import image_metrics
 from medprior.physics import (CartesianMRI, LinearOperator, ParallelBeamCT, attenuation_to_hu,
                               birdcage_sensitivities, complex_gaussian_noise, estimate_sensitivities,
                               gaussian_mask_1d, hu_to_attenuation, poisson_transmission_noise, random_mask_1d,
-                              sparse_view_angles, uniform_mask_1d)
+                              uniform_mask_1d)
 from medprior.physics import acceleration as mask_acceleration
 from medprior.solvers import admm_tv, cg_sense, fbp, zero_filled
 
