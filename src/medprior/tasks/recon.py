@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from medprior.config import defaults
 from medprior.errors import InputError
 from medprior.figures import reconstruction_figure
 from medprior.io import Volume, load, save, sidecar_path, write_json, write_sidecar
@@ -164,15 +165,19 @@ def _tv(operator: LinearOperator, y: torch.Tensor, start: torch.Tensor, *, lam: 
     return x * scale
 
 
-def reconstruct(measurement: Measurement, method: str, *, cg_iterations: int = 20, tv_iterations: int = 40,
-                tv_cg_iterations: int = 5, ct_tv_lambda: float = 5e-4, ct_tv_rho: float = 1e-2,
-                mri_tv_lambda: float = 1e-2, mri_tv_rho: float = 1e-1) -> Volume:
+def reconstruct(measurement: Measurement, method: str, **solver: Any) -> Volume:
     """Reconstruct a measurement with a classical method; returns a Volume on its image grid.
 
     CT (``fbp``, ``tv``) returns HU; MRI (``zerofill``, ``cgsense``, ``tv``) returns magnitudes,
     with coil maps estimated from the calibration lines. TV weights are relative to the image
     scale (the FBP / zero-filled image's 99th percentile), so one value serves many volumes.
+    ``solver`` overrides the schema's ``recon.solver`` defaults (cg_iterations, tv_iterations,
+    tv_cg_iterations, ct_tv_lambda, ct_tv_rho, mri_tv_lambda, mri_tv_rho).
     """
+    unknown = set(solver) - set(defaults()["recon"]["solver"])
+    if unknown:
+        raise InputError(None, f"unknown solver parameters {sorted(unknown)}")
+    p = {**defaults()["recon"]["solver"], **solver}
     allowed = CT_METHODS if measurement.modality == "CT" else MRI_METHODS
     if method not in allowed:
         raise InputError(measurement.metadata.get("source"),
@@ -182,8 +187,8 @@ def reconstruct(measurement: Measurement, method: str, *, cg_iterations: int = 2
         operator = build_operator(measurement)
         x = fbp(operator, y)
         if method == "tv":
-            x = _tv(operator, y, x.clamp_min(0), lam=ct_tv_lambda, rho=ct_tv_rho, iterations=tv_iterations,
-                    cg_iterations=tv_cg_iterations, nonnegative=True)
+            x = _tv(operator, y, x.clamp_min(0), lam=p["ct_tv_lambda"], rho=p["ct_tv_rho"], iterations=p["tv_iterations"],
+                    cg_iterations=p["tv_cg_iterations"], nonnegative=True)
         data = attenuation_to_hu(from_slices(x))
     else:
         sensitivities = None
@@ -196,10 +201,10 @@ def reconstruct(measurement: Measurement, method: str, *, cg_iterations: int = 2
         operator = build_operator(measurement, sensitivities)
         x = zero_filled(operator, y)
         if method == "cgsense":
-            x = cg_sense(operator, y, iterations=cg_iterations)
+            x = cg_sense(operator, y, iterations=p["cg_iterations"])
         elif method == "tv":
-            x = _tv(operator, y, x, lam=mri_tv_lambda, rho=mri_tv_rho, iterations=tv_iterations,
-                    cg_iterations=tv_cg_iterations, nonnegative=False)
+            x = _tv(operator, y, x, lam=p["mri_tv_lambda"], rho=p["mri_tv_rho"], iterations=p["tv_iterations"],
+                    cg_iterations=p["tv_cg_iterations"], nonnegative=False)
         data = from_slices(x.abs())
     modality = "CT" if measurement.modality == "CT" else "MR"
     return Volume(data, measurement.affine, modality, {"method": method, **measurement.metadata})
