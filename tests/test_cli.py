@@ -91,3 +91,23 @@ def test_phantom_writes_real_layouts(kind, expected, tmp_path):
 def test_phantom_rejects_zero_cases(tmp_path):
     assert main(["phantom", "ct", "--out", str(tmp_path / "x"), "--cases", "0", "--size", "16", "16", "8"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_simulate_recon_evaluate_chain(tmp_path):
+    assert main(["phantom", "ct", "--out", str(tmp_path), "--seed", "4", "--size", "48", "48", "4",
+                 "--format", "nifti"]) == 0
+    volume, measurement = tmp_path / "CT-0004.nii.gz", tmp_path / "sv8.h5"
+    assert main(["simulate", "ct", str(volume), "--views", "8", "--slices", "2", "--out", str(measurement)]) == 0
+    assert main(["recon", str(measurement), "--method", "tv", "--tv-iterations", "5", "--out",
+                 str(tmp_path / "tv.nii.gz")]) == 0
+    assert main(["evaluate", "--reference", str(volume), "--estimate", str(tmp_path / "tv.nii.gz"),
+                 "--window", "-1000", "1000", "--out", str(tmp_path / "tv.metrics.json")]) == 0
+    assert (tmp_path / "tv.metrics.json").stat().st_size > 100
+
+
+def test_recon_of_a_foreign_file_exits_2(tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5")
+    assert main(["recon", str(bad), "--method", "fbp", "--out", str(tmp_path / "out.nii.gz")]) == 2
+    assert not (tmp_path / "out.nii.gz").exists()
+    assert main(["simulate", "ct", str(bad), "--out", str(tmp_path / "m.h5")]) == 2
