@@ -11,24 +11,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from disc_phantom import disc_image
 from medprior.errors import InputError
 from medprior.physics.ct import (MU_WATER_PER_MM, FanBeamCT, ParallelBeamCT, attenuation_to_hu, hu_to_attenuation,
                                  limited_angle_angles, poisson_transmission_noise, sparse_view_angles)
 from medprior.physics.operator import adjoint_mismatch
-
-
-def disc_image(shape: tuple[int, int], pixel_mm: float, radius_mm: float, centre_mm: tuple[float, float] = (0, 0),
-               supersample: int = 8) -> np.ndarray:
-    """Area fraction of each pixel inside a disc (x right, y up, origin at pixel (H//2, W//2))."""
-    h, w = shape
-    offsets = ((np.arange(supersample) + 0.5) / supersample - 0.5) * pixel_mm
-    rows, cols = np.mgrid[:h, :w]
-    x0, y0 = (cols - w // 2) * pixel_mm, (h // 2 - rows) * pixel_mm
-    inside = np.zeros(shape)
-    for dx in offsets:
-        for dy in offsets:
-            inside += (x0 + dx - centre_mm[0]) ** 2 + (y0 + dy - centre_mm[1]) ** 2 <= radius_mm ** 2
-    return inside / supersample ** 2
 
 
 @st.composite

@@ -5,25 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medprior.physics.operator import LinearOperator
+from dense_operator import Dense
 from medprior.solvers.cg import cgls, conjugate_gradient
 
 DTYPES = [torch.float64, torch.complex128]
-
-
-class Dense(LinearOperator):
-    """``A x = M x`` for every item ``x`` of shape ``(n,)``, ``M`` of shape ``(m, n)``."""
-
-    def __init__(self, matrix: torch.Tensor) -> None:
-        self.matrix = matrix
-        self.domain_shape, self.range_shape = (matrix.shape[1],), (matrix.shape[0],)
-        self.complex = matrix.is_complex()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.matrix.T
-
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return y @ self.matrix.conj()
 
 
 def positive_definite(batch: int, n: int, dtype: torch.dtype, seed: int, shift: float = 0.5) -> torch.Tensor:

@@ -8,23 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from disc_phantom import disc_image
 from medprior.errors import InputError
 from medprior.physics.ct import FanBeamCT, ParallelBeamCT, limited_angle_angles, sparse_view_angles
 from medprior.solvers.fbp import angular_weights, fbp
-
-
-def disc_image(shape: tuple[int, int], pixel_mm: float, radius_mm: float, centre_mm: tuple[float, float] = (0, 0),
-               supersample: int = 8) -> np.ndarray:
-    """Area fraction of each pixel inside a disc (x right, y up, origin at pixel (H//2, W//2))."""
-    h, w = shape
-    offsets = ((np.arange(supersample) + 0.5) / supersample - 0.5) * pixel_mm
-    rows, cols = np.mgrid[:h, :w]
-    x0, y0 = (cols - w // 2) * pixel_mm, (h // 2 - rows) * pixel_mm
-    inside = np.zeros(shape)
-    for dx in offsets:
-        for dy in offsets:
-            inside += (x0 + dx - centre_mm[0]) ** 2 + (y0 + dy - centre_mm[1]) ** 2 <= radius_mm ** 2
-    return inside / supersample ** 2
 
 
 def inscribed_circle(shape: tuple[int, int]) -> np.ndarray:

@@ -13,6 +13,7 @@ import pytest
 import scipy.optimize
 import torch
 
+from dense_operator import Dense
 from medprior.physics.finite_difference import FiniteDifference
 from medprior.physics.operator import LinearOperator, adjoint_mismatch
 from medprior.solvers.tv import admm_tv, soft_threshold, tv_objective
@@ -30,21 +31,6 @@ class Identity(LinearOperator):
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return y.clone()
-
-
-class Dense(LinearOperator):
-    """``A x = M x`` for every item ``x`` of shape ``(n,)``, ``M`` of shape ``(m, n)``."""
-
-    def __init__(self, matrix: torch.Tensor) -> None:
-        self.matrix = matrix
-        self.domain_shape, self.range_shape = (matrix.shape[1],), (matrix.shape[0],)
-        self.complex = matrix.is_complex()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.matrix.T
-
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return y @ self.matrix.conj()
 
 
 # ------------------------------------------------------------------ independent references

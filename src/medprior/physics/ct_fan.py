@@ -23,7 +23,7 @@ import scipy.sparse
 import torch
 
 from medprior.errors import InputError
-from medprior.physics.ct_footprint import SparseCT, footprint_matrix, pixel_centres
+from medprior.physics.ct_footprint import SparseCT, checked_geometry, footprint_matrix, pixel_centres
 
 
 def fan_detector_coordinates(x: np.ndarray, y: np.ndarray, beta: np.ndarray, source_to_isocentre_mm: float,
@@ -82,14 +82,7 @@ class FanBeamCT(SparseCT):
                  source_to_isocentre_mm: float, source_to_detector_mm: float, n_detectors: int | None = None,
                  detector_spacing_mm: float | None = None, pixel_size_mm: float = 1.0,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:
-        shape = tuple(int(n) for n in image_shape)
-        angles = tuple(float(a) for a in np.asarray(angles_deg, dtype=np.float64).ravel())
-        if len(shape) != 2 or min(shape) < 1:
-            raise InputError(None, f"image_shape must be (H, W) with H, W >= 1, got {tuple(image_shape)}")
-        if not angles or not all(math.isfinite(a) for a in angles):
-            raise InputError(None, "angles_deg must be a non-empty sequence of finite angles in degrees")
-        if not pixel_size_mm > 0:
-            raise InputError(None, f"pixel_size_mm must be > 0, got {pixel_size_mm}")
+        shape, angles = checked_geometry(image_shape, angles_deg, pixel_size_mm)
         radius = (math.hypot(*shape) / 2 + 1) * pixel_size_mm
         if not source_to_isocentre_mm > radius:
             raise InputError(None, f"source_to_isocentre_mm ({source_to_isocentre_mm}) must exceed the image's "

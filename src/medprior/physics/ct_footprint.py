@@ -25,13 +25,15 @@ Image convention (as scikit-image): pixel ``(i, j)`` of an ``(H, W)`` slice sits
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.sparse
 import torch
 
+from medprior.errors import InputError
 from medprior.physics.operator import LinearOperator
 
 # footprints(views) -> (tau (V, P, 4) corner positions in detector-bin units, sorted; height (V, P) in mm)
@@ -89,6 +91,20 @@ def footprint_matrix(footprints: FootprintFn, n_views: int, n_pixels: int, n_det
     shape = (n_views * n_detectors, n_pixels)
     coo = scipy.sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
     return coo.tocsr()
+
+
+def checked_geometry(image_shape: Sequence[int], angles_deg: Sequence[float] | np.ndarray,
+                     pixel_size_mm: float) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Validate the geometry shared by every CT operator; returns ``(shape, angles)`` as hashable tuples."""
+    shape = tuple(int(n) for n in image_shape)
+    angles = tuple(float(a) for a in np.asarray(angles_deg, dtype=np.float64).ravel())
+    if len(shape) != 2 or min(shape) < 1:
+        raise InputError(None, f"image_shape must be (H, W) with H, W >= 1, got {tuple(image_shape)}")
+    if not angles or not all(math.isfinite(a) for a in angles):
+        raise InputError(None, "angles_deg must be a non-empty sequence of finite angles in degrees")
+    if not pixel_size_mm > 0:
+        raise InputError(None, f"pixel_size_mm must be > 0, got {pixel_size_mm}")
+    return shape, angles
 
 
 def to_torch_csr(matrix: scipy.sparse.csr_matrix, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -26,7 +26,7 @@ import scipy.sparse
 import torch
 
 from medprior.errors import InputError
-from medprior.physics.ct_footprint import SparseCT, footprint_matrix, pixel_centres
+from medprior.physics.ct_footprint import SparseCT, checked_geometry, footprint_matrix, pixel_centres
 
 
 def sparse_view_angles(n_views: int, arc_deg: float = 180.0, start_deg: float = 0.0) -> np.ndarray:
@@ -88,12 +88,7 @@ class ParallelBeamCT(SparseCT):
     def __init__(self, image_shape: Sequence[int], angles_deg: Sequence[float] | np.ndarray, *,
                  n_detectors: int | None = None, detector_spacing: float = 1.0, pixel_size_mm: float = 1.0,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:
-        shape = tuple(int(n) for n in image_shape)
-        angles = tuple(float(a) for a in np.asarray(angles_deg, dtype=np.float64).ravel())
-        if len(shape) != 2 or min(shape) < 1:
-            raise InputError(None, f"image_shape must be (H, W) with H, W >= 1, got {tuple(image_shape)}")
-        if not angles or not all(math.isfinite(a) for a in angles):
-            raise InputError(None, "angles_deg must be a non-empty sequence of finite angles in degrees")
+        shape, angles = checked_geometry(image_shape, angles_deg, pixel_size_mm)
         if not (detector_spacing > 0 and pixel_size_mm > 0):
             raise InputError(None, "detector_spacing and pixel_size_mm must be > 0, "
                                    f"got {detector_spacing}, {pixel_size_mm}")
