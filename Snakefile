@@ -18,10 +18,12 @@ RESULTS = config["workdir_results"]
 
 include: "workflows/rules/data.smk"
 include: "workflows/rules/recon.smk"
+include: "workflows/rules/priors.smk"
 
 
 rule all:
     input:
         rules.data_all.input,
         rules.recon_all.input,
+        rules.priors_all.input,
     default_target: True

@@ -51,3 +51,29 @@ def median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def machine_info(device: "torch.device") -> dict[str, object]:
+    """Where a benchmark ran: CPU model, cores, torch version and threads, GPU name."""
+    import platform
+
+    import torch
+
+    info = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def write_report(path: "os.PathLike", report: dict) -> None:
+    """Write a benchmark's JSON report atomically and say where."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(report, indent=2))
+    temporary.replace(path)
+    print(f"wrote {path}")

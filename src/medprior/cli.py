@@ -16,7 +16,7 @@ import medprior
 from medprior.config import defaults
 from medprior.errors import MedpriorError
 from medprior.io import Volume, load
-from medprior.tasks import data, recon
+from medprior.tasks import data, priors, recon
 
 EXIT_INPUT_ERROR = 2
 
@@ -94,6 +94,59 @@ def _figure(args: argparse.Namespace) -> None:
     recon.comparison_figure(args.reference, args.estimates, args.out, names=args.names, window=args.window,
                             title=args.title)
     print(f"wrote {args.out}")
+
+
+def _train_prior(args: argparse.Namespace) -> None:
+    out = args.out or f"{defaults()['workdir_results']}/priors/{priors.load_prior_config(args.config)['name']}"
+    written = priors.train_from_config(args.config, out, workdir=args.workdir, time_budget_s=args.time_budget,
+                                       device=args.device)
+    print(f"wrote {written}")
+
+
+def _sample(args: argparse.Namespace) -> None:
+    priors.sample_prior(args.prior, args.out, n=args.n, steps=args.steps, sampler=args.sampler, eta=args.eta,
+                        seed=args.seed, batch_size=args.batch_size, device=args.device, figure=args.figure)
+    print(f"wrote {args.out}")
+
+
+def _check_prior(args: argparse.Namespace) -> None:
+    report = priors.check_prior(args.prior, args.config, args.out, figure=args.figure, device=args.device)
+    for name in ("samples", "training", "white_noise"):
+        row = report[name]
+        print(f"{name:<12} histogram intersection {row['histogram_intersection']:.3f}  "
+              f"W1 {row['wasserstein']:.1f}  spectrum {row['spectrum_db']:.2f} dB")
+
+
+def _add_prior_commands(commands: argparse._SubParsersAction) -> None:
+    """``train-prior``, ``sample`` and ``check-prior``."""
+    train = commands.add_parser("train-prior", help="train a diffusion prior from a prior config (configs/priors/*.yaml)")
+    train.add_argument("--config", required=True, help="prior config YAML")
+    train.add_argument("--out", help="prior directory to write (default results/priors/<name>)")
+    train.add_argument("--workdir", help="checkpoints and loss log, for resuming (default <out>.work)")
+    train.add_argument("--time-budget", type=float, help="stop after this many seconds (overrides the config)")
+    train.add_argument("--device", help="auto, cpu or cuda (overrides the config)")
+    train.set_defaults(run=_train_prior)
+
+    draw = commands.add_parser("sample", help="draw samples from an unconditional prior -> NIfTI stack")
+    draw.add_argument("--prior", required=True, help="prior directory (prior.json + weights.safetensors)")
+    draw.add_argument("--n", type=int, default=16, help="number of samples (default %(default)s)")
+    draw.add_argument("--steps", type=int, default=50, help="sampling steps = network evaluations (default %(default)s)")
+    draw.add_argument("--sampler", choices=("ddpm", "ddim", "dpmpp"), default="dpmpp", help="default %(default)s")
+    draw.add_argument("--eta", type=float, default=0.0, help="ddim: 0 deterministic, 1 ancestral")
+    draw.add_argument("--seed", type=int, default=0)
+    draw.add_argument("--batch-size", type=int, default=16)
+    draw.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    draw.add_argument("--out", required=True, help="NIfTI to write: (H, W, n) slices or (D, H, W, n) volumes")
+    draw.add_argument("--figure", help="also write a PNG grid of the samples")
+    draw.set_defaults(run=_sample)
+
+    check = commands.add_parser("check-prior", help="samples vs held-out data: histograms and power spectra -> JSON")
+    check.add_argument("--prior", required=True, help="prior directory")
+    check.add_argument("--config", required=True, help="the prior config (its held-out data and check settings)")
+    check.add_argument("--out", required=True, help="JSON report")
+    check.add_argument("--figure", help="PNG grid: samples and held-out slices")
+    check.add_argument("--device", default="auto")
+    check.set_defaults(run=_check_prior)
 
 
 def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> None:
@@ -191,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--title", default="", help="figure title")
     qc.set_defaults(run=_qc)
     _add_recon_commands(commands, defaults()["recon"])
+    _add_prior_commands(commands)
     return parser
 
 

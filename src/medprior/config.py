@@ -20,9 +20,9 @@ from medprior.errors import InputError
 
 
 @cache
-def schema() -> dict[str, Any]:
-    """The configuration JSON schema as a dict."""
-    return yaml.safe_load(files("medprior").joinpath("config.schema.yaml").read_text())
+def schema(name: str = "config") -> dict[str, Any]:
+    """A JSON schema shipped with the package as a dict: ``config`` (workflow) or ``prior``."""
+    return yaml.safe_load(files("medprior").joinpath(f"{name}.schema.yaml").read_text())
 
 
 def _filling_validator() -> type:
@@ -44,9 +44,11 @@ def _copy(value: Any) -> Any:
     return yaml.safe_load(yaml.safe_dump(value))
 
 
-def validate_config(config: dict[str, Any], source: str | os.PathLike | None = None) -> dict[str, Any]:
+def validate_config(config: dict[str, Any], source: str | os.PathLike | None = None,
+                    schema_name: str = "config") -> dict[str, Any]:
     """Fill in defaults (in place) and validate; an invalid config raises InputError naming the key."""
-    errors = sorted(_filling_validator()(schema()).iter_errors(config), key=lambda e: list(e.path))
+    validator = _filling_validator()(schema(schema_name))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
     if errors:
         error = errors[0]
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
@@ -54,8 +56,8 @@ def validate_config(config: dict[str, Any], source: str | os.PathLike | None = N
     return config
 
 
-def load_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML config file, fill in the schema's defaults and validate it."""
+def load_config(path: str | os.PathLike, schema_name: str = "config") -> dict[str, Any]:
+    """Read a YAML config file, fill in the schema's defaults and validate it against ``schema_name``."""
     path = Path(path)
     try:
         content = yaml.safe_load(path.read_text()) or {}
@@ -63,7 +65,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(path, f"cannot read the YAML config ({error.__class__.__name__})") from None
     if not isinstance(content, dict):
         raise InputError(path, "a config must be a YAML mapping")
-    return validate_config(content, path)
+    return validate_config(content, path, schema_name)
 
 
 def defaults() -> dict[str, Any]:

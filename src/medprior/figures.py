@@ -157,3 +157,31 @@ def reconstruction_figure(truth: Volume, reconstructions: Sequence[tuple[str, Vo
     figure.colorbar(shown, ax=axes[:, 3].tolist(), shrink=0.6)
     figure.suptitle(title)
     return _save(figure, path)
+
+
+def sample_grid(images: np.ndarray, path: str | os.PathLike, *, window: tuple[float, float],
+                reference: np.ndarray | None = None, columns: int = 8, title: str = "") -> Path:
+    """Save a PNG grid of 2D samples (e.g. from a slice prior), optionally with a reference row.
+
+    Args:
+        images: ``(N, I, J)`` axial slices of canonical (RAS) arrays, shown radiologically
+            (patient right on the left, anterior up).
+        path: PNG to write (atomically).
+        window: ``(low, high)`` display range in the images' units.
+        reference: ``(M, I, J)`` images drawn as the last row (e.g. held-out slices).
+        columns: images per row.
+        title: figure title.
+    """
+    rows = [images[start:start + columns] for start in range(0, len(images), columns)]
+    if reference is not None:
+        rows.append(reference[:columns])
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.6 * columns, 1.6 * len(rows)), squeeze=False)
+    for axis_row, row in zip(axes, rows):
+        for axis, image in zip(axis_row, [*row, *[None] * (columns - len(row))]):
+            if image is not None:
+                axis.imshow(np.asarray(image).T[::-1, ::-1], cmap="gray", vmin=window[0], vmax=window[1],
+                            interpolation="nearest")
+            axis.set_axis_off()
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    return _save(figure, path)

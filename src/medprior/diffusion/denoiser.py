@@ -1,0 +1,60 @@
+"""The one interface between priors and every sampler or inverse solver: the Tweedie estimate.
+
+A :class:`Denoiser` has a :class:`~medprior.diffusion.schedule.VPSchedule` and returns
+``x0_hat(x_t, t) = E[x_0 | x_t]`` for a batch. Samplers (DDPM, DDIM, DPM-Solver++) and the
+diffusion inverse solvers use nothing else, so a trained network (:class:`NetworkDenoiser`) and
+an exact closed form (:mod:`medprior.diffusion.gaussian`) are interchangeable; this is how the
+samplers are tested without any training.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from medprior.diffusion import parametrization as param
+from medprior.diffusion.schedule import VPSchedule, broadcast
+
+
+class Denoiser(Protocol):
+    """x0_hat(x_t, t): ``x_t`` (B, *shape) float, ``t`` (B,) long timesteps -> (B, *shape)."""
+
+    schedule: VPSchedule
+
+    def __call__(self, x_t: Tensor, t: Tensor) -> Tensor: ...
+
+
+class NetworkDenoiser(nn.Module):
+    """Wraps a network ``net(x, t) -> output`` trained in a given parametrization.
+
+    Args:
+        network: module called as ``network(input, timesteps)``; ``input`` is ``x_t`` with the
+            conditioning channels (if any) concatenated after it on dim 1.
+        schedule: the schedule it was trained with.
+        parametrization: ``"eps"``, ``"x0"`` or ``"v"``.
+        condition: optional (B, Cc, *spatial) tensor concatenated to every input (channel
+            conditioning, as cWDM and the segmentation model do); a batch of 1 is broadcast.
+        clip: optional (low, high) range the x0 estimate is clamped to.
+    """
+
+    def __init__(self, network: nn.Module, schedule: VPSchedule, parametrization: str,
+                 condition: Tensor | None = None, clip: tuple[float, float] | None = None) -> None:
+        super().__init__()
+        self.network = network
+        self.schedule = schedule
+        self.parametrization = param.check(parametrization)
+        self.condition = condition
+        self.clip = clip
+
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        t = torch.as_tensor(t, device=x_t.device).long().expand(x_t.shape[0])
+        inputs = x_t
+        if self.condition is not None:
+            condition = self.condition.to(x_t)
+            inputs = torch.cat([x_t, condition.expand(x_t.shape[0], *condition.shape[1:])], dim=1)
+        output = self.network(inputs, t).to(x_t.dtype)
+        alpha, sigma = broadcast(self.schedule.alpha(t), x_t), broadcast(self.schedule.sigma(t), x_t)
+        x0 = param.to_x0(output, x_t, alpha, sigma, self.parametrization)
+        return x0.clamp(*self.clip) if self.clip is not None else x0

@@ -1,0 +1,176 @@
+"""Trainable diffusion priors: a network, its schedule, parametrization and normalisation.
+
+A prior works in its own *diffusion space*; ``encode``/``decode`` map image batches (normalised
+to [-1, 1] by the prior's :class:`~medprior.diffusion.normalization.Normalization`) there and
+back, and :meth:`Prior.denoiser` gives the Tweedie estimate in that space, which is all the
+samplers and inverse solvers see.
+
+- :class:`SlicePrior2D`: 2D slices (B, C, H, W) taken along one axis of a volume; the diffusion
+  space is the image itself. Used slice by slice (batched over slices) by DiffusionMBIR and DDS.
+- :class:`WaveletPrior3D`: cWDM-style 3D prior. A volume (B, C, D, H, W) becomes 8*C subbands at
+  half resolution with :func:`medprior.wavelets.dwt3` (low-pass band first); the low-pass band
+  is divided by 3, as cWDM does, so that its range (up to 2^{3/2} = 2.83 for data in [-1, 1])
+  matches the detail bands'. Conditioning volumes (B, Cc, D, H, W) are transformed the same way
+  and concatenated to the network input (8*Cc more channels). cWDM predicts x0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from medprior.diffusion import parametrization as param
+from medprior.diffusion.denoiser import NetworkDenoiser
+from medprior.diffusion.networks import build_unet, unet_spec
+from medprior.diffusion.normalization import Normalization
+from medprior.diffusion.schedule import VPSchedule
+from medprior.wavelets import dwt3, idwt3
+
+LOW_PASS_SCALE = 3.0
+
+
+class Prior(nn.Module):
+    """Base class: subclasses set ``kind`` and implement ``encode``/``decode``/``latent_shape``.
+
+    Args:
+        image_size: spatial size of one training example in image space (2 or 3 ints).
+        channels: image channels diffused (1 for a single contrast).
+        condition_channels: image channels given as conditions (0 = unconditional).
+        network: UNet spec overrides (see :func:`medprior.diffusion.networks.unet_spec`).
+        schedule, parametrization, normalization: as their classes.
+    """
+
+    kind = ""
+    spatial_dims = 0
+    subbands = 1
+
+    def __init__(self, image_size: tuple[int, ...] | list[int], channels: int = 1, condition_channels: int = 0,
+                 network: dict[str, Any] | None = None, schedule: VPSchedule | None = None,
+                 parametrization: str = "eps", normalization: Normalization | None = None) -> None:
+        super().__init__()
+        self.image_size = tuple(int(s) for s in image_size)
+        if len(self.image_size) != self.spatial_dims:
+            raise ValueError(f"{self.kind} prior: image_size {self.image_size} needs {self.spatial_dims} sizes")
+        self.channels = channels
+        self.condition_channels = condition_channels
+        self.schedule = schedule or VPSchedule()
+        self.parametrization = param.check(parametrization)
+        self.normalization = normalization or Normalization()
+        self.network_spec = unet_spec(self.spatial_dims, self.subbands * (channels + condition_channels),
+                                      self.subbands * channels, **(network or {}))
+        self.network = build_unet(self.network_spec)
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Normalised images (B, C, *image_size) -> diffusion space."""
+        raise NotImplementedError
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Diffusion space -> normalised images (B, C, *image_size)."""
+        raise NotImplementedError
+
+    def latent_shape(self, batch: int) -> tuple[int, ...]:
+        """Shape of a batch in diffusion space."""
+        raise NotImplementedError
+
+    def denoiser(self, condition: Tensor | None = None, clip: tuple[float, float] | None = None) -> NetworkDenoiser:
+        """The Tweedie denoiser in diffusion space; ``condition`` (B or 1, Cc, *image_size) images."""
+        if (condition is None) != (self.condition_channels == 0):
+            raise ValueError(f"this prior takes {self.condition_channels} condition channels, "
+                             f"got {'none' if condition is None else condition.shape[1]}")
+        encoded = None if condition is None else self.encode(condition)
+        return NetworkDenoiser(self.network, self.schedule, self.parametrization, encoded, clip)
+
+    def description(self) -> dict[str, Any]:
+        """Everything needed to rebuild this prior (without weights); stored in prior.json."""
+        return {
+            "kind": self.kind,
+            "image_size": list(self.image_size),
+            "channels": self.channels,
+            "condition_channels": self.condition_channels,
+            "network": self.network_spec,
+            "schedule": self.schedule.to_dict(),
+            "parametrization": self.parametrization,
+            "normalization": self.normalization.to_dict(),
+            **self.extra_description(),
+        }
+
+    def extra_description(self) -> dict[str, Any]:
+        return {}
+
+
+class SlicePrior2D(Prior):
+    """2D prior over slices taken along ``axis`` (0, 1 or 2 of an (I, J, K) volume).
+
+    Diffusion space = image space: (B, C, H, W) with ``(H, W) = image_size``.
+    """
+
+    kind = "slice2d"
+    spatial_dims = 2
+
+    def __init__(self, image_size, axis: int = 2, **kwargs: Any) -> None:
+        super().__init__(image_size, **kwargs)
+        if axis not in (0, 1, 2):
+            raise ValueError(f"slice axis must be 0, 1 or 2, got {axis}")
+        self.axis = axis
+
+    def encode(self, images: Tensor) -> Tensor:
+        return images
+
+    def decode(self, latents: Tensor) -> Tensor:
+        return latents
+
+    def latent_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, self.channels, *self.image_size)
+
+    def extra_description(self) -> dict[str, Any]:
+        return {"axis": self.axis}
+
+
+class WaveletPrior3D(Prior):
+    """cWDM-style 3D prior in the Haar wavelet domain (see the module docstring).
+
+    Diffusion space: (B, 8*C, D/2, H/2, W/2) for ``(D, H, W) = image_size`` (all even).
+    """
+
+    kind = "wavelet3d"
+    spatial_dims = 3
+    subbands = 8
+
+    def __init__(self, image_size, parametrization: str = "x0", **kwargs: Any) -> None:
+        super().__init__(image_size, parametrization=parametrization, **kwargs)
+        if any(s % 2 for s in self.image_size):
+            raise ValueError(f"wavelet prior: image_size {self.image_size} must be even in every dimension")
+
+    def encode(self, images: Tensor) -> Tensor:
+        subbands = dwt3(images)
+        low_pass = images.shape[1]
+        return torch.cat([subbands[:, :low_pass] / LOW_PASS_SCALE, subbands[:, low_pass:]], dim=1)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        low_pass = latents.shape[1] // self.subbands
+        return idwt3(torch.cat([latents[:, :low_pass] * LOW_PASS_SCALE, latents[:, low_pass:]], dim=1))
+
+    def latent_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, self.subbands * self.channels, *(s // 2 for s in self.image_size))
+
+
+PRIOR_CLASSES: dict[str, type[Prior]] = {cls.kind: cls for cls in (SlicePrior2D, WaveletPrior3D)}
+
+
+def prior_from_description(description: dict[str, Any]) -> Prior:
+    """Rebuild a (randomly initialised) prior from :meth:`Prior.description`."""
+    description = dict(description)
+    kind = description.pop("kind", None)
+    if kind not in PRIOR_CLASSES:
+        raise ValueError(f"unknown prior kind {kind!r}: expected one of {sorted(PRIOR_CLASSES)}")
+    network = dict(description.pop("network"))
+    for derived in ("spatial_dims", "in_channels", "out_channels"):
+        network.pop(derived, None)
+    return PRIOR_CLASSES[kind](
+        network=network,
+        schedule=VPSchedule.from_dict(description.pop("schedule")),
+        normalization=Normalization(**description.pop("normalization")),
+        **description,
+    )

@@ -1,0 +1,348 @@
+"""The prior stage: training data from a prior config, training, sampling, and the sample check.
+
+A prior config (``configs/priors/<name>.yaml``, schema ``prior.schema.yaml``) names its data:
+demo phantoms by seed or the user's files. Volumes are loaded in canonical RAS orientation,
+normalised with the prior's :class:`~medprior.diffusion.normalization.Normalization` and resampled
+to the prior's ``image_size``:
+
+- ``slice2d``: every slice across ``axis`` (area-resampled in plane to (H, W)), keeping slices
+  with at least ``min_foreground`` of their pixels above the window's low end;
+- ``wavelet3d``: each whole volume (trilinear) to (D, H, W), with condition contrasts alongside.
+
+Examples are float32 tensors (N, C, *image_size) in [-1, 1]; their SHA-256 goes into prior.json.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medprior.challenges.brats import find_brats_cases
+from medprior.config import load_config
+from medprior.devices import resolve_device
+from medprior.diffusion import sample
+from medprior.diffusion.normalization import Normalization
+from medprior.diffusion.prior_file import load_prior, read_prior_json, save_prior
+from medprior.diffusion.priors import Prior, prior_from_description
+from medprior.diffusion.schedule import VPSchedule
+from medprior.diffusion.training import TrainingConfig, train_prior
+from medprior.errors import InputError
+from medprior.figures import sample_grid
+from medprior.io import Volume, atomic_path, load, write_json, write_sidecar
+from medprior.phantoms import brain_mri, ct_body, ct_head
+from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING, CT_HEAD_SHAPE, CT_HEAD_SPACING
+from medprior.tasks.data import same_field_of_view
+
+CT_GENERATORS = {"ct_body": (ct_body, CT_BODY_SHAPE, CT_BODY_SPACING), "ct_head": (ct_head, CT_HEAD_SHAPE, CT_HEAD_SPACING)}
+
+
+def load_prior_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate a prior config (defaults filled in); InputError names the bad key."""
+    config = load_config(path, schema_name="prior")
+    data, kind = config["data"], config["kind"]
+    if ("phantom" in data) == ("files" in data):
+        raise InputError(path, "config key data: give exactly one of `phantom` and `files`")
+    expected = 2 if kind == "slice2d" else 3
+    if len(config["image_size"]) != expected:
+        raise InputError(path, f"config key image_size: a {kind} prior needs {expected} sizes")
+    if data["conditions"] and kind != "wavelet3d":
+        raise InputError(path, "config key data.conditions: only wavelet3d priors take conditions")
+    config.setdefault("parametrization", "x0" if kind == "wavelet3d" else "eps")
+    return config
+
+
+def build_prior(config: dict[str, Any]) -> Prior:
+    """A randomly initialised prior as the config describes it."""
+    description = {
+        "kind": config["kind"],
+        "image_size": config["image_size"],
+        "condition_channels": len(config["data"]["conditions"]),
+        "network": config["network"],
+        "schedule": config["schedule"],
+        "parametrization": config["parametrization"],
+        "normalization": config["normalization"],
+    }
+    if config["kind"] == "slice2d":
+        description["axis"] = config["axis"]
+    try:
+        return prior_from_description(description)
+    except ValueError as error:
+        raise InputError(config.get("source"), str(error)) from None
+
+
+def _volumes(config: dict[str, Any], split: str) -> Iterator[tuple[str, list[Volume]]]:
+    """(name, [target, *conditions]) per volume of the ``train`` or ``holdout`` split."""
+    data = config["data"]
+    contrasts = [data["contrast"], *data["conditions"]]
+    if "phantom" in data:
+        phantom = data["phantom"]
+        seeds = phantom["seeds"] if split == "train" else phantom["holdout_seeds"]
+        for seed in seeds:
+            if phantom["generator"] == "brain_mri":
+                case = brain_mri(seed, shape=tuple(phantom["size"]))
+                yield f"brain_mri-{seed}", [case.contrasts[c] for c in contrasts]
+            else:
+                generator, shape, spacing = CT_GENERATORS[phantom["generator"]]
+                size = tuple(phantom["size"])
+                yield f"{phantom['generator']}-{seed}", [generator(seed, shape=size,
+                                                                   spacing=same_field_of_view(size, shape, spacing))]
+        return
+    for path in _expand(data["files"]["train" if split == "train" else "holdout"], config.get("source")):
+        if path.is_dir() and any(path.glob("*-t1n.nii*")):
+            files = _brats_files(path)
+            yield path.name, [load(files[c], need_3d=True).to_canonical() for c in contrasts]
+        else:
+            if data["conditions"]:
+                raise InputError(path, "conditions need BraTS case folders (<case>/<case>-<contrast>.nii.gz)")
+            yield path.name, [load(path, need_3d=True).to_canonical()]
+
+
+def _brats_files(case_dir: Path) -> dict[str, Path]:
+    cases = find_brats_cases(case_dir.parent)
+    if case_dir.name not in cases:
+        raise InputError(case_dir, "is not a BraTS case folder")
+    return cases[case_dir.name]
+
+
+def _expand(patterns: Sequence[str], source: Any) -> list[Path]:
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(os.path.expanduser(pattern)))
+        if not matches:
+            raise InputError(source, f"data file pattern {pattern!r} matches nothing")
+        paths.extend(Path(m) for m in matches)
+    return paths
+
+
+def _to_examples(config: dict[str, Any], normalization: Normalization, volumes: list[Volume]) -> torch.Tensor:
+    """Normalised training examples (N, C, *image_size) from one volume and its conditions."""
+    channels = torch.stack([normalization.apply(torch.from_numpy(np.asarray(v.data, np.float32)))
+                            for v in volumes])  # (C, I, J, K)
+    if config["kind"] == "wavelet3d":
+        return F.interpolate(channels[None], size=tuple(config["image_size"]), mode="trilinear",
+                             align_corners=False)
+    slices = channels.movedim(1 + config["axis"], 0)  # (S, C, h, w)
+    slices = F.interpolate(slices, size=tuple(config["image_size"]), mode="area")
+    foreground = (slices[:, 0] > -0.99).flatten(1).float().mean(1)
+    return slices[foreground >= config["data"]["min_foreground"]]
+
+
+def examples(config: dict[str, Any], split: str = "train") -> tuple[torch.Tensor, list[str]]:
+    """All examples of a split: (N, C, *image_size) float32 in [-1, 1], and the volume names."""
+    normalization = Normalization(**config["normalization"])
+    batches, names = [], []
+    for name, volumes in _volumes(config, split):
+        batches.append(_to_examples(config, normalization, volumes))
+        names.append(name)
+    if not batches:
+        raise InputError(config.get("source"), f"the {split} split of the prior config has no volumes")
+    return torch.cat(batches).contiguous(), names
+
+
+def tensor_sha256(x: torch.Tensor) -> str:
+    return hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *, workdir: str | os.PathLike | None = None,
+                      time_budget_s: float | None = None, device: str | None = None, progress: bool = True) -> Path:
+    """Train the prior a config describes and write the prior directory ``out``.
+
+    Checkpoints and the loss log go to ``workdir`` (default ``<out>.work``), so an interrupted
+    run resumes where it stopped; the prior directory appears only when training is complete.
+    """
+    config = load_prior_config(config_path)
+    config["source"] = str(config_path)
+    training = dict(config["training"])
+    if time_budget_s is not None:
+        training["time_budget_s"] = time_budget_s
+    if device is not None:
+        training["device"] = device
+    data, names = examples(config, "train")
+    prior = build_prior(config)
+    channels = 1
+    targets, conditions = data[:, :channels], (data[:, channels:] if data.shape[1] > channels else None)
+    workdir = Path(workdir) if workdir is not None else Path(f"{out}.work")
+    started = time.perf_counter()
+    result = train_prior(prior, targets, TrainingConfig(**training), workdir, conditions=conditions, progress=progress)
+    provenance = {
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "config": {k: v for k, v in config.items() if k != "source"},
+        "config_file": str(config_path),
+        "data": {"volumes": names, "examples": int(data.shape[0]), "sha256": tensor_sha256(data),
+                 **({"phantom": config["data"]["phantom"]} if "phantom" in config["data"] else
+                    {"files": config["data"]["files"]})},
+        "steps": result.steps_done,
+        "stopped_by": result.stopped_by,
+        "final_loss": result.final_loss,
+        "wall_time_s": round(result.wall_time_s, 1),
+        "session_time_s": round(time.perf_counter() - started, 1),
+        "device": str(result.device),
+    }
+    weights_dtype = torch.float16 if config["weights_dtype"] == "float16" else torch.float32
+    return save_prior(prior, out, provenance, weights_dtype=weights_dtype)
+
+
+def sample_prior(prior_dir: str | os.PathLike, out: str | os.PathLike, *, n: int, steps: int, sampler: str = "dpmpp",
+                 eta: float = 0.0, seed: int = 0, batch_size: int = 16, device: str = "auto",
+                 figure: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """Draw ``n`` samples from an unconditional prior and write them as NIfTI (data units).
+
+    slice2d: an (H, W, n) stack, one sample per k; wavelet3d: an (D, H, W, n) 4D image.
+    Percentile-normalised priors write [0, 1]. ``figure`` writes a PNG grid of the samples.
+    """
+    device = resolve_device(device)
+    prior = load_prior(prior_dir, device=device)
+    if prior.condition_channels:
+        raise InputError(prior_dir, f"this prior needs {prior.condition_channels} condition volumes; "
+                         "`sample` draws from unconditional priors")
+    images = draw_samples(prior, n, steps=steps, sampler=sampler, eta=eta, seed=seed, batch_size=batch_size,
+                          progress=progress)
+    written_range = _written_range(prior.normalization)
+    data = prior.normalization.invert(images[:, 0], written_range).cpu().numpy().astype(np.float32)
+    with atomic_path(out) as temporary:  # (H, W, n) or (D, H, W, n): one sample per last index
+        nib.save(nib.Nifti1Image(np.moveaxis(data, 0, -1), np.eye(4)), str(temporary))
+    write_sidecar(out, config={"prior": str(prior_dir), "prior_sha256": read_prior_json(prior_dir)["weights"]["sha256"],
+                               "n": n, "steps": steps, "sampler": sampler, "eta": eta,
+                               "units": _units(prior.normalization)}, seeds={"sampling": seed})
+    if figure is not None:
+        low, high = prior.normalization.invert(torch.tensor([-1.0, 1.0]), written_range).tolist()
+        sample_grid(_planes(data), figure, window=(low, high),
+                    title=f"{Path(prior_dir).name}: {n} samples, {sampler}, {steps} steps")
+    return Path(out)
+
+
+def _written_range(normalization: Normalization) -> tuple[float, float] | None:
+    """What [-1, 1] maps to in written samples: the window itself, or [0, 1] for percentile priors."""
+    return None if normalization.kind == "window" else (0.0, 1.0)
+
+
+def _units(normalization: Normalization) -> str:
+    return "window units (HU for CT)" if normalization.kind == "window" else "normalised [0, 1]"
+
+
+def _planes(images: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(n, I, J) slices stay; (n, I, J, K) volumes become their n*K axial slices (n*K, I, J)."""
+    images = np.asarray(images)
+    return images if images.ndim == 3 else np.moveaxis(images, 3, 1).reshape(-1, *images.shape[1:3])
+
+
+@torch.no_grad()
+def draw_samples(prior: Prior, n: int, *, steps: int, sampler: str = "dpmpp", eta: float = 0.0, seed: int = 0,
+                 conditions: torch.Tensor | None = None, batch_size: int = 16, progress: bool = False) -> torch.Tensor:
+    """``n`` normalised samples (n, C, *image_size) in [-1, 1], drawn in batches.
+
+    ``conditions`` (n, Cc, *image_size): normalised condition images, one per sample, for a
+    conditional prior.
+    """
+    device = next(prior.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for start in range(0, n, batch_size):
+        count = min(batch_size, n - start)
+        condition = None if conditions is None else conditions[start:start + count].to(device)
+        denoiser = prior.denoiser(condition=condition)
+        x_T = torch.randn(prior.latent_shape(count), generator=generator).to(device)
+        latents = sample(denoiser, x_T.shape, steps, sampler=sampler, eta=eta, generator=generator, x_T=x_T,
+                         progress=progress)
+        batches.append(prior.decode(latents).clamp(-1, 1).cpu())
+    return torch.cat(batches)
+
+
+def radial_power_spectrum(images: torch.Tensor) -> torch.Tensor:
+    """Mean radially averaged power spectrum of (N, H, W) images: (R,) for integer radii 0..min(H, W)//2 - 1."""
+    images = images.double()
+    power = torch.fft.fftshift(torch.fft.fft2(images - images.mean(dim=(1, 2), keepdim=True)), dim=(1, 2))
+    power = power.abs().pow(2).mean(0)
+    height, width = power.shape
+    yy, xx = torch.meshgrid(torch.arange(height) - height // 2, torch.arange(width) - width // 2, indexing="ij")
+    radius = torch.sqrt(yy.double() ** 2 + xx.double() ** 2).round().long().flatten()
+    bins = min(height, width) // 2
+    keep = radius < bins
+    total = torch.zeros(bins, dtype=torch.float64).index_add_(0, radius[keep], power.flatten()[keep])
+    count = torch.zeros(bins, dtype=torch.float64).index_add_(0, radius[keep], torch.ones_like(power.flatten()[keep]))
+    return total / count
+
+
+def image_statistics(images: torch.Tensor, reference: torch.Tensor, scale: float = 1.0) -> dict[str, float]:
+    """How close a set of images is to a reference set, both (N, H, W) in [-1, 1].
+
+    ``histogram_intersection``: sum of min of the two 64-bin intensity histograms (1 = identical);
+    ``wasserstein``: 1-Wasserstein distance of the intensity distributions, times ``scale``
+    (data units per normalised unit); ``spectrum_db``: mean absolute difference of the radially
+    averaged power spectra, in dB, over the non-zero radii; means and standard deviations.
+    """
+    values, ref_values = images.flatten().double(), reference.flatten().double()
+    edges = torch.linspace(-1, 1, 65, dtype=torch.float64)
+    hist = torch.histogram(values.clamp(-1, 1), edges).hist / values.numel()
+    ref_hist = torch.histogram(ref_values.clamp(-1, 1), edges).hist / ref_values.numel()
+    quantiles = torch.linspace(0.0005, 0.9995, 2000, dtype=torch.float64)
+    wasserstein = (_quantile(values, quantiles) - _quantile(ref_values, quantiles)).abs().mean()
+    spectrum, ref_spectrum = radial_power_spectrum(images), radial_power_spectrum(reference)
+    spectrum_db = (10 * torch.log10(spectrum[1:] / ref_spectrum[1:])).abs().mean()
+    return {"histogram_intersection": float(torch.minimum(hist, ref_hist).sum()),
+            "wasserstein": float(wasserstein) * scale, "spectrum_db": float(spectrum_db),
+            "mean": float(values.mean()) * scale, "std": float(values.std()) * scale,
+            "reference_mean": float(ref_values.mean()) * scale, "reference_std": float(ref_values.std()) * scale,
+            "images": int(images.shape[0])}
+
+
+def _quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    step = max(1, values.numel() // 2 ** 23)
+    return torch.quantile(values[::step], q)
+
+
+def check_prior(prior_dir: str | os.PathLike, config_path: str | os.PathLike, out: str | os.PathLike, *,
+                figure: str | os.PathLike | None = None, device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Samples of a prior against its config's held-out data, with two references (JSON at ``out``).
+
+    Rows: ``samples`` (the prior's, ``check`` settings of the config), ``training`` (as many
+    training examples, drawn at random: the best a perfect prior could do) and ``white_noise``
+    (Gaussian noise with the held-out mean and std: what no structure at all scores).
+    """
+    config = load_prior_config(config_path)
+    config["source"] = str(config_path)
+    check = config["check"]
+    prior = load_prior(prior_dir, device=resolve_device(device))
+    holdout, holdout_names = examples(config, "holdout")
+    training, _ = examples(config, "train")
+    generator = torch.Generator().manual_seed(check["seed"])
+    started = time.perf_counter()
+    conditions = holdout[: check["samples"], 1:] if prior.condition_channels else None
+    count = check["samples"] if conditions is None else conditions.shape[0]
+    samples = draw_samples(prior, count, steps=check["steps"], sampler=check["sampler"], seed=check["seed"],
+                           conditions=conditions, progress=progress)
+    sampling_s = time.perf_counter() - started
+    reference = torch.from_numpy(_planes(holdout[:, 0].numpy()))
+    chosen = torch.randperm(training.shape[0], generator=generator)[:count]
+    noise = reference.mean() + reference.std() * torch.randn(reference.shape, generator=generator)
+    written_range = _written_range(prior.normalization)
+    low, high = prior.normalization.invert(torch.tensor([-1.0, 1.0]), written_range).tolist()
+    scale = (high - low) / 2
+    rows = {"samples": _planes(samples[:, 0].numpy()), "training": _planes(training[chosen, 0].numpy()),
+            "white_noise": noise.clamp(-1, 1).numpy()}
+    report = {name: image_statistics(torch.from_numpy(np.ascontiguousarray(images)), reference, scale)
+              for name, images in rows.items()}
+    report["settings"] = {**check, "holdout_volumes": holdout_names, "holdout_images": int(reference.shape[0]),
+                          "sampling_s": round(sampling_s, 2), "units": _units(prior.normalization)}
+    write_json(out, report)
+    if figure is not None:
+        shown = prior.normalization.invert(torch.from_numpy(rows["samples"]), written_range)
+        held = prior.normalization.invert(reference[torch.linspace(0, reference.shape[0] - 1, 8).long()],
+                                          written_range)
+        shown = shown[torch.linspace(0, shown.shape[0] - 1, min(shown.shape[0], 32)).long()]
+        sample_grid(shown.numpy(), figure, window=(low, high), reference=held.numpy(),
+                    title=f"{Path(prior_dir).name}: samples ({check['sampler']}, {check['steps']} steps) "
+                          "and held-out slices (bottom row)")
+    return report

@@ -1,0 +1,122 @@
+"""The prior stage end to end on tiny priors: config -> training data -> prior dir -> samples -> check."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from medprior.cli import main
+from medprior.diffusion.prior_file import read_prior_json
+from medprior.errors import InputError
+from medprior.tasks import priors
+
+TINY = {
+    "network": {"channels": [8, 16], "attention_levels": [False, False], "num_head_channels": 8, "norm_num_groups": 8},
+    "schedule": {"kind": "cosine", "steps": 50},
+    "training": {"steps": 6, "batch_size": 4, "checkpoint_every": 3, "log_every": 2},
+    "check": {"samples": 4, "steps": 5, "sampler": "ddim"},
+}
+
+
+def write_config(tmp_path, **changes):
+    config = {"name": "tiny_ct", "kind": "slice2d", "image_size": [16, 16],
+              "data": {"phantom": {"generator": "ct_body", "seeds": [1, 2], "holdout_seeds": [3], "size": [32, 32, 8]}},
+              **TINY, **changes}
+    path = tmp_path / f"{config['name']}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_slice_examples_are_normalised_resampled_axial_slices(tmp_path):
+    config = priors.load_prior_config(write_config(tmp_path))
+    examples, names = priors.examples(config, "train")
+    assert names == ["ct_body-1", "ct_body-2"]
+    assert examples.shape[1:] == (1, 16, 16) and 8 <= examples.shape[0] <= 16
+    assert examples.min() >= -1 and examples.max() <= 1
+    holdout, holdout_names = priors.examples(config, "holdout")
+    assert holdout_names == ["ct_body-3"] and not torch.equal(holdout[:1], examples[:1])
+
+
+def test_wavelet_examples_carry_the_condition_contrasts(tmp_path):
+    path = write_config(tmp_path, name="tiny_brain", kind="wavelet3d", image_size=[16, 16, 8],
+                        data={"phantom": {"generator": "brain_mri", "seeds": [5], "size": [48, 48, 30]},
+                              "contrast": "t2f", "conditions": ["t1n", "t2w"]},
+                        normalization={"kind": "percentile", "low": 0.5, "high": 99.5})
+    config = priors.load_prior_config(path)
+    examples, _ = priors.examples(config, "train")
+    assert examples.shape == (1, 3, 16, 16, 8)
+    assert config["parametrization"] == "x0"
+    prior = priors.build_prior(config)
+    assert prior.condition_channels == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"image_size": [16, 16, 16]}, "image_size"),
+    ({"data": {"files": {"train": ["nothing/*.nii.gz"]}}}, "matches nothing"),
+    ({"data": {}}, "exactly one"),
+    ({"data": {"phantom": {"generator": "ct_body", "seeds": [1]}, "conditions": ["t1n"]}}, "conditions"),
+    ({"training": {"steps": 0}}, "training.steps"),
+])
+def test_bad_prior_configs_name_the_problem(tmp_path, change, message):
+    path = write_config(tmp_path, **change)
+    with pytest.raises(InputError, match=message):
+        config = priors.load_prior_config(path)
+        priors.examples(config, "train")
+
+
+def test_train_sample_and_check_through_the_cli(tmp_path, capsys):
+    config = write_config(tmp_path)
+    prior_dir = tmp_path / "prior"
+    assert main(["train-prior", "--config", str(config), "--out", str(prior_dir), "--device", "cpu"]) == 0
+    description = read_prior_json(prior_dir)
+    training = description["training"]
+    assert training["steps"] == 6 and training["data"]["phantom"]["seeds"] == [1, 2]
+    assert len(training["data"]["sha256"]) == 64 and training["data"]["examples"] > 0
+    assert (tmp_path / "prior.work" / "loss.jsonl").exists()
+
+    samples = tmp_path / "samples.nii.gz"
+    figure = tmp_path / "samples.png"
+    assert main(["sample", "--prior", str(prior_dir), "--n", "3", "--steps", "4", "--sampler", "dpmpp",
+                 "--out", str(samples), "--figure", str(figure), "--device", "cpu"]) == 0
+    data = np.asarray(nib.load(samples).dataobj)
+    assert data.shape == (16, 16, 3) and data.min() >= -1000 and data.max() <= 1000
+    assert figure.stat().st_size > 1000
+    assert json.loads((tmp_path / "samples.json").read_text())["config"]["sampler"] == "dpmpp"
+
+    report_path = tmp_path / "check.json"
+    assert main(["check-prior", "--prior", str(prior_dir), "--config", str(config), "--out", str(report_path),
+                 "--figure", str(tmp_path / "check.png"), "--device", "cpu"]) == 0
+    report = json.loads(report_path.read_text())
+    assert set(report) == {"samples", "training", "white_noise", "settings"}
+    assert 0 <= report["samples"]["histogram_intersection"] <= 1
+    assert report["training"]["histogram_intersection"] > report["white_noise"]["histogram_intersection"]
+    assert "samples" in capsys.readouterr().out
+
+
+def test_cli_bad_prior_dir_and_config_exit_2_without_output(tmp_path, capsys):
+    out = tmp_path / "samples.nii.gz"
+    assert main(["sample", "--prior", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "missing" in capsys.readouterr().err and not out.exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nkind: slice2d\n")
+    assert main(["train-prior", "--config", str(bad), "--out", str(tmp_path / "p")]) == 2
+    assert "bad.yaml" in capsys.readouterr().err and not (tmp_path / "p").exists()
+
+
+def test_statistics_tell_matching_images_from_noise():
+    generator = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(40, 1, 36, 36, generator=generator), 5, 1)[:, 0] * 2 - 1
+    same = priors.image_statistics(smooth[:20], smooth[20:])
+    noise = priors.image_statistics(torch.rand(20, 32, 32, generator=generator) * 2 - 1, smooth[20:])
+    assert same["histogram_intersection"] > 0.9 and same["spectrum_db"] < 1.0
+    assert noise["histogram_intersection"] < 0.6 and noise["spectrum_db"] > 5
+
+
+def test_radial_power_spectrum_of_a_single_frequency_peaks_at_its_radius():
+    grid = torch.arange(32, dtype=torch.float64)
+    wave = torch.cos(2 * torch.pi * 5 * grid / 32)[None, :, None].expand(1, 32, 32)
+    spectrum = priors.radial_power_spectrum(wave)
+    assert int(spectrum.argmax()) == 5

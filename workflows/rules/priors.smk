@@ -1,0 +1,66 @@
+# Prior stage: train each configured diffusion prior (configs/priors/<name>.yaml), then check its
+# samples against the prior's held-out data (histograms, power spectra) and tabulate the checks.
+PRIORS = config["priors"]
+PRIOR_BUDGET = f"--time-budget {PRIORS['time_budget_s']}" if PRIORS["time_budget_s"] else ""
+
+
+wildcard_constraints:
+    prior=r"[a-z0-9_]+",
+
+
+rule train_prior:
+    input:
+        f"{PRIORS['config_dir']}/{{prior}}.yaml",
+    output:
+        directory(f"{RESULTS}/priors/{{prior}}"),
+    params:
+        workdir=f"{RESULTS}/priors/{{prior}}.work",
+    log:
+        "logs/priors/train/{prior}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/priors/train/{{prior}}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        runtime=240,
+        mem_mb=16000,
+    shell:
+        "medprior train-prior --config {input} --out {output} --workdir {params.workdir} "
+        "--device " + PRIORS["device"] + " " + PRIOR_BUDGET + " > {log} 2>&1"
+
+
+rule check_prior:
+    input:
+        prior=f"{RESULTS}/priors/{{prior}}",
+        config=f"{PRIORS['config_dir']}/{{prior}}.yaml",
+    output:
+        report=f"{RESULTS}/priors/{{prior}}.check.json",
+        figure=report(f"{RESULTS}/priors/{{prior}}.samples.png", caption="../report/priors.rst", category="Priors"),
+    log:
+        "logs/priors/check/{prior}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        runtime=30,
+        mem_mb=8000,
+    shell:
+        "medprior check-prior --prior {input.prior} --config {input.config} --out {output.report} "
+        "--figure {output.figure} --device " + PRIORS["device"] + " > {log} 2>&1"
+
+
+rule prior_table:
+    input:
+        reports=expand(f"{RESULTS}/priors/{{prior}}.check.json", prior=PRIORS["train"]),
+        priors=expand(f"{RESULTS}/priors/{{prior}}", prior=PRIORS["train"]),
+    output:
+        csv=f"{RESULTS}/tables/priors.csv",
+        markdown=f"{RESULTS}/tables/priors.md",
+    log:
+        "logs/priors/table.log",
+    script:
+        "../scripts/prior_table.py"
+
+
+rule priors_all:
+    input:
+        rules.prior_table.output,
