@@ -1,0 +1,180 @@
+"""A trained prior on disk: a folder with ``prior.json`` and ``weights.safetensors``.
+
+``prior.json`` holds everything needed to rebuild the prior (its
+:meth:`~medprior.diffusion.priors.Prior.description`), how it was trained (data provenance,
+data hash, steps, wall time, command, config: whatever the caller records) and the weights'
+SHA-256, dtype and parameter count::
+
+    {"format": "medprior-prior", "format_version": 1, "medprior_version": "0.1.0",
+     "created": "2025-01-01T12:00:00+00:00", "kind": "slice2d", "image_size": [64, 64], ...,
+     "training": {...},
+     "weights": {"file": "weights.safetensors", "sha256": "...", "dtype": "float32",
+                 "parameters": 123456}}
+
+:func:`load_prior` checks all of it before a single sample is drawn: the hash (a corrupted or
+swapped weights file), the format, the prior kind, and every tensor name and shape, loading the
+state dict strictly. Any problem raises an :class:`~medprior.errors.InputError` naming the file.
+
+Example:
+    >>> save_prior(prior, "priors/ct_body", training={"steps": 2000})   # doctest: +SKIP
+    >>> prior = load_prior("priors/ct_body")                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+import medprior
+from medprior.devices import resolve_device
+from medprior.diffusion.networks import parameter_count
+from medprior.diffusion.priors import PRIOR_CLASSES, Prior, prior_from_description
+from medprior.errors import InputError
+from medprior.io.atomic import atomic_path, file_sha256, write_json
+
+PRIOR_FORMAT = "medprior-prior"
+PRIOR_FORMAT_VERSION = 1
+PRIOR_JSON = "prior.json"
+WEIGHTS_FILE = "weights.safetensors"
+WEIGHTS_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+ENVELOPE_KEYS = ("format", "format_version", "medprior_version", "created", "training", "weights")
+"""Keys of prior.json that are not part of the prior's description."""
+
+
+def save_prior(prior: Prior, directory: str | os.PathLike, training: dict[str, Any],
+               weights_dtype: torch.dtype = torch.float32) -> Path:
+    """Write ``prior`` (its network's current weights) as a prior folder, atomically.
+
+    Args:
+        prior: the prior to save.
+        directory: the folder to create; an existing one is replaced only once the new one is
+            complete.
+        training: provenance stored under ``"training"`` in prior.json (JSON-serialisable).
+        weights_dtype: ``torch.float32``, or ``torch.float16`` for half-size files (shipped
+            demo priors); loading always gives float32.
+
+    Returns:
+        ``directory`` as a Path.
+    """
+    names = {dtype: name for name, dtype in WEIGHTS_DTYPES.items()}
+    if weights_dtype not in names:
+        raise ValueError(f"weights_dtype {weights_dtype}: expected one of {list(WEIGHTS_DTYPES.values())}")
+    directory = Path(directory)
+    tensors = {name: (tensor.detach().to("cpu", weights_dtype) if tensor.is_floating_point()
+                      else tensor.detach().cpu()).contiguous().clone()
+               for name, tensor in prior.network.state_dict().items()}
+    with atomic_path(directory, directory=True) as temporary:
+        save_file(tensors, temporary / WEIGHTS_FILE, metadata={"format": PRIOR_FORMAT})
+        write_json(temporary / PRIOR_JSON, {
+            "format": PRIOR_FORMAT,
+            "format_version": PRIOR_FORMAT_VERSION,
+            "medprior_version": medprior.__version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **prior.description(),
+            "training": training,
+            "weights": {
+                "file": WEIGHTS_FILE,
+                "sha256": file_sha256(temporary / WEIGHTS_FILE),
+                "dtype": names[weights_dtype],
+                "parameters": parameter_count(prior.network),
+            },
+        })
+    return directory
+
+
+def read_prior_json(directory: str | os.PathLike) -> dict[str, Any]:
+    """The checked content of ``directory/prior.json`` (format, version, kind and weights entry).
+
+    Raises:
+        InputError: a missing folder or file, invalid JSON, or a file that is not a medprior
+            prior of a supported format version and a known kind.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        raise InputError(directory, "no such prior folder")
+    if not directory.is_dir():
+        raise InputError(directory, f"a prior is a folder with {PRIOR_JSON} and {WEIGHTS_FILE}, not a file")
+    path = directory / PRIOR_JSON
+    if not path.is_file():
+        raise InputError(path, f"missing: a prior folder holds {PRIOR_JSON} and {WEIGHTS_FILE}")
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(path, f"unreadable or invalid JSON ({error})") from None
+    if not isinstance(content, dict) or content.get("format") != PRIOR_FORMAT:
+        found = content.get("format") if isinstance(content, dict) else type(content).__name__
+        raise InputError(path, f"not a medprior prior (format {found!r}, expected {PRIOR_FORMAT!r})")
+    if content.get("format_version") != PRIOR_FORMAT_VERSION:
+        raise InputError(path, f"prior format_version {content.get('format_version')!r} is not supported by "
+                               f"medprior {medprior.__version__} (it reads version {PRIOR_FORMAT_VERSION})")
+    if content.get("kind") not in PRIOR_CLASSES:
+        raise InputError(path, f"unknown prior kind {content.get('kind')!r}: expected one of {sorted(PRIOR_CLASSES)}")
+    weights = content.get("weights")
+    if (not isinstance(weights, dict) or not isinstance(weights.get("file"), str)
+            or not isinstance(weights.get("sha256"), str) or weights.get("dtype") not in WEIGHTS_DTYPES):
+        raise InputError(path, 'invalid "weights" entry: expected {"file", "sha256", "dtype": '
+                               f'{"|".join(WEIGHTS_DTYPES)}, "parameters"}}')
+    if Path(weights["file"]).name != weights["file"]:
+        raise InputError(path, f"weights file {weights['file']!r} must be a plain file name in the prior folder")
+    return content
+
+
+def load_prior(directory: str | os.PathLike, device: str | torch.device = "auto") -> Prior:
+    """The prior saved in ``directory``, float32, in eval mode, on ``device``.
+
+    Raises:
+        InputError: anything wrong with the folder (see :func:`read_prior_json`), a missing
+            weights file, a SHA-256 that differs from the one recorded (a corrupted or swapped
+            file), or weights whose tensor names or shapes do not match the described network.
+    """
+    directory = Path(directory)
+    content = read_prior_json(directory)
+    json_path = directory / PRIOR_JSON
+    weights_path = directory / content["weights"]["file"]
+    if not weights_path.is_file():
+        raise InputError(weights_path, f"missing: the weights file named in {PRIOR_JSON}")
+    sha256 = file_sha256(weights_path)
+    if sha256 != content["weights"]["sha256"]:
+        raise InputError(weights_path, f"sha256 {sha256[:16]}... differs from {content['weights']['sha256'][:16]}... "
+                                       f"recorded in {PRIOR_JSON}: the file is corrupted or belongs to another prior")
+    description = {key: value for key, value in content.items() if key not in ENVELOPE_KEYS}
+    try:
+        prior = prior_from_description(description)
+    except (TypeError, ValueError, KeyError, AttributeError, AssertionError) as error:
+        raise InputError(json_path, f"cannot build the prior it describes ({type(error).__name__}: {error})") from None
+    try:
+        tensors = load_file(weights_path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InputError(weights_path, f"unreadable safetensors file ({error})") from None
+    _check_state(prior.network.state_dict(), tensors, weights_path)
+    floats = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in tensors.items()}
+    prior.network.load_state_dict(floats, strict=True)
+    return prior.to(resolve_device(device)).eval()
+
+
+def _check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise an InputError listing (a few) missing, unexpected and wrongly shaped tensors."""
+
+    def few(names: list[str]) -> str:
+        return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [f"{name} {tuple(found[name].shape)} (expected {tuple(expected[name].shape)})"
+              for name in sorted(set(expected) & set(found)) if found[name].shape != expected[name].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing tensor(s): {few(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensor(s): {few(unexpected)}")
+    if shapes:
+        problems.append(f"{len(shapes)} tensor(s) of the wrong shape: {few(shapes)}")
+    if problems:
+        raise InputError(path, "weights do not match the network described in prior.json: " + "; ".join(problems))

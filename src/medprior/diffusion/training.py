@@ -1,0 +1,466 @@
+"""Training a diffusion prior: denoising regression with AdamW, EMA weights and exact resume.
+
+One step (DDPM's objective, in the prior's parametrization):
+
+    x      = a batch of examples (B, C, *image_size), normalised to [-1, 1]
+    z0     = prior.encode(x)                       (diffusion space)
+    t      ~ U{0, ..., T-1},  noise ~ N(0, I)      (same shape as z0)
+    z_t    = alpha_t z0 + sigma_t noise
+    input  = z_t, or cat(z_t, prior.encode(condition)) on dim 1 for a conditional prior
+    loss   = mean((network(input, t) - target)^2),  target = eps, x0 or v
+
+AdamW with a constant learning rate, gradient-norm clipping, and an exponential moving average
+(EMA) of the weights whose decay warms up as ``min(ema_decay, (1 + k) / (10 + k))`` after ``k``
+steps, so short runs are not dominated by the random initialisation. The prior handed back
+holds the EMA weights. bf16 autocast on CUDA only; the loss is computed in float32.
+
+Reproducibility: every random draw (a fresh permutation of the examples per epoch, batches
+taken from it in order, possibly across an epoch boundary; t; noise) comes from one CPU
+:class:`torch.Generator` seeded with ``config.seed``, drawn in that order each step. A run
+therefore depends only on the seed, the data and the prior's initial weights (build the prior
+under ``torch.manual_seed`` to fix those).
+
+Files in ``workdir``:
+
+- ``checkpoint.pt``: written atomically every ``checkpoint_every`` steps and when training
+  stops. It holds the raw and EMA weights, the optimizer state, the generator state and the
+  rest of the current epoch's permutation, the step, the elapsed training time, the unflushed
+  loss window, the config, the prior description and a SHA-256 of the data. When it exists,
+  :func:`train_prior` resumes from it, and on the CPU the resumed run is bitwise the run that
+  was never interrupted (losses, log and weights). A checkpoint from a different prior, data or
+  trajectory-changing config (:data:`RESUME_KEYS`) is refused with an :class:`InputError`.
+- ``loss.jsonl``: one JSON object per ``log_every`` steps, ``{"step", "loss", "lr",
+  "elapsed_s", "it_per_s"}``, where ``loss`` is the mean loss over the steps since the previous
+  line (the window ``(step - log_every, step]``), ``elapsed_s`` the training time so far
+  (resumed parts included) and ``it_per_s`` the speed over that window. When training stops
+  between two multiples of ``log_every``, a last line covers the partial window; a resumed run
+  drops it (and any line past the checkpoint) and logs the full window in its place, so the log
+  of an interrupted and resumed run has the same steps and losses as an uninterrupted one.
+
+Example:
+    >>> prior = SlicePrior2D((32, 32))                              # doctest: +SKIP
+    >>> result = train_prior(prior, slices, TrainingConfig(steps=2000), "work/prior")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from medprior.devices import autocast, resolve_device
+from medprior.diffusion import parametrization as param
+from medprior.diffusion.priors import Prior
+from medprior.diffusion.schedule import broadcast
+from medprior.errors import InputError
+from medprior.io.atomic import atomic_path
+
+CHECKPOINT_FILE = "checkpoint.pt"
+LOSS_LOG_FILE = "loss.jsonl"
+CHECKPOINT_FORMAT = "medprior-training-checkpoint"
+CHECKPOINT_VERSION = 1
+RESUME_KEYS = ("batch_size", "learning_rate", "weight_decay", "ema_decay", "grad_clip", "seed", "log_every")
+"""Config fields that change the trajectory or the log: a checkpoint resumes only if they match.
+``steps``, ``time_budget_s``, ``checkpoint_every`` and ``device`` may change between runs."""
+
+
+@dataclass
+class TrainingConfig:
+    """How to train a prior (the ``training:`` section of a run config).
+
+    Args:
+        steps: total optimizer steps (a resumed run continues up to this many).
+        batch_size: examples per step.
+        learning_rate: AdamW learning rate (constant).
+        weight_decay: AdamW decoupled weight decay.
+        ema_decay: decay of the EMA of the weights, in [0, 1); 0 keeps the raw weights.
+        grad_clip: maximum global gradient norm; ``None`` or 0 disables clipping.
+        seed: seed of the one generator every random draw comes from.
+        time_budget_s: stop after the step at which the total training time (resumed parts
+            included) reaches this many seconds; ``None`` for no limit.
+        checkpoint_every: steps between checkpoints (one is also written when training stops).
+        log_every: steps per line of ``loss.jsonl``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    """
+
+    steps: int
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    time_budget_s: float | None = None
+    checkpoint_every: int = 200
+    log_every: int = 10
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"training {name} must be an integer >= 1, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"training learning_rate must be > 0, got {self.learning_rate!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"training weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"training ema_decay must lie in [0, 1), got {self.ema_decay!r}")
+        if self.grad_clip is not None and not self.grad_clip >= 0:
+            raise ValueError(f"training grad_clip must be >= 0 or null, got {self.grad_clip!r}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"training time_budget_s must be > 0 or null, got {self.time_budget_s!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"training seed must be an integer, got {self.seed!r}")
+
+    @classmethod
+    def from_mapping(cls, section: Mapping[str, Any]) -> TrainingConfig:
+        """Build from a config's ``training:`` mapping; unknown keys raise ValueError naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {unknown}: expected some of {sorted(known)}")
+        return cls(**section)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train_prior` did.
+
+    Attributes:
+        steps_done: optimizer steps the prior has been trained for (resumed parts included).
+        wall_time_s: total training time in seconds (resumed parts included).
+        final_loss: mean loss of the last logged window (NaN if no step was ever taken).
+        stopped_by: ``"steps"`` (reached ``config.steps``) or ``"time_budget"``.
+        device: the device it trained on, e.g. ``"cpu"`` or ``"cuda"``.
+    """
+
+    steps_done: int
+    wall_time_s: float
+    final_loss: float
+    stopped_by: str
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train_prior(prior: Prior, examples: Tensor, config: TrainingConfig, workdir: str | os.PathLike,
+                conditions: Tensor | None = None, progress: bool = True) -> TrainingResult:
+    """Train ``prior.network`` in place (resuming from ``workdir/checkpoint.pt`` if present).
+
+    Args:
+        prior: the prior to train; its network's current weights are the starting point of a
+            fresh run. On return it holds the EMA weights, is in eval mode and on the device.
+        examples: float tensor (N, C, *image_size) in CPU memory, normalised to [-1, 1].
+        config: the training options.
+        workdir: folder for ``checkpoint.pt`` and ``loss.jsonl`` (created if missing).
+        conditions: (N, Cc, *image_size) condition images of a conditional prior, the i-th
+            belonging to the i-th example; ``None`` for an unconditional prior.
+        progress: show a tqdm progress bar.
+
+    Raises:
+        ValueError: examples or conditions that do not fit the prior.
+        InputError: a checkpoint in ``workdir`` that cannot be resumed by this call.
+    """
+    device = resolve_device(config.device)
+    examples, conditions = _check_data(prior, examples, conditions)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path, log_path = workdir / CHECKPOINT_FILE, workdir / LOSS_LOG_FILE
+
+    network = prior.network
+    prior.to(device)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    draws = _Draws(examples.shape[0], config.seed)
+    state = _LoopState()
+    description = _json_normalised(prior.description())
+    data_sha256 = _data_sha256(examples, conditions)
+    ema_state: dict[str, Tensor] | None = None
+    if checkpoint_path.exists():
+        checkpoint = _read_checkpoint(checkpoint_path)
+        _check_resumable(checkpoint, checkpoint_path, config, description, data_sha256)
+        network.load_state_dict(checkpoint["network"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        ema_state = checkpoint["ema"]
+        draws.load_state_dict(checkpoint["draws"])
+        state = _LoopState(**checkpoint["loop"])
+    ema = _Ema(network, config.ema_decay, ema_state)
+
+    def result(stopped_by: str) -> TrainingResult:
+        ema.copy_to(network)
+        prior.eval()
+        return TrainingResult(steps_done=state.step, wall_time_s=state.elapsed_s, final_loss=state.last_loss,
+                              stopped_by=stopped_by, device=str(device))
+
+    if state.step >= config.steps:
+        return result("steps")
+    if config.time_budget_s is not None and state.elapsed_s >= config.time_budget_s:
+        return result("time_budget")
+
+    _truncate_log(log_path, state.step - state.step % config.log_every)
+    schedule = prior.schedule
+    stopped_by = "steps"
+    last_checkpoint = state.step
+    started = time.perf_counter()
+    base_elapsed = state.elapsed_s
+    window_started = started
+    window_sum = torch.tensor(state.window_sum, dtype=torch.float64, device=device)
+    bar = tqdm(total=config.steps, initial=state.step, disable=not progress, desc="training", unit="step",
+               dynamic_ncols=True)
+    network.train()
+    try:
+        while state.step < config.steps:
+            indices = draws.indices(config.batch_size)
+            t = torch.randint(0, schedule.steps, (config.batch_size,), generator=draws.generator)
+            z0 = prior.encode(examples[indices].to(device, non_blocking=True))
+            noise = torch.randn(z0.shape, generator=draws.generator, dtype=z0.dtype).to(device, non_blocking=True)
+            z_t = schedule.add_noise(z0, noise, t)
+            if conditions is not None:
+                z_t = torch.cat([z_t, prior.encode(conditions[indices].to(device, non_blocking=True))], dim=1)
+            alpha, sigma = broadcast(schedule.alpha(t), z0), broadcast(schedule.sigma(t), z0)
+            target = param.target(z0, noise, alpha, sigma, prior.parametrization)
+            with autocast(device):
+                output = network(z_t, t.to(device))
+            loss = F.mse_loss(output.float(), target.float())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
+            optimizer.step()
+            state.step += 1
+            ema.update(network, state.step)
+            window_sum += loss.detach().double()
+            state.window_count += 1
+            now = time.perf_counter()
+            state.elapsed_s = base_elapsed + (now - started)
+            bar.update(1)
+
+            out_of_time = (config.time_budget_s is not None and state.elapsed_s >= config.time_budget_s
+                           and state.step < config.steps)
+            finished = out_of_time or state.step >= config.steps
+            if state.step % config.log_every == 0 or finished:
+                state.window_sum = float(window_sum)
+                state.last_loss = state.window_sum / state.window_count
+                speed = state.window_count / max(now - window_started, 1e-9)
+                _append_log(log_path, {"step": state.step, "loss": state.last_loss,
+                                       "lr": optimizer.param_groups[0]["lr"],
+                                       "elapsed_s": round(state.elapsed_s, 4), "it_per_s": round(speed, 3)})
+                bar.set_postfix(loss=f"{state.last_loss:.4g}", it_per_s=f"{speed:.3g}")
+                if state.step % config.log_every == 0:  # a partial window stays open for a resume
+                    window_sum.zero_()
+                    state.window_sum, state.window_count = 0.0, 0
+                    window_started = now
+            if state.step % config.checkpoint_every == 0 or finished:
+                state.window_sum = float(window_sum)
+                _write_checkpoint(checkpoint_path, network, ema, optimizer, draws, state, config,
+                                  description, data_sha256)
+                last_checkpoint = state.step
+            if out_of_time:
+                stopped_by = "time_budget"
+                break
+    finally:
+        bar.close()
+    assert last_checkpoint == state.step
+    return result(stopped_by)
+
+
+@dataclass
+class _LoopState:
+    """The scalar part of a run's state, saved in the checkpoint."""
+
+    step: int = 0
+    elapsed_s: float = 0.0
+    window_sum: float = 0.0  # sum of the losses logged in no line yet (the open window)
+    window_count: int = 0
+    last_loss: float = math.nan  # mean of the last logged window
+
+
+class _Draws:
+    """All randomness of a run: example order (a permutation per epoch), then t, then noise."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        self.count = count
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.empty(0, dtype=torch.long)  # rest of the current epoch's permutation
+
+    def indices(self, batch: int) -> Tensor:
+        """The next ``batch`` example indices, drawing a new permutation when an epoch ends."""
+        parts = []
+        while batch > 0:
+            if self.order.numel() == 0:
+                self.order = torch.randperm(self.count, generator=self.generator)
+            parts.append(self.order[:batch])
+            self.order = self.order[batch:]
+            batch -= parts[-1].numel()
+        return torch.cat(parts)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"generator": self.generator.get_state(), "order": self.order.clone()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].clone()
+
+
+class _Ema:
+    """Exponential moving average of a network's floating-point state (parameters and buffers)."""
+
+    def __init__(self, network: nn.Module, decay: float, state: dict[str, Tensor] | None = None) -> None:
+        self.decay = decay
+        live = network.state_dict()
+        if state is None:
+            self.shadow = {name: tensor.detach().clone() for name, tensor in live.items()}
+        else:
+            device = next(iter(live.values())).device
+            self.shadow = {name: state[name].to(device) for name in live}
+        self._pairs = [(self.shadow[name], live[name]) for name in live]
+
+    @torch.no_grad()
+    def update(self, network: nn.Module, step: int) -> None:
+        """Blend in the weights after ``step`` optimizer steps (decay warm-up as in the module doc)."""
+        decay = min(self.decay, (1 + step) / (10 + step))
+        floats = [(s, w) for s, w in self._pairs if s.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([s for s, _ in floats], [w for _, w in floats], 1 - decay)
+        for shadow, live in self._pairs:
+            if not shadow.is_floating_point():
+                shadow.copy_(live)
+
+    def copy_to(self, network: nn.Module) -> None:
+        network.load_state_dict(self.shadow)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return self.shadow
+
+
+def _check_data(prior: Prior, examples: Tensor, conditions: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    expected = (prior.channels, *prior.image_size)
+    if not torch.is_tensor(examples) or not examples.is_floating_point():
+        raise ValueError("training examples must be a floating-point tensor")
+    if examples.ndim != 2 + len(prior.image_size) or tuple(examples.shape[1:]) != expected:
+        raise ValueError(f"training examples of shape {tuple(examples.shape)} do not fit this {prior.kind} "
+                         f"prior: expected (N, {', '.join(map(str, expected))})")
+    if examples.shape[0] == 0:
+        raise ValueError("no training examples")
+    if prior.condition_channels == 0:
+        if conditions is not None:
+            raise ValueError("this prior is unconditional but conditions were given")
+        return examples.detach().cpu().float().contiguous(), None
+    expected = (prior.condition_channels, *prior.image_size)
+    if conditions is None:
+        raise ValueError(f"this prior takes {prior.condition_channels} condition channel(s): give conditions")
+    if not torch.is_tensor(conditions) or not conditions.is_floating_point():
+        raise ValueError("training conditions must be a floating-point tensor")
+    if tuple(conditions.shape) != (examples.shape[0], *expected):
+        raise ValueError(f"training conditions of shape {tuple(conditions.shape)} do not fit: expected "
+                         f"({examples.shape[0]}, {', '.join(map(str, expected))})")
+    return examples.detach().cpu().float().contiguous(), conditions.detach().cpu().float().contiguous()
+
+
+def _data_sha256(examples: Tensor, conditions: Tensor | None) -> str:
+    """SHA-256 of the training data (shapes and float32 bytes), so a resume on other data is refused."""
+    digest = hashlib.sha256()
+    for tensor in (examples, conditions):
+        if tensor is None:
+            digest.update(b"none")
+            continue
+        array = tensor.numpy()
+        digest.update(repr(array.shape).encode())
+        digest.update(array.reshape(-1).view("uint8").data)
+    return digest.hexdigest()
+
+
+def _json_normalised(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any failure to read means the same to the user
+        raise InputError(path, f"unreadable training checkpoint ({type(error).__name__}: {error}); "
+                               "delete it to start training afresh") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(path, "not a medprior training checkpoint")
+    if checkpoint.get("format_version") != CHECKPOINT_VERSION:
+        raise InputError(path, f"training checkpoint format_version {checkpoint.get('format_version')!r} "
+                               f"is not supported (expected {CHECKPOINT_VERSION})")
+    return checkpoint
+
+
+def _check_resumable(checkpoint: dict[str, Any], path: Path, config: TrainingConfig,
+                     description: dict[str, Any], data_sha256: str) -> None:
+    advice = "use another workdir, or delete the checkpoint to start afresh"
+    saved = checkpoint["config"]
+    changed = [f"{key}={saved.get(key)!r} (now {getattr(config, key)!r})"
+               for key in RESUME_KEYS if saved.get(key) != getattr(config, key)]
+    if changed:
+        raise InputError(path, f"cannot resume: the checkpoint was trained with {', '.join(changed)}; {advice}")
+    if checkpoint["prior"] != description:
+        keys = sorted(k for k in set(description) | set(checkpoint["prior"])
+                      if description.get(k) != checkpoint["prior"].get(k))
+        raise InputError(path, f"cannot resume: the checkpoint belongs to a different prior "
+                               f"(differs in {', '.join(keys)}); {advice}")
+    if checkpoint["data_sha256"] != data_sha256:
+        raise InputError(path, f"cannot resume: the checkpoint was trained on different data "
+                               f"(sha256 {checkpoint['data_sha256'][:12]}..., now {data_sha256[:12]}...); {advice}")
+    if checkpoint["loop"]["step"] > config.steps:
+        raise InputError(path, f"cannot resume: the checkpoint is at step {checkpoint['loop']['step']}, "
+                               f"past the {config.steps} steps asked for; {advice}")
+
+
+def _write_checkpoint(path: Path, network: nn.Module, ema: _Ema, optimizer: torch.optim.Optimizer,
+                      draws: _Draws, state: _LoopState, config: TrainingConfig, description: dict[str, Any],
+                      data_sha256: str) -> None:
+    content = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "network": network.state_dict(),
+        "ema": ema.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "draws": draws.state_dict(),
+        "loop": asdict(state),
+        "config": config.to_dict(),
+        "prior": description,
+        "data_sha256": data_sha256,
+    }
+    with atomic_path(path) as temporary:
+        torch.save(content, temporary)
+
+
+def _append_log(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as stream:
+        stream.write(json.dumps(record) + "\n")
+
+
+def _truncate_log(path: Path, through_step: int) -> None:
+    """Keep the lines of ``loss.jsonl`` up to ``through_step`` (none for 0), atomically."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            step = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if step <= through_step:
+            kept.append(line + "\n")
+    with atomic_path(path) as temporary:
+        temporary.write_text("".join(kept))
