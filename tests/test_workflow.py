@@ -37,7 +37,7 @@ def test_dry_run_of_the_demo_lists_every_data_rule(tmp_path):
     result = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "configs/default.yaml"))
     assert result.returncode == 0, result.stderr
     for rule in ("ct_phantom_dicom", "ingest_ct", "brain_phantom", "petct_phantom", "qc_ct", "qc_brain", "qc_petct",
-                 "data_table"):
+                 "data_table", "train_prior", "check_prior", "prior_table"):
         assert rule in result.stdout
 
 
@@ -55,9 +55,20 @@ def test_invalid_config_is_rejected(tmp_path):
     assert "cases" in result.stderr + result.stdout
 
 
-def test_tiny_data_stage_runs(tmp_path):
+TINY_PRIOR = {
+    "name": "tiny_ct", "kind": "slice2d", "image_size": [16, 16],
+    "data": {"phantom": {"generator": "ct_body", "seeds": [1], "holdout_seeds": [2], "size": [32, 32, 8]}},
+    "network": {"channels": [8, 16], "attention_levels": [False, False], "num_head_channels": 8, "norm_num_groups": 8},
+    "schedule": {"steps": 50}, "training": {"steps": 4, "batch_size": 4},
+    "check": {"samples": 4, "steps": 4},
+}
+
+
+def test_tiny_workflow_runs_every_stage(tmp_path):
+    (tmp_path / "priors").mkdir()
+    (tmp_path / "priors/tiny_ct.yaml").write_text(yaml.safe_dump(TINY_PRIOR))
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump({**TINY, "priors": {"train": ["tiny_ct"], "config_dir": str(tmp_path / "priors")}}))
     result = snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
     ingested = nib.load(tmp_path / "data/ct/nifti/CT-0011.nii.gz")
@@ -76,4 +87,8 @@ def test_tiny_data_stage_runs(tmp_path):
                                ("mri", "x4", "cgsense"), ("mri", "x4", "tv")}
     assert float(recon_rows[("ct", "sv8", "tv")]["psnr"]) > float(recon_rows[("ct", "sv8", "fbp")]["psnr"]) + 2
     assert (tmp_path / "results/recon/ct/CT-0011/sv8/comparison.png").stat().st_size > 10_000
+    assert (tmp_path / "results/priors/tiny_ct/weights.safetensors").exists()
+    assert (tmp_path / "results/priors/tiny_ct.samples.png").stat().st_size > 5_000
+    prior_rows = list(csv.DictReader(open(tmp_path / "results/tables/priors.csv")))
+    assert [row["prior"] for row in prior_rows] == ["tiny_ct"] and prior_rows[0]["steps"] == "4"
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)

@@ -77,3 +77,11 @@ def test_bad_prior_geometry_is_refused():
         SlicePrior2D((16, 16), axis=3, network=TINY_NET)
     with pytest.raises(ValueError, match="attention_levels"):
         SlicePrior2D((16, 16), network={**TINY_NET, "attention_levels": [False]})
+
+
+def test_image_size_not_divisible_by_the_unet_depth_is_refused_early():
+    three_levels = {**TINY_NET, "channels": [8, 16, 16], "attention_levels": [False] * 3}
+    with pytest.raises(ValueError, match="divisible by 4"):
+        SlicePrior2D((18, 16), network=three_levels)
+    with pytest.raises(ValueError, match="divisible by 2"):
+        WaveletPrior3D((8, 8, 6), network=TINY_NET)

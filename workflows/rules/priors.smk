@@ -1,6 +1,10 @@
 # Prior stage: train each configured diffusion prior (configs/priors/<name>.yaml), then check its
 # samples against the prior's held-out data (histograms, power spectra) and tabulate the checks.
+import os
+
 PRIORS = config["priors"]
+# A relative config_dir is relative to the repository (the Snakefile's folder), not the working directory.
+PRIOR_CONFIGS = os.path.join(workflow.basedir, PRIORS["config_dir"])
 PRIOR_BUDGET = f"--time-budget {PRIORS['time_budget_s']}" if PRIORS["time_budget_s"] else ""
 
 
@@ -10,7 +14,7 @@ wildcard_constraints:
 
 rule train_prior:
     input:
-        f"{PRIORS['config_dir']}/{{prior}}.yaml",
+        f"{PRIOR_CONFIGS}/{{prior}}.yaml",
     output:
         directory(f"{RESULTS}/priors/{{prior}}"),
     params:
@@ -32,7 +36,7 @@ rule train_prior:
 rule check_prior:
     input:
         prior=f"{RESULTS}/priors/{{prior}}",
-        config=f"{PRIORS['config_dir']}/{{prior}}.yaml",
+        config=f"{PRIOR_CONFIGS}/{{prior}}.yaml",
     output:
         report=f"{RESULTS}/priors/{{prior}}.check.json",
         figure=report(f"{RESULTS}/priors/{{prior}}.samples.png", caption="../report/priors.rst", category="Priors"),

@@ -61,6 +61,11 @@ class Prior(nn.Module):
         self.network_spec = unet_spec(self.spatial_dims, self.subbands * (channels + condition_channels),
                                       self.subbands * channels, **(network or {}))
         self.network = build_unet(self.network_spec)
+        factor = 2 ** (len(self.network_spec["channels"]) - 1)
+        if any(size % factor for size in self.latent_shape(1)[2:]):
+            raise ValueError(f"{self.kind} prior: image_size {self.image_size} gives a network input of "
+                             f"{self.latent_shape(1)[2:]}, which must be divisible by {factor} "
+                             f"({len(self.network_spec['channels'])} UNet levels)")
 
     def encode(self, images: Tensor) -> Tensor:
         """Normalised images (B, C, *image_size) -> diffusion space."""
@@ -89,7 +94,7 @@ class Prior(nn.Module):
             "image_size": list(self.image_size),
             "channels": self.channels,
             "condition_channels": self.condition_channels,
-            "network": self.network_spec,
+            "network": dict(self.network_spec),
             "schedule": self.schedule.to_dict(),
             "parametrization": self.parametrization,
             "normalization": self.normalization.to_dict(),
@@ -139,9 +144,9 @@ class WaveletPrior3D(Prior):
     subbands = 8
 
     def __init__(self, image_size, parametrization: str = "x0", **kwargs: Any) -> None:
+        if any(int(s) % 2 for s in image_size):
+            raise ValueError(f"wavelet prior: image_size {tuple(image_size)} must be even in every dimension")
         super().__init__(image_size, parametrization=parametrization, **kwargs)
-        if any(s % 2 for s in self.image_size):
-            raise ValueError(f"wavelet prior: image_size {self.image_size} must be even in every dimension")
 
     def encode(self, images: Tensor) -> Tensor:
         subbands = dwt3(images)

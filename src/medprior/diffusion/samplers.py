@@ -30,7 +30,8 @@ def _start(shape: tuple[int, ...], generator: torch.Generator | None, x_T: Tenso
            device: torch.device | str | None) -> Tensor:
     if x_T is not None:
         return x_T
-    return torch.randn(shape, generator=generator, device=device or "cpu")
+    start = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device)
+    return start.to(device or "cpu")
 
 
 def _grid(schedule: VPSchedule, steps: int, progress: bool) -> Iterator[tuple[tuple[int, float], ...]]:
@@ -45,7 +46,9 @@ def _denoise(denoiser: Denoiser, x: Tensor, t: int) -> Tensor:
 
 
 def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    """N(0, I) like ``x``, drawn on the generator's device (a CPU generator can drive CUDA sampling)."""
+    device = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
 
 
 @torch.no_grad()

@@ -170,12 +170,13 @@ def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *,
     if device is not None:
         training["device"] = device
     data, names = examples(config, "train")
+    torch.manual_seed(training["seed"])  # the initial weights, so a run is reproducible end to end
     prior = build_prior(config)
     channels = 1
     targets, conditions = data[:, :channels], (data[:, channels:] if data.shape[1] > channels else None)
     workdir = Path(workdir) if workdir is not None else Path(f"{out}.work")
     started = time.perf_counter()
-    result = train_prior(prior, targets, TrainingConfig(**training), workdir, conditions=conditions, progress=progress)
+    result = train_prior(prior, targets, TrainingConfig.from_mapping(training), workdir, conditions=conditions, progress=progress)
     provenance = {
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "config": {k: v for k, v in config.items() if k != "source"},
