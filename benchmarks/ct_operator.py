@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -32,7 +30,7 @@ import torch
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
 
-from measure import PeakRSS, median_time
+from measure import PeakRSS, machine_info, median_time, write_report
 from medprior.physics.ct import ParallelBeamCT, sparse_view_angles
 from medprior.physics.ct_parallel import _parallel_matrices
 
@@ -81,16 +79,11 @@ def main() -> None:
         print(views, json.dumps(row), flush=True)
         del op
     report = {"benchmark": "ParallelBeamCT forward+adjoint vs skimage radon+iradon(filter_name=None)",
-              "volume": [args.slices, args.size, args.size], "dtype": "float32", "device": str(device),
-              "torch_threads": torch.get_num_threads(), "repeats": args.repeats, "machine": platform.processor()
-              or platform.machine(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+              "volume": [args.slices, args.size, args.size], "dtype": "float32", **machine_info(device),
+              "repeats": args.repeats,
               "peak_mem": "peak RSS above the pre-build level (CPU) / torch.cuda.max_memory_allocated (CUDA)",
               "views": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(args.out)
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

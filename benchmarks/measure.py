@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import statistics
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import torch
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
@@ -53,24 +58,26 @@ def median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]
     return statistics.median(times)
 
 
-def machine_info(device: "torch.device") -> dict[str, object]:
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (else what ``platform`` knows)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine_info(device: torch.device) -> dict[str, object]:
     """Where a benchmark ran: CPU model, cores, torch version and threads, GPU name."""
-    import platform
-
-    import torch
-
-    info = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+    info = {"machine": cpu_name(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
 
 
-def write_report(path: "os.PathLike", report: dict) -> None:
+def write_report(path: os.PathLike, report: dict) -> None:
     """Write a benchmark's JSON report atomically and say where."""
-    import json
-    from pathlib import Path
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")

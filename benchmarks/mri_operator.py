@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,7 @@ import torch
 from skimage.data import shepp_logan_phantom
 from skimage.transform import resize
 
-from measure import PeakRSS, median_time
+from measure import PeakRSS, machine_info, median_time, write_report
 from medprior.physics.coils import birdcage_sensitivities
 from medprior.physics.masks import acceleration, uniform_mask_1d
 from medprior.physics.mri import CartesianMRI
@@ -87,18 +85,12 @@ def main() -> None:
                       max_rel_diff=float(np.abs(ours - reference).max() / np.abs(reference).max()))
     report = {"benchmark": "CartesianMRI forward+adjoint (multi-coil, 2D per slice) vs numpy np.fft",
               "volume": [args.slices, n, n], "coils": args.coils, "acceleration": acceleration(mask),
-              "dtype": "complex64", "device": str(device), "torch_threads": torch.get_num_threads(),
-              "repeats": args.repeats, "machine": platform.processor() or platform.machine(),
-              "cpu_count": os.cpu_count(), "torch": torch.__version__, "numpy": np.__version__,
+              "dtype": "complex64", **machine_info(device), "repeats": args.repeats, "numpy": np.__version__,
               "peak_mem": "peak RSS above the pre-call level over one forward+adjoint (CPU) / "
                           "torch.cuda.max_memory_allocated above the pre-call allocation (CUDA)",
               **result}
     print(json.dumps(report, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(args.out)
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

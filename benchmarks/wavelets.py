@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,16 +34,8 @@ import numpy as np
 import pywt
 import torch
 
-from measure import PeakRSS, median_time
+from measure import PeakRSS, machine_info, median_time, write_report
 from medprior.wavelets import SUBBANDS_3D, dwt3, idwt3, wavedec, waverec
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def subband_error(ours: torch.Tensor, bands: dict[str, np.ndarray], names: tuple[str, ...]) -> float:
@@ -109,18 +100,12 @@ def main() -> None:
         print(size, json.dumps(results[str(size)]), flush=True)
 
     report = {"benchmark": "3D Haar forward+inverse: medprior.wavelets vs PyWavelets (dwtn/idwtn, wavedecn/waverecn)",
-              "volume": "(1, 1, N, N, N) standard normal", "dtype": "float32", "device": str(device),
-              "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-              "platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-              "torch": torch.__version__, "pywt": pywt.__version__, "repeats": args.repeats,
+              "volume": "(1, 1, N, N, N) standard normal", "dtype": "float32", **machine_info(device),
+              "pywt": pywt.__version__, "repeats": args.repeats,
               "torch_thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "unset (off)"),
               "peak_mem": "peak RSS above the pre-run level (CPU) / torch.cuda.max_memory_allocated (CUDA)",
               "sizes": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(args.out)
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ from medprior.diffusion import sample
 from medprior.diffusion.normalization import Normalization
 from medprior.diffusion.prior_file import load_prior, read_prior_json, save_prior
 from medprior.diffusion.priors import Prior, prior_from_description
-from medprior.diffusion.schedule import VPSchedule
 from medprior.diffusion.training import TrainingConfig, train_prior
 from medprior.errors import InputError
 from medprior.figures import sample_grid
