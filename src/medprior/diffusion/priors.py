@@ -45,6 +45,7 @@ class Prior(nn.Module):
     kind = ""
     spatial_dims = 0
     subbands = 1
+    latent_clip: tuple[float, float] | None = None  # the range of the data in diffusion space, when bounded
 
     def __init__(self, image_size: tuple[int, ...] | list[int], channels: int = 1, condition_channels: int = 0,
                  network: dict[str, Any] | None = None, schedule: VPSchedule | None = None,
@@ -79,13 +80,19 @@ class Prior(nn.Module):
         """Shape of a batch in diffusion space."""
         raise NotImplementedError
 
-    def denoiser(self, condition: Tensor | None = None, clip: tuple[float, float] | None = None) -> NetworkDenoiser:
-        """The Tweedie denoiser in diffusion space; ``condition`` (B or 1, Cc, *image_size) images."""
+    def denoiser(self, condition: Tensor | None = None, clip: bool = True) -> NetworkDenoiser:
+        """The Tweedie denoiser in diffusion space; ``condition`` (B or 1, Cc, *image_size) images.
+
+        ``clip`` clamps x0_hat to the data range (``latent_clip``) when it is bounded: near
+        t = T-1 an eps-network's ``(x_t - sigma eps) / alpha`` divides by alpha ~ 5e-5 (cosine
+        schedule), and without the clamp samples blow up.
+        """
         if (condition is None) != (self.condition_channels == 0):
             raise ValueError(f"this prior takes {self.condition_channels} condition channels, "
                              f"got {'none' if condition is None else condition.shape[1]}")
         encoded = None if condition is None else self.encode(condition)
-        return NetworkDenoiser(self.network, self.schedule, self.parametrization, encoded, clip)
+        return NetworkDenoiser(self.network, self.schedule, self.parametrization, encoded,
+                               self.latent_clip if clip else None)
 
     def description(self) -> dict[str, Any]:
         """Everything needed to rebuild this prior (without weights); stored in prior.json."""
@@ -113,6 +120,7 @@ class SlicePrior2D(Prior):
 
     kind = "slice2d"
     spatial_dims = 2
+    latent_clip = (-1.0, 1.0)
 
     def __init__(self, image_size, axis: int = 2, **kwargs: Any) -> None:
         super().__init__(image_size, **kwargs)
