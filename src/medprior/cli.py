@@ -14,7 +14,8 @@ import numpy as np
 
 import medprior
 from medprior.config import defaults
-from medprior.errors import MedpriorError
+from medprior.devices import resolve_device
+from medprior.errors import InputError, MedpriorError
 from medprior.io import Volume, load
 from medprior.tasks import data, priors, recon
 
@@ -96,7 +97,17 @@ def _figure(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _check_device(spec: str | None) -> None:
+    """A bad ``--device`` is an input error (exit 2), found before any work starts."""
+    if spec is not None:
+        try:
+            resolve_device(spec)
+        except ValueError as error:
+            raise InputError("--device", str(error)) from None
+
+
 def _train_prior(args: argparse.Namespace) -> None:
+    _check_device(args.device)
     out = args.out or f"{defaults()['workdir_results']}/priors/{priors.load_prior_config(args.config)['name']}"
     written = priors.train_from_config(args.config, out, workdir=args.workdir, time_budget_s=args.time_budget,
                                        device=args.device)
@@ -104,12 +115,14 @@ def _train_prior(args: argparse.Namespace) -> None:
 
 
 def _sample(args: argparse.Namespace) -> None:
+    _check_device(args.device)
     priors.sample_prior(args.prior, args.out, n=args.n, steps=args.steps, sampler=args.sampler, eta=args.eta,
                         seed=args.seed, batch_size=args.batch_size, device=args.device, figure=args.figure)
     print(f"wrote {args.out}")
 
 
 def _check_prior(args: argparse.Namespace) -> None:
+    _check_device(args.device)
     report = priors.check_prior(args.prior, args.config, args.out, figure=args.figure, device=args.device)
     for name in ("samples", "training", "white_noise"):
         row = report[name]

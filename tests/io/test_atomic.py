@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +118,16 @@ def test_write_sidecar_records_inputs(tmp_path: Path) -> None:
     assert content["medprior_version"] == medprior.__version__
     assert content["config"] == {"steps": 3} and content["seeds"] == {"noise": 7}
     assert content["inputs"] == {str(source): hashlib.sha256(b"input").hexdigest()}
+
+
+def test_outputs_get_the_usual_permissions_not_the_temporary_ones(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "out.txt") as temporary:
+            temporary.write_text("x")
+        with atomic_path(tmp_path / "folder", directory=True) as temporary:
+            (temporary / "f").write_text("y")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755

@@ -104,6 +104,8 @@ def test_cli_bad_prior_dir_and_config_exit_2_without_output(tmp_path, capsys):
     bad.write_text("name: x\nkind: slice2d\n")
     assert main(["train-prior", "--config", str(bad), "--out", str(tmp_path / "p")]) == 2
     assert "bad.yaml" in capsys.readouterr().err and not (tmp_path / "p").exists()
+    assert main(["sample", "--prior", str(tmp_path), "--out", str(out), "--device", "tpu"]) == 2
+    assert "--device" in capsys.readouterr().err and not out.exists()
 
 
 def test_statistics_tell_matching_images_from_noise():

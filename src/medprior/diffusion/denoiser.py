@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from medprior.devices import autocast
 from medprior.diffusion import parametrization as param
 from medprior.diffusion.schedule import VPSchedule, broadcast
 
@@ -54,7 +55,8 @@ class NetworkDenoiser(nn.Module):
         if self.condition is not None:
             condition = self.condition.to(x_t)
             inputs = torch.cat([x_t, condition.expand(x_t.shape[0], *condition.shape[1:])], dim=1)
-        output = self.network(inputs, t).to(x_t.dtype)
+        with autocast(x_t.device):  # bf16 on CUDA, nothing on CPU
+            output = self.network(inputs, t).to(x_t.dtype)
         alpha, sigma = broadcast(self.schedule.alpha(t), x_t), broadcast(self.schedule.sigma(t), x_t)
         x0 = param.to_x0(output, x_t, alpha, sigma, self.parametrization)
         return x0.clamp(*self.clip) if self.clip is not None else x0

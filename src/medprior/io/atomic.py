@@ -43,6 +43,7 @@ def atomic_path(target: str | os.PathLike, *, directory: bool = False) -> Iterat
         temporary = Path(name)
     try:
         yield temporary
+        os.chmod(temporary, _permissions(directory))  # mkstemp/mkdtemp make 0600/0700; outputs follow the umask
         if directory and target.exists():
             retired = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=target.parent))
             os.replace(target, retired / target.name)
@@ -56,6 +57,13 @@ def atomic_path(target: str | os.PathLike, *, directory: bool = False) -> Iterat
         else:
             temporary.unlink(missing_ok=True)
         raise
+
+
+def _permissions(directory: bool) -> int:
+    """The mode a plain ``open``/``mkdir`` would give under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
 
 
 def _suffix(path: Path) -> str:
