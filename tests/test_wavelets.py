@@ -45,17 +45,21 @@ def batches(draw: st.DrawFn, dims: int, multiple: int = 2, max_size: int = 12) -
 
 @pytest.mark.parametrize("dims", [2, 3])
 @settings(max_examples=25, deadline=None)
-@given(data=st.data(), seed=st.integers(0, 2 ** 32 - 1), slab=st.sampled_from([1, 150, 2 ** 18]))
-def test_single_level_equals_pywt_dwtn(dims: int, data: st.DataObject, seed: int, slab: int) -> None:
+@given(data=st.data(), seed=st.integers(0, 2 ** 32 - 1), slab=st.sampled_from([1, 150, 2 ** 18]),
+       numpy_outputs=st.booleans())
+def test_single_level_equals_pywt_dwtn(dims: int, data: st.DataObject, seed: int, slab: int,
+                                       numpy_outputs: bool) -> None:
     shape = data.draw(batches(dims))
     x = random_tensor(shape, seed)
     dwt, idwt = DWT[dims]
-    with patch.object(wavelets, "_CPU_SLAB_ELEMENTS", slab):  # CPU slabs: one row each, a few rows, all rows
+    # CPU slabs: one row each, a few rows, all rows; outputs from torch or (as large ones are) numpy
+    huge_pages = patch.object(wavelets, "_HUGE_PAGE_BYTES", 0 if numpy_outputs else 2 ** 25)
+    with patch.object(wavelets, "_CPU_SLAB_ELEMENTS", slab), huge_pages:
         y = dwt(x)
     assert y.shape == (shape[0], 2 ** dims * shape[1], *(s // 2 for s in shape[2:]))
     reference = pywt.dwtn(x.numpy(), "haar", axes=tuple(range(2, 2 + dims)))
     assert_matches_pywt(y, reference, SUBBANDS[dims], shape[1])
-    with patch.object(wavelets, "_CPU_SLAB_ELEMENTS", slab):
+    with patch.object(wavelets, "_CPU_SLAB_ELEMENTS", slab), huge_pages:
         assert (idwt(y) - x).abs().max() < 1e-5
 
 
@@ -73,6 +77,8 @@ def test_multi_level_equals_pywt_wavedecn(dims: int, levels: int, data: st.DataO
     for ours, theirs in zip(coeffs[1:], reference[1:]):
         assert_matches_pywt(ours, theirs, SUBBANDS[dims][1:], shape[1])
     assert (waverec(coeffs, dims=dims) - x).abs().max() < 1e-5
+    separate = [c.transpose(-1, -2).contiguous().transpose(-1, -2) for c in coeffs]  # own, non-contiguous memory
+    assert (waverec(separate, dims=dims) - x).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("dims", [2, 3])
@@ -96,8 +102,12 @@ def test_gradcheck_float64() -> None:
     assert torch.autograd.gradcheck(idwt3, (y3,))
     assert torch.autograd.gradcheck(dwt2, (x2,))
     assert torch.autograd.gradgradcheck(dwt3, (x3,))
+    assert torch.autograd.gradgradcheck(idwt3, (y3,))
     assert torch.autograd.gradcheck(lambda x: tuple(wavedec(x, 2, dims=2)), (x2,))
     assert torch.autograd.gradcheck(lambda x: waverec(wavedec(x, 1, dims=3), dims=3), (x3,))
+    approx, details = random_tensor((2, 1, 2, 2), 9, torch.float64), random_tensor((2, 3, 2, 2), 10, torch.float64)
+    assert torch.autograd.gradcheck(lambda a, d: waverec([a, d], dims=2),
+                                    (approx.requires_grad_(), details.requires_grad_()))
 
 
 @pytest.mark.parametrize(("dims", "value"), [(2, 1.5), (3, -0.75)])
@@ -143,6 +153,11 @@ def test_odd_sizes_and_bad_shapes_raise_helpful_errors() -> None:
         wavedec(torch.zeros(1, 1, 4, 4), 0, dims=2)
     with pytest.raises(TypeError, match="floating-point"):
         dwt2(torch.zeros(1, 1, 4, 4, dtype=torch.int64))
+    coeffs = wavedec(torch.zeros(1, 2, 8, 8, 8), 2)
+    with pytest.raises(ValueError, match=r"waverec: details 2 of 2 are \(1, 7, 4, 4, 4\).*needs \(1, 14, 4, 4, 4\)"):
+        waverec([coeffs[0], coeffs[1], coeffs[2][:, :7]])
+    with pytest.raises(ValueError, match=r"waverec: details 1 of 2 .*float64.*needs .*float32"):
+        waverec([coeffs[0], coeffs[1].double(), coeffs[2]])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")

@@ -27,58 +27,112 @@ Conventions (d = 2 or 3 spatial dims, the last d dims of the tensor):
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 SUBBANDS_2D = ("aa", "ad", "da", "dd")
 SUBBANDS_3D = ("aaa", "aad", "ada", "add", "daa", "dad", "dda", "ddd")
 _DIM_NAMES = {2: "HW", 3: "DHW"}
-# On CPU the transform runs over slabs of about this many elements (1 MiB of float32) so that its
+# On CPU the transform runs over slabs of about this many elements (2 MiB of float32) so that its
 # passes stay in cache; on other devices the whole tensor goes at once.
-_CPU_SLAB_ELEMENTS = 2 ** 18
+_CPU_SLAB_ELEMENTS = 2 ** 19
+# CPU outputs of at least this many bytes are allocated through numpy (see _empty).
+_HUGE_PAGE_BYTES = 2 ** 25
+_NUMPY_DTYPES = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
 
 
-def _butterfly(src: Tensor, dim: int, dst: Tensor) -> None:
-    """Unnormalised Haar step along a size-2 ``dim``: dst[0], dst[1] = src[0] + src[1], src[0] - src[1].
+def _empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """Uninitialised output tensor of ``shape`` with the dtype and device of ``like``.
 
-    ``dst`` may be ``src`` (in place: a, b <- a + b, (a + b) - 2b).
+    glibc serves torch's CPU allocations over 32 MiB with fresh mmap'd pages every time, and the
+    first touch of each 4 KiB page faults: at 256^3 float32 (64 MiB) that costs about 15 ms, as
+    much as the transform's arithmetic. numpy asks the kernel for transparent huge pages on large
+    arrays (512x fewer faults), so large CPU outputs are numpy arrays shared with torch (freed with
+    the tensor; the one difference is that such a tensor cannot be resized in place).
     """
-    a, b = src.select(dim, 0), src.select(dim, 1)
-    if dst is src:
-        a.add_(b)
-        torch.add(a, b, alpha=-2, out=b)
-    else:
-        torch.add(a, b, out=dst.select(dim, 0))
-        torch.sub(a, b, out=dst.select(dim, 1))
+    dtype = _NUMPY_DTYPES.get(like.dtype)
+    nbytes = like.element_size() * int(np.prod(shape))
+    if like.device.type == "cpu" and dtype is not None and nbytes >= _HUGE_PAGE_BYTES:
+        return torch.from_numpy(np.empty(shape, dtype=dtype))
+    return like.new_empty(shape)
 
 
-def _transform(src: Tensor, dst: Tensor, n: int, inverse: bool) -> None:
+def _butterfly(a: Tensor, b: Tensor, dim: int, dst: Tensor) -> None:
+    """Unnormalised Haar step into the size-2 ``dim`` of ``dst``: dst[0], dst[1] = a + b, a - b."""
+    torch.add(a, b, out=dst.select(dim, 0))
+    torch.sub(a, b, out=dst.select(dim, 1))
+
+
+def _butterfly_in_place(x: Tensor, dim: int) -> None:
+    """:func:`_butterfly` of the two halves of ``x`` along its size-2 ``dim`` into themselves."""
+    a, b = x.select(dim, 0), x.select(dim, 1)
+    a.add_(b)
+    torch.add(a, b, alpha=-2, out=b)
+
+
+def _slab_rows(dst: Tensor) -> int:
+    """Rows of the first spatial dim per slab: about _CPU_SLAB_ELEMENTS elements on CPU, all elsewhere."""
+    rows = dst.shape[2]
+    if dst.device.type == "cpu":
+        rows = max(1, min(rows, _CPU_SLAB_ELEMENTS * rows // max(dst.numel(), 1)))
+    return rows
+
+
+def _buffer(pairs: Tensor, rows: int) -> Tensor:
+    """Scratch for ``rows`` rows of the pairs view ``pairs`` (B, C, h1, 2, ..., hn, 2), stored as
+    (B, C, rows, 2, h2, ..., h(n-1), 2^(n-1), hn): the bits of dims 2..n are one block dim, W last."""
+    return pairs.new_empty(*pairs.shape[:2], rows, 2, *pairs.shape[4:-3], 2 ** (pairs.dim() // 2 - 2), pairs.shape[-2])
+
+
+def _blocked(buffer: Tensor) -> Tensor:
+    """:func:`_buffer`'s scratch viewed like the pairs view (B, C, rows, 2, ..., hn, 2)."""
+    return buffer.unflatten(-2, [2] * (buffer.shape[-2].bit_length() - 1)).transpose(-1, -2)
+
+
+def _forward(src: Tensor, dst: Tensor, n: int) -> None:
     """``dst`` = orthonormal n-D Haar transform of ``src``, both viewed as (B, C, h1, 2, ..., hn, 2).
 
     The size-2 dims hold sample pairs (x0, x1) in the image and subband bits (a, d) in the
-    coefficients. The last one (W) is interleaved in memory in the image, so it goes through a
-    buffer where it is a block dim (..., 2, hn) instead; forward: W (src -> buffer), first dim
-    (buffer -> dst), the middle one (3D) in place in dst; inverse: first dim (src -> buffer), the
-    middle one in place, W (buffer -> dst). On CPU this runs over slabs of h1 rows so that the
-    buffer and the passes stay in cache.
+    coefficients. The last one (W) is interleaved in memory in the image, so it goes first, into a
+    buffer where it is a block dim; then the first dim (buffer -> dst), then the middle one (3D) in
+    place in dst. On CPU this runs over slabs of h1 rows so that the buffer and passes stay in cache.
     """
-    first, middle, last = 3, range(5, 2 * n + 1, 2), 2 * n + 1
-    rows = src.shape[2]
-    if src.device.type == "cpu":
-        rows = max(1, _CPU_SLAB_ELEMENTS * rows // max(src.numel(), 1))
-    buffer = src.new_empty(*src.shape[:2], min(rows, src.shape[2]), *src.shape[3:-2], 2, src.shape[-2])
+    first, last = 3, 2 * n + 1
+    rows = _slab_rows(src)
+    buffer = _buffer(src, rows)
     for s, d in zip(src.split(rows, 2), dst.split(rows, 2)):
-        blocked = buffer[:, :, :s.shape[2]].transpose(-1, -2)  # shaped like s, W pairs as blocks
-        if inverse:
-            _butterfly(s, first, blocked)
-            for dim in middle:
-                _butterfly(blocked, dim, blocked)
-            _butterfly(blocked, last, d)
-        else:
-            _butterfly(s, last, blocked)
-            _butterfly(blocked, first, d)
-            for dim in middle:
-                _butterfly(d, dim, d)
+        blocked = _blocked(buffer[:, :, :s.shape[2]])
+        _butterfly(s.select(last, 0), s.select(last, 1), last, blocked)
+        _butterfly(blocked.select(first, 0), blocked.select(first, 1), first, d)
+        for dim in range(5, last, 2):
+            _butterfly_in_place(d, dim)
+        d.mul_(2 ** (-n / 2))
+
+
+def _inverse(approx: Tensor, details: Tensor, dst: Tensor, n: int) -> None:
+    """``dst`` (the image's pairs view) = inverse n-D Haar of ``approx`` (B, C, h1, ..., hn) and
+    ``details`` (B, (2^n - 1) C, h1, ..., hn), which need not share memory (``waverec`` never
+    concatenates them).
+
+    The first dim goes first: subband k (first bit a) pairs with k + 2^(n-1) (first bit d), and the
+    other bits of k index the buffer's bit block, so the approximation is one butterfly and the
+    other 2^(n-1) - 1 pairs, consecutive in both ``details`` and the buffer, are another. Then the
+    middle dim (3D) in place, then W (buffer -> dst), slab by slab as in :func:`_forward`.
+    """
+    half, last = 2 ** (n - 1), 2 * n + 1
+    bands = details.unflatten(1, (2 ** n - 1, approx.shape[1]))  # (B, 2^n - 1, C, h1, ..., hn)
+    rows = _slab_rows(dst)
+    buffer = _buffer(dst, rows)
+    for start, d in zip(range(0, dst.shape[2], rows), dst.split(rows, 2)):
+        block = buffer[:, :, :d.shape[2]]
+        slab = bands[:, :, :, start:start + d.shape[2]]
+        _butterfly(approx[:, :, start:start + d.shape[2]], slab[:, half - 1], 3, block.select(-2, 0))
+        _butterfly(slab[:, :half - 1].movedim(1, -2), slab[:, half:].movedim(1, -2), 3, block[..., 1:, :])
+        blocked = _blocked(block)
+        for dim in range(5, last, 2):
+            _butterfly_in_place(blocked, dim)
+        _butterfly(blocked.select(last, 0), blocked.select(last, 1), last, d)
         d.mul_(2 ** (-n / 2))
 
 
@@ -94,31 +148,38 @@ def _pairs_view(x: Tensor) -> Tensor:
     return x.reshape(*x.shape[:2], *[d for s in x.shape[2:] for d in (s // 2, 2)])
 
 
-def _dwt(x: Tensor, n: int) -> Tensor:
-    batch, channels, *size = x.shape
-    out = x.new_empty(batch, 2 ** n * channels, *[s // 2 for s in size])
-    _transform(_pairs_view(x), _subband_view(out, n), n, inverse=False)
-    return out
-
-
-def _idwt(y: Tensor, n: int) -> Tensor:
-    batch, channels, *half = y.shape
-    out = y.new_empty(batch, channels // 2 ** n, *[2 * h for h in half])
-    _transform(_subband_view(y, n), _pairs_view(out), n, inverse=True)
-    return out
-
-
-class _Haar(torch.autograd.Function):
-    """Autograd wrapper: orthonormal, so the backward pass of each direction is the other one."""
+class _Dwt(torch.autograd.Function):
+    """One level, (B, C, *size) -> (B, 2^n C, *size/2). Orthonormal, so its backward is the inverse."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, n: int, inverse: bool) -> Tensor:  # type: ignore[override]
-        ctx.n, ctx.inverse = n, inverse
-        return _idwt(x, n) if inverse else _dwt(x, n)
+    def forward(ctx, x: Tensor, n: int) -> Tensor:  # type: ignore[override]
+        ctx.n = n
+        batch, channels, *size = x.shape
+        out = _empty((batch, 2 ** n * channels, *[s // 2 for s in size]), x)
+        _forward(_pairs_view(x), _subband_view(out, n), n)
+        return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
-        return _Haar.apply(grad, ctx.n, not ctx.inverse), None, None
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        channels = grad.shape[1] // 2 ** ctx.n
+        return _Idwt.apply(grad[:, :channels], grad[:, channels:], ctx.n), None
+
+
+class _Idwt(torch.autograd.Function):
+    """Inverse of one level from the approximation (B, C, *h) and the details (B, (2^n - 1) C, *h)."""
+
+    @staticmethod
+    def forward(ctx, approx: Tensor, details: Tensor, n: int) -> Tensor:  # type: ignore[override]
+        ctx.n, ctx.channels = n, approx.shape[1]
+        batch, channels, *half = approx.shape
+        out = _empty((batch, channels, *[2 * h for h in half]), approx)
+        _inverse(approx, details, _pairs_view(out), n)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:  # type: ignore[override]
+        coefficients = _Dwt.apply(grad, ctx.n)
+        return coefficients[:, :ctx.channels], coefficients[:, ctx.channels:], None
 
 
 def _check(x: Tensor, n: int, name: str, divisor: int = 2) -> None:
@@ -149,13 +210,14 @@ def dwt2(x: Tensor) -> Tensor:
     [0:C] is the low-pass band: 2 times the mean of each 2x2 block. Odd sizes raise ValueError.
     """
     _check(x, 2, "dwt2")
-    return _Haar.apply(x, 2, False)
+    return _Dwt.apply(x, 2)
 
 
 def idwt2(y: Tensor) -> Tensor:
     """Inverse (and adjoint) of :func:`dwt2`: (B, 4*C, h, w) -> (B, C, 2h, 2w)."""
     _inverse_input(y, 2, "idwt2")
-    return _Haar.apply(y, 2, True)
+    channels = y.shape[1] // 4
+    return _Idwt.apply(y[:, :channels], y[:, channels:], 2)
 
 
 def dwt3(x: Tensor) -> Tensor:
@@ -167,13 +229,14 @@ def dwt3(x: Tensor) -> Tensor:
     Odd sizes raise ValueError.
     """
     _check(x, 3, "dwt3")
-    return _Haar.apply(x, 3, False)
+    return _Dwt.apply(x, 3)
 
 
 def idwt3(y: Tensor) -> Tensor:
     """Inverse (and adjoint) of :func:`dwt3`: (B, 8*C, d, h, w) -> (B, C, 2d, 2h, 2w)."""
     _inverse_input(y, 3, "idwt3")
-    return _Haar.apply(y, 3, True)
+    channels = y.shape[1] // 8
+    return _Idwt.apply(y[:, :channels], y[:, channels:], 3)
 
 
 def wavedec(x: Tensor, levels: int, dims: int = 3) -> list[Tensor]:
@@ -189,17 +252,24 @@ def wavedec(x: Tensor, levels: int, dims: int = 3) -> list[Tensor]:
     _check(x, dims, "wavedec", divisor=2 ** levels)
     details = []
     for _ in range(levels):
-        y = _Haar.apply(x, dims, False)
+        y = _Dwt.apply(x, dims)
         x, detail = y.split([x.shape[1], y.shape[1] - x.shape[1]], dim=1)
         details.append(detail)
     return [x, *reversed(details)]
 
 
 def waverec(coeffs: list[Tensor], dims: int = 3) -> Tensor:
-    """Inverse of :func:`wavedec`: ``[approx_L, details_L, ..., details_1]`` -> (B, C, *size)."""
+    """Inverse of :func:`wavedec`: ``[approx_L, details_L, ..., details_1]`` -> (B, C, *size).
+
+    Each level reads the approximation and the details where they are (no concatenation).
+    """
     x = coeffs[0]
-    for detail in coeffs[1:]:
-        y = torch.cat([x, detail], dim=1)
-        _inverse_input(y, dims, "waverec")
-        x = _Haar.apply(y, dims, True)
+    for level, details in enumerate(coeffs[1:]):
+        _check(x, dims, "waverec", divisor=1)
+        expected = (x.shape[0], (2 ** dims - 1) * x.shape[1], *x.shape[2:])
+        if details.shape != expected or details.dtype != x.dtype or details.device != x.device:
+            raise ValueError(f"waverec: details {level + 1} of {len(coeffs) - 1} are {tuple(details.shape)} "
+                             f"{details.dtype} on {details.device}; the approximation needs {expected} "
+                             f"{x.dtype} on {x.device}")
+        x = _Idwt.apply(x, details, dims)
     return x
