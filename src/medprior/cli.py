@@ -71,18 +71,37 @@ def _simulate(args: argparse.Namespace) -> None:
     volume = load(args.volume, need_3d=True)
     if args.modality == "ct":
         measurement = recon.simulate_ct(volume, views=args.views, arc_deg=args.arc, start_deg=args.start,
-                                        photons=args.photons, slices=args.slices, seed=args.seed, setting=args.setting)
+                                        photons=args.photons, slices=args.slices, size=args.size, seed=args.seed,
+                                        setting=args.setting)
     else:
         measurement = recon.simulate_mri(volume, acceleration=args.acceleration, mask=args.mask,
                                          center_fraction=args.center_fraction, coils=args.coils, snr_db=args.snr_db,
-                                         slices=args.slices, seed=args.seed, setting=args.setting)
+                                         slices=args.slices, size=args.size, seed=args.seed, setting=args.setting)
     recon.save_measurement(measurement, args.out, source=args.volume)
     print(f"wrote {args.out}")
 
 
+def _parameter(text: str) -> tuple[str, float | int]:
+    """``NAME=VALUE`` of ``--param`` -> (name, int or float value)."""
+    name, separator, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if not separator or not name or number is None:
+        raise InputError("--param", f"expected NAME=NUMBER (e.g. steps=50), got {text!r}")
+    return name, int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+
+
 def _recon(args: argparse.Namespace) -> None:
-    solver = {key: getattr(args, key) for key in defaults()["recon"]["solver"]}
-    recon.reconstruct_file(args.measurement, args.method, args.out, **solver)
+    if args.method in recon.DIFFUSION_METHODS:
+        _check_device(args.device)
+        options = {"slice_batch": args.slice_batch if args.slice_batch == "auto" else int(args.slice_batch),
+                   "seed": args.seed, "device": args.device, **dict(_parameter(p) for p in args.param)}
+        recon.reconstruct_file(args.measurement, args.method, args.out, prior=args.prior, **options)
+    else:
+        solver = {key: getattr(args, key) for key in defaults()["recon"]["solver"]}
+        recon.reconstruct_file(args.measurement, args.method, args.out, **solver)
     print(f"wrote {args.out}")
 
 
@@ -173,6 +192,8 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
     simulate.add_argument("--slices", type=int, default=config["ct"]["slices"],
                           help="central slab thickness in slices, 0 = all (default %(default)s)")
     simulate.add_argument("--seed", type=int, default=0, help="noise / mask seed")
+    simulate.add_argument("--size", type=int, nargs=2, metavar=("I", "J"),
+                          help="area-average the volume to this in-plane size first (e.g. a prior's slice size)")
     simulate.add_argument("--views", type=int, default=ct_setting["views"], help="ct: projection angles")
     simulate.add_argument("--arc", type=float, default=ct_setting["arc_deg"], help="ct: angular range, degrees")
     simulate.add_argument("--start", type=float, default=ct_setting["start_deg"], help="ct: first angle, degrees")
@@ -188,11 +209,22 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
 
     reconstruct = commands.add_parser("recon", help="measurement file -> NIfTI on the original grid")
     reconstruct.add_argument("measurement", help="file written by `medprior simulate`")
-    reconstruct.add_argument("--method", required=True, choices=sorted({*recon.CT_METHODS, *recon.MRI_METHODS}))
+    reconstruct.add_argument("--method", required=True,
+                             choices=sorted({*recon.CT_METHODS, *recon.MRI_METHODS, *recon.DIFFUSION_METHODS}))
     reconstruct.add_argument("--out", required=True, help="output .nii.gz (CT in HU, MRI magnitude)")
     for key, default in config["solver"].items():
         reconstruct.add_argument(f"--{key.replace('_', '-')}", type=type(default), default=default,
-                                 help=f"default {default}")
+                                 help=f"classical methods: default {default}")
+    diffusion = config["diffusion"]
+    reconstruct.add_argument("--prior", help="dds, mbir, dps, reddiff: slice prior directory (prior.json + weights)")
+    reconstruct.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                             help="diffusion solver parameter, repeatable; defaults: " + "; ".join(
+                                 f"{m}: " + ", ".join(f"{k}={v}" for k, v in diffusion[m].items())
+                                 for m in recon.DIFFUSION_METHODS))
+    reconstruct.add_argument("--slice-batch", default=str(diffusion["slice_batch"]),
+                             help="diffusion: slices per network call, or auto (default %(default)s)")
+    reconstruct.add_argument("--seed", type=int, default=diffusion["seed"], help="diffusion: random seed")
+    reconstruct.add_argument("--device", default=diffusion["device"], help="diffusion: auto, cpu or cuda[:N]")
     reconstruct.set_defaults(run=_recon)
 
     evaluate = commands.add_parser("evaluate", help="PSNR, SSIM (3D and per axis), NMSE, MAE -> JSON")

@@ -33,8 +33,11 @@ from medprior.physics import (CartesianMRI, LinearOperator, ParallelBeamCT, atte
                               uniform_mask_1d)
 from medprior.physics import acceleration as mask_acceleration
 from medprior.solvers import admm_tv, cg_sense, fbp, zero_filled
+from medprior.solvers.diffusion import METHODS
+from medprior.tasks.diffusion_recon import reconstruct_diffusion
 
 CT_METHODS = ("fbp", "tv")
+DIFFUSION_METHODS = METHODS
 MRI_METHODS = ("zerofill", "cgsense", "tv")
 DTYPE = torch.float32
 
@@ -48,6 +51,24 @@ def central_slab(volume: Volume, slices: int) -> Volume:
     affine = volume.affine.copy()
     affine[:3, 3] += affine[:3, 2] * start
     return Volume(volume.data[:, :, start:start + slices], affine, volume.modality, dict(volume.metadata))
+
+
+def resize_in_plane(volume: Volume, size: Sequence[int] | None) -> Volume:
+    """``volume`` area-averaged to ``size`` = (I, J) in plane (same field of view; K kept); None keeps it.
+
+    Voxel ``(0, 0)`` of the result is centred on the block of input voxels it averages, so the world
+    geometry (and metrics against the original, via resampling) stays right.
+    """
+    if size is None or tuple(size) == tuple(volume.shape[:2]):
+        return volume
+    factors = [n / int(m) for n, m in zip(volume.shape[:2], size)]
+    slices = torch.from_numpy(np.ascontiguousarray(np.moveaxis(volume.data, 2, 0), dtype=np.float32))
+    data = torch.nn.functional.interpolate(slices[:, None], size=tuple(int(m) for m in size), mode="area")[:, 0]
+    affine = volume.affine.copy()
+    for axis, factor in enumerate(factors):
+        affine[:3, 3] += affine[:3, axis] * (factor - 1) / 2
+        affine[:3, axis] *= factor
+    return Volume(from_slices(data), affine, volume.modality, dict(volume.metadata))
 
 
 def to_slices(data: np.ndarray, dtype: torch.dtype = DTYPE) -> torch.Tensor:
@@ -73,7 +94,8 @@ def ct_angles(views: int, arc_deg: float = 180.0, start_deg: float = 0.0) -> np.
 
 
 def simulate_ct(volume: Volume, *, views: int, arc_deg: float = 180.0, start_deg: float = 0.0,
-                photons: float = 0.0, slices: int = 0, seed: int = 0, setting: str = "") -> Measurement:
+                photons: float = 0.0, slices: int = 0, size: Sequence[int] | None = None, seed: int = 0,
+                setting: str = "") -> Measurement:
     """Parallel-beam sinograms (line integrals) of a CT volume in HU, slice by slice.
 
     Args:
@@ -81,10 +103,11 @@ def simulate_ct(volume: Volume, *, views: int, arc_deg: float = 180.0, start_deg
         views, arc_deg, start_deg: ``views`` angles over ``[start_deg, start_deg + arc_deg)``.
         photons: incident photons per ray ``I0`` for Poisson transmission noise (0: noiseless).
         slices: reconstruct only the central slab of this many slices (0: all).
+        size: in-plane image size (I, J) to area-average the volume to first (None: as is).
         seed: noise seed.
         setting: name recorded in the file.
     """
-    slab = central_slab(volume, slices)
+    slab = resize_in_plane(central_slab(volume, slices), size)
     pixel_mm = _in_plane_pixel_mm(slab)
     angles = ct_angles(views, arc_deg, start_deg)
     operator = ParallelBeamCT(slab.shape[:2], angles, pixel_size_mm=pixel_mm, dtype=DTYPE)
@@ -111,8 +134,8 @@ MASKS = {"uniform": uniform_mask_1d, "random": random_mask_1d, "gaussian": gauss
 
 
 def simulate_mri(volume: Volume, *, acceleration: float, mask: str = "uniform", center_fraction: float = 0.08,
-                 coils: int = 8, snr_db: float = 30.0, slices: int = 0, seed: int = 0,
-                 setting: str = "") -> Measurement:
+                 coils: int = 8, snr_db: float = 30.0, slices: int = 0, size: Sequence[int] | None = None,
+                 seed: int = 0, setting: str = "") -> Measurement:
     """Multi-coil Cartesian k-space of an MR magnitude volume, 2D per axial slice.
 
     The image is the magnitude times a smooth random phase; readout runs along ``i`` (fully
@@ -121,7 +144,7 @@ def simulate_mri(volume: Volume, *, acceleration: float, mask: str = "uniform", 
     if mask not in MASKS:
         raise InputError(None, f"unknown mask {mask!r}; choose from {sorted(MASKS)}")
     rng = np.random.default_rng(seed)
-    slab = central_slab(volume, slices)
+    slab = resize_in_plane(central_slab(volume, slices), size)
     image = slab.data * np.exp(1j * _smooth_phase(slab.shape, rng))
     lines = MASKS[mask](slab.shape[1], acceleration, center_fraction, **({} if mask == "uniform" else {"seed": seed}))
     sensitivities = birdcage_sensitivities(slab.shape[:2], coils) if coils > 1 else None
@@ -154,6 +177,16 @@ def build_operator(measurement: Measurement, sensitivities: torch.Tensor | None 
     if geometry["operator"] == "CartesianMRI":
         return CartesianMRI(measurement.arrays["mask"], sensitivities, image_shape=tuple(geometry["image_shape"]))
     raise InputError(measurement.metadata.get("source"), f"unknown operator {geometry['operator']!r}")
+
+
+def coil_maps(measurement: Measurement, y: torch.Tensor) -> torch.Tensor | None:
+    """ESPIRiT coil maps (K, C, H, W) per slice from the calibration lines (None for one coil)."""
+    if measurement.geometry["coils"] == 1:
+        return None
+    lines = measurement.geometry["calibration_lines"]  # fully sampled readout x central ky lines
+    calibration = (min(y.shape[-2], 32), lines)
+    return torch.stack([estimate_sensitivities(kspace, calibration_size=calibration, kernel_size=min(6, lines))
+                        for kspace in tqdm(y, desc="ESPIRiT coil maps", unit="slice")])
 
 
 def _tv(operator: LinearOperator, y: torch.Tensor, start: torch.Tensor, *, lam: float, rho: float,
@@ -191,14 +224,7 @@ def reconstruct(measurement: Measurement, method: str, **solver: Any) -> Volume:
                     cg_iterations=p["tv_cg_iterations"], nonnegative=True)
         data = attenuation_to_hu(from_slices(x))
     else:
-        sensitivities = None
-        if measurement.geometry["coils"] > 1:
-            lines = measurement.geometry["calibration_lines"]  # fully sampled readout x central ky lines
-            calibration = (min(y.shape[-2], 32), lines)
-            sensitivities = torch.stack([estimate_sensitivities(kspace, calibration_size=calibration,
-                                                                kernel_size=min(6, lines))
-                                         for kspace in tqdm(y, desc="ESPIRiT coil maps", unit="slice")])
-        operator = build_operator(measurement, sensitivities)
+        operator = build_operator(measurement, coil_maps(measurement, y))
         x = zero_filled(operator, y)
         if method == "cgsense":
             x = cg_sense(operator, y, iterations=p["cg_iterations"])
@@ -210,15 +236,48 @@ def reconstruct(measurement: Measurement, method: str, **solver: Any) -> Volume:
     return Volume(data, measurement.affine, modality, {"method": method, **measurement.metadata})
 
 
-def reconstruct_file(measurement_path: str | os.PathLike, method: str, out: str | os.PathLike,
-                     **solver: Any) -> Path:
-    """Read a measurement file, reconstruct it, write the NIfTI and its sidecar."""
+def reconstruct_with_prior(measurement: Measurement, method: str, prior_dir: str | os.PathLike,
+                           **options: Any) -> tuple[Volume, dict[str, Any]]:
+    """Reconstruct with a diffusion solver (``dds``, ``mbir``, ``dps``, ``reddiff``) and a slice prior.
+
+    ``options``: ``slice_batch``, ``seed``, ``device`` and the method's parameters, over the schema's
+    ``recon.diffusion`` defaults. Returns the Volume (HU or magnitude) and the run facts.
+    """
+    settings = defaults()["recon"]["diffusion"]
+    if method not in DIFFUSION_METHODS:
+        raise InputError(None, f"unknown diffusion method {method!r}; choose from {DIFFUSION_METHODS}")
+    general = {key: options.pop(key, settings[key]) for key in ("slice_batch", "seed", "device")}
+    unknown = set(options) - set(settings[method])
+    if unknown:
+        raise InputError(None, f"{method} has no parameter(s) {sorted(unknown)}; it takes {sorted(settings[method])}")
+    y = torch.from_numpy(measurement.data)
+    sensitivities = coil_maps(measurement, y) if measurement.modality != "CT" else None
+    data, facts = reconstruct_diffusion(measurement, method, prior_dir, build_operator=build_operator,
+                                        sensitivities=sensitivities, parameters={**settings[method], **options},
+                                        cg_iterations=defaults()["recon"]["solver"]["cg_iterations"], **general)
+    modality = "CT" if measurement.modality == "CT" else "MR"
+    return Volume(from_slices(data), measurement.affine, modality, {"method": method, **measurement.metadata}), facts
+
+
+def reconstruct_file(measurement_path: str | os.PathLike, method: str, out: str | os.PathLike, *,
+                     prior: str | os.PathLike | None = None, **options: Any) -> Path:
+    """Read a measurement file, reconstruct it, write the NIfTI and its sidecar (method, seconds, facts).
+
+    Classical methods take :func:`reconstruct`'s solver options; diffusion methods need ``prior``
+    and take :func:`reconstruct_with_prior`'s options.
+    """
     measurement = read_measurement(measurement_path)
     start = time.perf_counter()
-    volume = reconstruct(measurement, method, **solver)
+    if method in DIFFUSION_METHODS:
+        if prior is None:
+            raise InputError(None, f"method {method} needs a prior (--prior DIR)")
+        volume, facts = reconstruct_with_prior(measurement, method, prior, **options)
+        inputs = [measurement_path, Path(prior) / "prior.json"]
+    else:
+        volume, facts, inputs = reconstruct(measurement, method, **options), {"method": method, **options}, [measurement_path]
     seconds = time.perf_counter() - start
     written = save(volume, out)
-    write_sidecar(written, config={"method": method, "seconds": seconds, **solver}, inputs=[measurement_path])
+    write_sidecar(written, config={**facts, "seconds": seconds}, inputs=inputs)
     return written
 
 

@@ -1,0 +1,264 @@
+"""Diffusion inverse solvers on slice stacks: DDS, DiffusionMBIR, DPS and RED-diff.
+
+Written here because no maintained library has them for 3D volumes with a 2D prior: the papers'
+code (DiffusionMBIR, DDS) is research code tied to score_sde checkpoints, runs one configuration
+per script and loads weights with ``strict=False``; deepinv's DPS is 2D and needs torchvision.
+
+Every solver reconstructs ``u`` of shape ``(K, H, W)`` (K slices) from ``y = A u`` (+ noise) with
+:class:`~medprior.physics.LinearOperator` ``A`` (batch axis = slices, real domain) and the Tweedie
+estimate of a 2D prior (:class:`~medprior.diffusion.denoiser.Denoiser` on ``(b, 1, H, W)``),
+applied to ``slice_batch`` slices at a time under ``torch.no_grad`` (only DPS differentiates it).
+``u`` lives in the prior's normalised space; the task layer folds the intensity normalisation
+(an affine map) and, for MRI, the image phase into ``A`` and ``y``
+(:mod:`medprior.tasks.diffusion_recon`). Time grid, ``abar``, ``alpha``, ``sigma`` and the DDIM
+step are those of :mod:`medprior.diffusion.samplers`; ``steps`` is the number of network
+evaluations per slice (NFE; DPS costs two when the stack needs more than one slice batch).
+
+- :func:`dds` (Chung, Lee, Ye, "Decomposed Diffusion Sampler", ICLR 2024): at every step, data
+  consistency on the Tweedie estimate ``x0_hat`` by a few CG iterations started at ``x0_hat``
+  (the Krylov subspace keeps the update on the data manifold's tangent; no backpropagation
+  through the network), then DDIM re-noising with ``eta`` and the network's ``eps_hat``. With
+  ``lam > 0`` the data step is ``admm_iterations`` ADMM iterations on ``0.5 ||A u - y||^2 +
+  lam ||D_z u||_1`` (z-direction TV, the 3D coupling), warm-started at ``x0_hat``.
+- :func:`mbir` (Chung et al., "Solving 3D inverse problems using pre-trained 2D diffusion
+  models", CVPR 2023): a prior step (DDIM with ``eta``, 1 = ancestral) on all slices, then one
+  ADMM iteration of the same z-TV problem on the new iterate, with the ADMM state ``(z, w)``
+  carried across steps. The paper's VE iterate ``x`` is our VP ``x / alpha``, so the ADMM step
+  acts on ``x_s / alpha_s`` and the result is scaled back.
+- :func:`dps` (Chung et al., "Diffusion posterior sampling", ICLR 2023): the DDIM step minus
+  ``step_size * grad_x ||A x0_hat(x) - y||``, the residual norm differentiated through the
+  network (the paper's step ``zeta' / ||y - A x0_hat||`` on the squared norm's gradient).
+- :func:`reddiff` (Mardani et al., "A variational perspective on solving inverse problems with
+  diffusion models", ICLR 2024): Adam on the image ``u``; at each grid time ``t`` (descending),
+  ``x_t = alpha u + sigma eps`` and the loss gradient is ``A^T (A u - y) / L + lam (u - x0_hat(x_t))``,
+  ``L = ||A^T A||``: the paper's SNR-inverse weight ``lam sigma / alpha`` times
+  ``eps_hat - eps = alpha / sigma (u - x0_hat)``.
+
+The z-direction differences are non-periodic (:class:`~medprior.physics.finite_difference.FiniteDifference`
+with ``axes=("z",)``, zero past the last slice).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from medprior.diffusion.denoiser import Denoiser
+from medprior.physics.finite_difference import FiniteDifference
+from medprior.physics.operator import LinearOperator
+from medprior.solvers.cg import conjugate_gradient
+from medprior.solvers.tv import soft_threshold
+
+METHODS = ("dds", "mbir", "dps", "reddiff")
+
+
+def denoise_slices(denoiser: Denoiser, x: Tensor, t: int, slice_batch: int) -> Tensor:
+    """x0_hat of every slice of ``x`` (K, H, W) at grid time ``t``, ``slice_batch`` slices at a time."""
+    out = torch.empty_like(x)
+    with torch.no_grad():
+        for start in range(0, x.shape[0], slice_batch):
+            chunk = x[start:start + slice_batch, None]
+            timesteps = torch.full((chunk.shape[0],), t, dtype=torch.long, device=x.device)
+            out[start:start + slice_batch] = denoiser(chunk, timesteps)[:, 0]
+    return out
+
+
+def _grid(denoiser: Denoiser, steps: int, progress: bool, name: str) -> Iterator[tuple[tuple[int, float], ...]]:
+    """((t, abar_t), (s, abar_s)) over the respaced grid, the last with (None, 1.0) (as the samplers)."""
+    if steps < 1:
+        raise ValueError(f"{name}: steps must be >= 1, got {steps}")
+    schedule = denoiser.schedule
+    points = [(t, float(schedule.alphas_cumprod[t])) for t in schedule.timesteps(steps).tolist()]
+    return zip(tqdm(points, desc=name, unit="step", disable=not progress), [*points[1:], (None, 1.0)])
+
+
+def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    device = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+
+
+def _ddim_step(x: Tensor, x0: Tensor, eps: Tensor, abar_t: float, abar_s: float, eta: float,
+               generator: torch.Generator | None) -> Tensor:
+    """``x_s = alpha_s x0 + sqrt(sigma_s^2 - c^2) eps + c z`` (DDIM, eq. 12 of Song et al. 2021)."""
+    c2 = eta ** 2 * (1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s)
+    x_s = math.sqrt(abar_s) * x0 + math.sqrt(max(1 - abar_s - c2, 0.0)) * eps
+    return x_s + math.sqrt(c2) * _noise(x, generator) if c2 > 0 else x_s
+
+
+class DataConsistency:
+    """Approximate ``argmin_u 0.5 ||A u - y||^2 + lam ||D_z u||_1`` from a start, with ADMM state kept.
+
+    ``lam = 0``: ``cg_iterations`` CG iterations on ``A^T A u = A^T y`` from the start, one system
+    per slice. ``lam > 0``: scaled ADMM with ``v = D_z u`` (penalty ``rho``): per iteration,
+    CG (``cg_iterations``, warm start) on ``(A^T A + rho D_z^T D_z) u = A^T y + rho D_z^T (v - w)``
+    over the whole stack (D_z couples slices), ``v = soft(D_z u + w, lam / rho)``, ``w += D_z u - v``.
+    ``v`` and ``w`` persist between calls (DiffusionMBIR carries them across sampling steps).
+    """
+
+    def __init__(self, operator: LinearOperator, y: Tensor, *, cg_iterations: int, lam: float = 0.0,
+                 rho: float = 1.0) -> None:
+        if cg_iterations < 0 or lam < 0 or not rho > 0:
+            raise ValueError(f"need cg_iterations >= 0, lam >= 0, rho > 0; got {cg_iterations}, {lam}, {rho}")
+        self.operator, self.cg_iterations, self.lam, self.rho = operator, cg_iterations, lam, rho
+        self.aty = operator.adjoint(y)
+        if self.aty.is_complex():
+            raise ValueError("the diffusion solvers need an operator with a real domain (see the module docstring)")
+        self.difference = FiniteDifference(operator.domain_shape, axes=("z",))
+        self.v: Tensor | None = None
+        self.w: Tensor | None = None
+
+    def __call__(self, start: Tensor, iterations: int = 1) -> Tensor:
+        """``iterations`` ADMM iterations (lam > 0) or one CG run (lam = 0) from ``start`` (K, H, W)."""
+        if self.cg_iterations == 0:
+            return start
+        if self.lam == 0:
+            return conjugate_gradient(self.operator.normal, self.aty, start, iterations=self.cg_iterations,
+                                      tolerance=0.0)
+        d = self.difference
+        if self.v is None:
+            self.v, self.w = d.forward(start), torch.zeros_like(d.forward(start))
+
+        def apply_m(flat: Tensor) -> Tensor:  # (1, K, H, W): one system for the whole stack
+            return (self.operator.normal(flat[0]) + self.rho * d.adjoint(d.forward(flat[0])))[None]
+
+        u = start
+        for _ in range(iterations):
+            rhs = self.aty + self.rho * d.adjoint(self.v - self.w)
+            u = conjugate_gradient(apply_m, rhs[None], u[None], iterations=self.cg_iterations, tolerance=0.0)[0]
+            du = d.forward(u)
+            self.v = soft_threshold(du + self.w, self.lam / self.rho)
+            self.w = self.w + du - self.v
+        return u
+
+
+def dds(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int = 50, eta: float = 0.85,
+        cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, admm_iterations: int = 1,
+        slice_batch: int = 16, generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
+    """Decomposed Diffusion Sampler; returns ``u`` (K, H, W) in the prior's space.
+
+    Args:
+        operator, y: ``A`` (real domain ``(H, W)``, batch = slices) and the measurements ``(K, ...)``.
+        denoiser: the prior's x0_hat on ``(b, 1, H, W)``.
+        steps: grid times = network evaluations per slice.
+        eta: DDIM stochasticity of the re-noising (DDS uses 0.85).
+        cg_iterations: CG iterations of each data step (DDS: 5; more fits noise).
+        lam, rho, admm_iterations: z-TV weight (0 = none), ADMM penalty, ADMM iterations per step.
+        slice_batch: slices per network call (bounds the peak memory).
+        generator: seeds the start and the re-noising.
+        progress: tqdm bar over the steps.
+    """
+    consistency = DataConsistency(operator, y, cg_iterations=cg_iterations, lam=lam, rho=rho)
+    x = _noise(consistency.aty, generator)
+    for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DDS"):
+        x0 = denoise_slices(denoiser, x, t, slice_batch)
+        x0_consistent = consistency(x0, admm_iterations)
+        if s is None:
+            return x0_consistent
+        eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
+        x = _ddim_step(x, x0_consistent, eps, abar_t, abar_s, eta, generator)
+    raise AssertionError("unreachable: the grid ends at t = 0")
+
+
+def mbir(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int = 100, eta: float = 1.0,
+         cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, slice_batch: int = 16,
+         generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
+    """DiffusionMBIR: prior step on all slices, then one z-TV ADMM iteration (state carried); ``u`` (K, H, W).
+
+    Arguments as :func:`dds`; ``eta = 1`` makes the prior step ancestral (the paper's predictor).
+    """
+    consistency = DataConsistency(operator, y, cg_iterations=cg_iterations, lam=lam, rho=rho)
+    x = _noise(consistency.aty, generator)
+    for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DiffusionMBIR"):
+        x0 = denoise_slices(denoiser, x, t, slice_batch)
+        if s is None:
+            return consistency(x0)
+        eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
+        x_s = _ddim_step(x, x0, eps, abar_t, abar_s, eta, generator)
+        x = math.sqrt(abar_s) * consistency(x_s / math.sqrt(abar_s))
+    raise AssertionError("unreachable: the grid ends at t = 0")
+
+
+def _residual_gradient(operator: LinearOperator, y: Tensor, denoiser: Denoiser, x: Tensor, t: int,
+                       slice_batch: int) -> tuple[Tensor, Tensor, int]:
+    """x0_hat(x), grad_x ||A x0_hat(x) - y|| and the network evaluations per slice it took (1 or 2)."""
+    timesteps = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+    if slice_batch >= x.shape[0]:  # one graph for the whole stack
+        leaf = x.detach().requires_grad_()
+        with torch.enable_grad():
+            x0 = denoiser(leaf[:, None], timesteps)[:, 0]
+            torch.linalg.vector_norm(operator.forward(x0) - y).backward()
+        return x0.detach(), leaf.grad, 1
+    x0 = denoise_slices(denoiser, x, t, slice_batch)
+    residual = operator.forward(x0) - y
+    cotangent = operator.adjoint(residual) / torch.linalg.vector_norm(residual).clamp_min(1e-12)
+    gradient = torch.empty_like(x)
+    for start in range(0, x.shape[0], slice_batch):
+        leaf = x[start:start + slice_batch].detach().requires_grad_()
+        with torch.enable_grad():
+            out = denoiser(leaf[:, None], timesteps[start:start + slice_batch])[:, 0]
+            out.backward(cotangent[start:start + slice_batch].real)
+        gradient[start:start + slice_batch] = leaf.grad
+    return x0, gradient, 2
+
+
+def dps(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int = 100, eta: float = 1.0,
+        step_size: float = 1.0, slice_batch: int = 16, generator: torch.Generator | None = None,
+        progress: bool = False, evaluations: Callable[[int], None] | None = None) -> Tensor:
+    """Diffusion posterior sampling; ``u`` (K, H, W).
+
+    ``step_size`` is the paper's ``zeta'`` (the step along the residual norm's gradient, in units
+    of the residual). ``evaluations`` (optional) is called with the network evaluations per slice
+    of each step. Other arguments as :func:`dds`.
+    """
+    x = _noise(operator.adjoint(y).real, generator)
+    for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DPS"):
+        x0, gradient, cost = _residual_gradient(operator, y, denoiser, x, t, slice_batch)
+        if evaluations is not None:
+            evaluations(cost)
+        if s is None:
+            return x0
+        eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
+        x = _ddim_step(x, x0, eps, abar_t, abar_s, eta, generator) - step_size * gradient
+    raise AssertionError("unreachable: the grid ends at t = 0")
+
+
+def normal_norm(operator: LinearOperator, like: Tensor, iterations: int = 20, seed: int = 0) -> float:
+    """``||A^T A||`` (largest eigenvalue) by power iteration from a seeded random start shaped like ``like``."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    v = torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
+    value = 0.0
+    for _ in range(iterations):
+        v = v / torch.linalg.vector_norm(v)
+        w = operator.normal(v)
+        value = float(torch.linalg.vector_norm(w))
+        v = w.real if w.is_complex() else w
+    return value
+
+
+def reddiff(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int = 100, lr: float = 0.1,
+            lam: float = 0.25, start: Tensor | None = None, slice_batch: int = 16,
+            generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
+    """RED-diff: Adam on ``u`` (K, H, W) with the SNR-weighted denoiser regulariser; returns ``u``.
+
+    Args:
+        lr: Adam step size (in the prior's units, images span [-1, 1]).
+        lam: regulariser weight relative to the data term normalised by ``||A^T A||``.
+        start: initial ``u`` (e.g. the normalised FBP / zero-filled image), default zeros.
+        Others as :func:`dds`.
+    """
+    aty = operator.adjoint(y)
+    scale = normal_norm(operator, aty)
+    u = torch.zeros_like(aty) if start is None else start.to(aty).clone()
+    u.requires_grad_()
+    optimizer = torch.optim.Adam([u], lr=lr)
+    for (t, abar_t), _ in _grid(denoiser, steps, progress, "RED-diff"):
+        with torch.no_grad():
+            x_t = math.sqrt(abar_t) * u + math.sqrt(1 - abar_t) * _noise(u, generator)
+            x0 = denoise_slices(denoiser, x_t, t, slice_batch)
+            u.grad = (operator.normal(u) - aty) / scale + lam * (u - x0)
+        optimizer.step()
+    return u.detach()
