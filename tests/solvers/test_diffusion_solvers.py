@@ -257,7 +257,7 @@ def test_z_tv_data_consistency_reaches_the_admm_tv_minimiser(matrix):
     """Many iterations minimise ``0.5 ||A u - y||^2 + lam ||D_z u||_1``: same objective as
     :func:`admm_tv`, and the ADMM dual ``p = rho w`` certifies optimality (``A^T (A u - y) + D_z^T p = 0``,
     ``|p| <= lam``, ``p = lam sign(D_z u)`` where ``D_z u != 0``)."""
-    lam, rho, k = 0.3, 1.0, 6
+    lam, rho, k = 0.3, 2.0, 6
     operator, y = noisy_identity_stack(k)
     if matrix == "tall":
         operator = MatrixOperator(TALL)
