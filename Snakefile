@@ -17,8 +17,8 @@ RESULTS = config["workdir_results"]
 
 
 include: "workflows/rules/data.smk"
-include: "workflows/rules/recon.smk"
 include: "workflows/rules/priors.smk"
+include: "workflows/rules/recon.smk"
 
 
 rule all:

@@ -5,7 +5,7 @@ field of view, 256 x 256 x 128) and brain phantoms (seeds ``--brain-seed`` onwar
 155). The demo priors never saw these seeds (training 1000-1007 / 2000-2007, held out 1100 / 2100).
 Each volume's central ``--slices`` slices are area-averaged to the prior's slice size and measured
 in every ``--settings`` entry (sv8: 8 views over 180 degrees; la90: 90 views over 90 degrees; x8:
-8-fold uniform Cartesian undersampling, 4% centre, 8 coils, 30 dB), then reconstructed by every
+8-fold uniform Cartesian undersampling, 8% centre, 8 coils, 30 dB), then reconstructed by every
 method with the defaults of the config schema (``recon.solver``, ``recon.diffusion``).
 
 Metrics (3D, :func:`medprior.metrics.image_metrics`) against the measured slab itself: CT in the
@@ -35,7 +35,7 @@ from medprior.tasks import recon
 from medprior.tasks.data import same_field_of_view
 
 CT_SETTINGS = {"sv8": {"views": 8}, "la90": {"views": 90, "arc_deg": 90.0}}
-MRI_SETTINGS = {"x8": {"acceleration": 8, "center_fraction": 0.04, "coils": 8, "snr_db": 30.0}}
+MRI_SETTINGS = {"x8": {"acceleration": 8, "center_fraction": 0.08, "coils": 8, "snr_db": 30.0}}
 BAR_DB = {"CT": 1.0, "MR": 0.5}
 CLASSICAL = {"CT": ("fbp", "tv"), "MR": ("zerofill", "cgsense", "tv")}
 

@@ -21,10 +21,12 @@ TINY = {
         "petct": {"cases": 1, "seed": 13, "size": [32, 32, 24]},
     },
     "recon": {
-        "ct": {"cases": 1, "slices": 4, "settings": [{"name": "sv8", "views": 8}]},
-        "mri": {"cases": 1, "slices": 4, "coils": 4,
+        "ct": {"cases": 1, "slices": 4, "size": [32, 32], "settings": [{"name": "sv8", "views": 8}],
+               "methods": ["fbp", "tv", "dds"]},
+        "mri": {"cases": 1, "slices": 4, "size": [32, 32], "coils": 4, "methods": ["zerofill", "cgsense", "tv", "mbir"],
                 "settings": [{"name": "x4", "acceleration": 4, "center_fraction": 0.25}]},
         "solver": {"tv_iterations": 10, "cg_iterations": 10},
+        "diffusion": {"priors": {"ct": "tiny_ct", "mri": "tiny_ct"}, "dds": {"steps": 3}, "mbir": {"steps": 2}},
     },
 }
 
@@ -37,8 +39,14 @@ def test_dry_run_of_the_demo_lists_every_data_rule(tmp_path):
     result = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "configs/default.yaml"))
     assert result.returncode == 0, result.stderr
     for rule in ("ct_phantom_dicom", "ingest_ct", "brain_phantom", "petct_phantom", "qc_ct", "qc_brain", "qc_petct",
-                 "data_table", "train_prior", "check_prior", "prior_table"):
+                 "data_table", "check_prior", "prior_table", "simulate", "reconstruct", "reconstruct_diffusion",
+                 "recon_table"):
         assert rule in result.stdout
+    assert "train_prior" not in result.stdout  # the default uses the shipped priors
+    retrain = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "configs/default.yaml"),
+                        "--config", "priors={'retrain': True}")
+    assert retrain.returncode == 0, retrain.stderr
+    assert "train_prior" in retrain.stdout
 
 
 def test_slurm_profile_dry_run(tmp_path):
@@ -56,7 +64,7 @@ def test_invalid_config_is_rejected(tmp_path):
 
 
 TINY_PRIOR = {
-    "name": "tiny_ct", "kind": "slice2d", "image_size": [16, 16],
+    "name": "tiny_ct", "kind": "slice2d", "image_size": [32, 32],
     "data": {"phantom": {"generator": "ct_body", "seeds": [1], "holdout_seeds": [2], "size": [32, 32, 8]}},
     "network": {"channels": [8, 16], "attention_levels": [False, False], "num_head_channels": 8, "norm_num_groups": 8},
     "schedule": {"steps": 50}, "training": {"steps": 4, "batch_size": 4},
@@ -83,8 +91,11 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
     assert "BraTS-GLI-00012-000-seg.nii.gz" in (tmp_path / "results/tables/data.md").read_text()
     recon_rows = {(r["modality"], r["setting"], r["method"]): r
                   for r in csv.DictReader(open(tmp_path / "results/tables/recon.csv"))}
-    assert set(recon_rows) == {("ct", "sv8", "fbp"), ("ct", "sv8", "tv"), ("mri", "x4", "zerofill"),
-                               ("mri", "x4", "cgsense"), ("mri", "x4", "tv")}
+    assert set(recon_rows) == {("ct", "sv8", "fbp"), ("ct", "sv8", "tv"), ("ct", "sv8", "dds"), ("mri", "x4", "zerofill"),
+                               ("mri", "x4", "cgsense"), ("mri", "x4", "tv"), ("mri", "x4", "mbir")}
+    assert recon_rows[("ct", "sv8", "dds")]["nfe_per_slice"] == "3" and recon_rows[("ct", "sv8", "tv")]["nfe_per_slice"] == "0"
+    truth = nib.load(tmp_path / "results/recon/ct/CT-0011/sv8/truth.nii.gz")
+    assert truth.shape == (32, 32, 4)
     assert float(recon_rows[("ct", "sv8", "tv")]["psnr"]) > float(recon_rows[("ct", "sv8", "fbp")]["psnr"]) + 2
     assert (tmp_path / "results/recon/ct/CT-0011/sv8/comparison.png").stat().st_size > 10_000
     assert (tmp_path / "results/priors/tiny_ct/weights.safetensors").exists()

@@ -16,7 +16,7 @@ import medprior
 from medprior.config import defaults
 from medprior.devices import resolve_device
 from medprior.errors import InputError, MedpriorError
-from medprior.io import Volume, load
+from medprior.io import Volume, load, save
 from medprior.tasks import data, priors, recon
 
 EXIT_INPUT_ERROR = 2
@@ -77,6 +77,9 @@ def _simulate(args: argparse.Namespace) -> None:
         measurement = recon.simulate_mri(volume, acceleration=args.acceleration, mask=args.mask,
                                          center_fraction=args.center_fraction, coils=args.coils, snr_db=args.snr_db,
                                          slices=args.slices, size=args.size, seed=args.seed, setting=args.setting)
+    if args.truth_out:
+        slab = recon.resize_in_plane(recon.central_slab(volume, args.slices), args.size)
+        save(slab, args.truth_out)
     recon.save_measurement(measurement, args.out, source=args.volume)
     print(f"wrote {args.out}")
 
@@ -192,6 +195,7 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
     simulate.add_argument("--slices", type=int, default=config["ct"]["slices"],
                           help="central slab thickness in slices, 0 = all (default %(default)s)")
     simulate.add_argument("--seed", type=int, default=0, help="noise / mask seed")
+    simulate.add_argument("--truth-out", help="also write the simulated slab (the ground truth) as NIfTI")
     simulate.add_argument("--size", type=int, nargs=2, metavar=("I", "J"),
                           help="area-average the volume to this in-plane size first (e.g. a prior's slice size)")
     simulate.add_argument("--views", type=int, default=ct_setting["views"], help="ct: projection angles")

@@ -1,6 +1,7 @@
-# Reconstruction stage: simulate every configured CT and MRI setting on the demo volumes, run the
-# classical baselines, score them and draw one comparison figure per case and setting.
-import json
+# Reconstruction stage: simulate every configured CT and MRI setting on the demo volumes (the
+# central slab, area-averaged to the slice priors' size), run the classical baselines and the
+# diffusion solvers, score them against the simulated slab and draw one comparison figure per case
+# and setting. Needs prior_path from priors.smk.
 
 RECON = config["recon"]
 RECON_CT = {s["name"]: s for s in RECON["ct"]["settings"]}
@@ -8,20 +9,27 @@ RECON_MRI = {s["name"]: s for s in RECON["mri"]["settings"]}
 RECON_CT_CASES = list(CT_SEEDS)[: RECON["ct"]["cases"]]
 RECON_MRI_CASES = list(BRAIN_SEEDS)[: RECON["mri"]["cases"]]
 SOLVER_ARGS = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in RECON["solver"].items())
+DIFFUSION = RECON["diffusion"]
+DIFFUSION_METHODS = ("dds", "mbir", "dps", "reddiff")
 WINDOW = {"ct": "--window {} {}".format(*RECON["ct"]["window"]), "mri": ""}
 
 
 wildcard_constraints:
     modality="ct|mri",
     setting=r"[a-z0-9]+",
-    method=r"[a-z]+",
+    method=r"fbp|tv|zerofill|cgsense|dds|mbir|dps|reddiff",
 
 
-def recon_reference(wc):
-    """The ground-truth volume of a reconstruction case."""
+def source_volume(wc):
+    """The demo volume a reconstruction case is simulated from."""
     if wc.modality == "ct":
         return f"{DATA}/ct/nifti/{wc.case}.nii.gz"
     return f"{DATA}/brats/{wc.case}/{wc.case}-{RECON['mri']['contrast']}.nii.gz"
+
+
+def size_args(modality):
+    size = RECON[modality]["size"]
+    return f"--size {size[0]} {size[1]}" if size else ""
 
 
 def simulate_args(wc):
@@ -29,17 +37,19 @@ def simulate_args(wc):
     if wc.modality == "ct":
         s = RECON_CT[wc.setting]
         return (f"ct --views {s['views']} --arc {s['arc_deg']} --start {s['start_deg']} --photons {s['photons']}"
-                f" --slices {RECON['ct']['slices']}")
+                f" --slices {RECON['ct']['slices']} {size_args('ct')}")
     s = RECON_MRI[wc.setting]
     return (f"mri --acceleration {s['acceleration']} --mask {s['mask']} --center-fraction {s['center_fraction']}"
-            f" --coils {RECON['mri']['coils']} --snr-db {RECON['mri']['snr_db']} --slices {RECON['mri']['slices']}")
+            f" --coils {RECON['mri']['coils']} --snr-db {RECON['mri']['snr_db']} --slices {RECON['mri']['slices']}"
+            f" {size_args('mri')}")
 
 
 rule simulate:
     input:
-        recon_reference,
+        source_volume,
     output:
-        f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/measurement.h5",
+        measurement=f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/measurement.h5",
+        truth=f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/truth.nii.gz",
     params:
         args=simulate_args,
     log:
@@ -49,7 +59,8 @@ rule simulate:
         runtime=20,
         mem_mb=8000,
     shell:
-        "medprior simulate {params.args} --setting {wildcards.setting} --seed 0 {input} --out {output} > {log} 2>&1"
+        "medprior simulate {params.args} --setting {wildcards.setting} --seed 0 {input} --out {output.measurement}"
+        " --truth-out {output.truth} > {log} 2>&1"
 
 
 rule reconstruct:
@@ -57,6 +68,8 @@ rule reconstruct:
         f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/measurement.h5",
     output:
         f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/{{method}}.nii.gz",
+    wildcard_constraints:
+        method="fbp|tv|zerofill|cgsense",
     log:
         "logs/recon/reconstruct/{modality}/{case}/{setting}/{method}.log",
     benchmark:
@@ -65,14 +78,44 @@ rule reconstruct:
     resources:
         runtime=60,
         mem_mb=12000,
-        gpu=0,
     shell:
         "medprior recon {input} --method {wildcards.method} --out {output} " + SOLVER_ARGS + " > {log} 2>&1"
 
 
+def diffusion_args(wc):
+    """The method's parameters (config recon.diffusion) as recon options."""
+    parameters = " ".join(f"--param {k}={v}" for k, v in DIFFUSION[wc.method].items())
+    return (f"{parameters} --seed {DIFFUSION['seed']} --slice-batch {DIFFUSION['slice_batch']}"
+            f" --device {DIFFUSION['device']}")
+
+
+rule reconstruct_diffusion:
+    input:
+        measurement=f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/measurement.h5",
+        prior=lambda wc: prior_path(DIFFUSION["priors"][wc.modality]),
+    output:
+        f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/{{method}}.nii.gz",
+    wildcard_constraints:
+        method="|".join(DIFFUSION_METHODS),
+    log:
+        "logs/recon/reconstruct/{modality}/{case}/{setting}/{method}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/recon/{{modality}}/{{case}}/{{setting}}/{{method}}.tsv"
+    params:
+        args=diffusion_args,
+    threads: 2
+    resources:
+        runtime=120,
+        mem_mb=16000,
+        gpu=1,
+    shell:
+        "medprior recon {input.measurement} --method {wildcards.method} --prior {input.prior} --out {output}"
+        " {params.args} > {log} 2>&1"
+
+
 rule evaluate:
     input:
-        reference=recon_reference,
+        reference=f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/truth.nii.gz",
         estimate=f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/{{method}}.nii.gz",
     output:
         f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/{{method}}.metrics.json",
@@ -95,7 +138,7 @@ def recon_methods(modality):
 
 rule recon_figure:
     input:
-        reference=recon_reference,
+        reference=f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/truth.nii.gz",
         estimates=lambda wc: expand(f"{RESULTS}/recon/{wc.modality}/{wc.case}/{wc.setting}/{{method}}.nii.gz",
                                     method=recon_methods(wc.modality)),
     output:
