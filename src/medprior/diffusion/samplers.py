@@ -45,10 +45,18 @@ def _denoise(denoiser: Denoiser, x: Tensor, t: int) -> Tensor:
     return denoiser(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
 
 
-def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def noise_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
     """N(0, I) like ``x``, drawn on the generator's device (a CPU generator can drive CUDA sampling)."""
     device = generator.device if generator is not None else x.device
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+
+
+def ddim_step(x: Tensor, x0: Tensor, eps: Tensor, abar_t: float, abar_s: float, eta: float,
+              generator: torch.Generator | None) -> Tensor:
+    """One DDIM step from grid time t to s: ``alpha_s x0 + sqrt(sigma_s^2 - c^2) eps + c z`` (see :func:`ddim`)."""
+    c2 = eta**2 * (1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s)
+    x_s = math.sqrt(abar_s) * x0 + math.sqrt(max(1 - abar_s - c2, 0.0)) * eps
+    return x_s + math.sqrt(c2) * noise_like(x, generator) if eta > 0 else x_s
 
 
 @torch.no_grad()
@@ -80,7 +88,7 @@ def ddpm(denoiser: Denoiser, shape: tuple[int, ...], steps: int | None = None,
         beta = 1 - abar_t / abar_s
         mean = (math.sqrt(abar_s) * beta / (1 - abar_t) * x0
                 + math.sqrt(1 - beta) * (1 - abar_s) / (1 - abar_t) * x)
-        x = mean + math.sqrt(beta * (1 - abar_s) / (1 - abar_t)) * _noise(x, generator)
+        x = mean + math.sqrt(beta * (1 - abar_s) / (1 - abar_t)) * noise_like(x, generator)
 
 
 @torch.no_grad()
@@ -100,10 +108,7 @@ def ddim(denoiser: Denoiser, shape: tuple[int, ...], steps: int, eta: float = 0.
         if s is None:
             return x0
         eps = param.eps_from_x0(x0, x, math.sqrt(abar_t), math.sqrt(1 - abar_t))
-        c2 = eta**2 * (1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s)
-        x = math.sqrt(abar_s) * x0 + math.sqrt(1 - abar_s - c2) * eps
-        if eta > 0:
-            x = x + math.sqrt(c2) * _noise(x, generator)
+        x = ddim_step(x, x0, eps, abar_t, abar_s, eta, generator)
 
 
 @torch.no_grad()

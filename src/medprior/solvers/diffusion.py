@@ -48,6 +48,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from medprior.diffusion.denoiser import Denoiser
+from medprior.diffusion.samplers import ddim_step, noise_like
 from medprior.physics.finite_difference import FiniteDifference
 from medprior.physics.operator import LinearOperator
 from medprior.solvers.cg import conjugate_gradient
@@ -74,19 +75,6 @@ def _grid(denoiser: Denoiser, steps: int, progress: bool, name: str) -> Iterator
     schedule = denoiser.schedule
     points = [(t, float(schedule.alphas_cumprod[t])) for t in schedule.timesteps(steps).tolist()]
     return zip(tqdm(points, desc=name, unit="step", disable=not progress), [*points[1:], (None, 1.0)])
-
-
-def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
-
-
-def _ddim_step(x: Tensor, x0: Tensor, eps: Tensor, abar_t: float, abar_s: float, eta: float,
-               generator: torch.Generator | None) -> Tensor:
-    """``x_s = alpha_s x0 + sqrt(sigma_s^2 - c^2) eps + c z`` (DDIM, eq. 12 of Song et al. 2021)."""
-    c2 = eta ** 2 * (1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s)
-    x_s = math.sqrt(abar_s) * x0 + math.sqrt(max(1 - abar_s - c2, 0.0)) * eps
-    return x_s + math.sqrt(c2) * _noise(x, generator) if c2 > 0 else x_s
 
 
 class DataConsistency:
@@ -152,14 +140,14 @@ def dds(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int =
         progress: tqdm bar over the steps.
     """
     consistency = DataConsistency(operator, y, cg_iterations=cg_iterations, lam=lam, rho=rho)
-    x = _noise(consistency.aty, generator)
+    x = noise_like(consistency.aty, generator)
     for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DDS"):
         x0 = denoise_slices(denoiser, x, t, slice_batch)
         x0_consistent = consistency(x0, admm_iterations)
         if s is None:
             return x0_consistent
         eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
-        x = _ddim_step(x, x0_consistent, eps, abar_t, abar_s, eta, generator)
+        x = ddim_step(x, x0_consistent, eps, abar_t, abar_s, eta, generator)
     raise AssertionError("unreachable: the grid ends at t = 0")
 
 
@@ -171,13 +159,13 @@ def mbir(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int 
     Arguments as :func:`dds`; ``eta = 1`` makes the prior step ancestral (the paper's predictor).
     """
     consistency = DataConsistency(operator, y, cg_iterations=cg_iterations, lam=lam, rho=rho)
-    x = _noise(consistency.aty, generator)
+    x = noise_like(consistency.aty, generator)
     for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DiffusionMBIR"):
         x0 = denoise_slices(denoiser, x, t, slice_batch)
         if s is None:
             return consistency(x0)
         eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
-        x_s = _ddim_step(x, x0, eps, abar_t, abar_s, eta, generator)
+        x_s = ddim_step(x, x0, eps, abar_t, abar_s, eta, generator)
         x = math.sqrt(abar_s) * consistency(x_s / math.sqrt(abar_s))
     raise AssertionError("unreachable: the grid ends at t = 0")
 
@@ -214,7 +202,7 @@ def dps(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int =
     of the residual). ``evaluations`` (optional) is called with the network evaluations per slice
     of each step. Other arguments as :func:`dds`.
     """
-    x = _noise(operator.adjoint(y).real, generator)
+    x = noise_like(operator.adjoint(y).real, generator)
     for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DPS"):
         x0, gradient, cost = _residual_gradient(operator, y, denoiser, x, t, slice_batch)
         if evaluations is not None:
@@ -222,7 +210,7 @@ def dps(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int =
         if s is None:
             return x0
         eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
-        x = _ddim_step(x, x0, eps, abar_t, abar_s, eta, generator) - step_size * gradient
+        x = ddim_step(x, x0, eps, abar_t, abar_s, eta, generator) - step_size * gradient
     raise AssertionError("unreachable: the grid ends at t = 0")
 
 
@@ -257,7 +245,7 @@ def reddiff(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: i
     optimizer = torch.optim.Adam([u], lr=lr)
     for (t, abar_t), _ in _grid(denoiser, steps, progress, "RED-diff"):
         with torch.no_grad():
-            x_t = math.sqrt(abar_t) * u + math.sqrt(1 - abar_t) * _noise(u, generator)
+            x_t = math.sqrt(abar_t) * u + math.sqrt(1 - abar_t) * noise_like(u, generator)
             x0 = denoise_slices(denoiser, x_t, t, slice_batch)
             u.grad = (operator.normal(u) - aty) / scale + lam * (u - x0)
         optimizer.step()
