@@ -87,12 +87,16 @@ def run_case(volume, modality: str, setting: dict[str, Any], methods: list[str],
     return results
 
 
-def summarise(runs: list[dict[str, dict[str, float]]], modality: str, setting: str) -> list[dict[str, Any]]:
-    """One row per method (TV: the weight with the best mean PSNR, named in ``tv_lambda``)."""
+def best_tv(runs: list[dict[str, dict[str, float]]]) -> list[dict[str, dict[str, float]]]:
+    """The runs with only the TV weight of the best mean PSNR kept, as ``tv`` (its weight in ``tv_lambda``)."""
     weights = [key for key in runs[0] if key.startswith("tv@")]
     best = max(weights, key=lambda key: statistics.mean(run[key]["psnr"] for run in runs))
-    runs = [{("tv" if key == best else key): value for key, value in run.items() if key == best or key not in weights}
-            for run in runs]
+    return [{**{key: value for key, value in run.items() if key not in weights},
+             "tv": {**run[best], "tv_lambda": float(best[3:])}} for run in runs]
+
+
+def summarise(runs: list[dict[str, dict[str, float]]], modality: str, setting: str) -> list[dict[str, Any]]:
+    """One row per method over the cases of one setting."""
     rows = []
     for method in runs[0]:
         psnr = [run[method]["psnr"] for run in runs]
@@ -100,7 +104,7 @@ def summarise(runs: list[dict[str, dict[str, float]]], modality: str, setting: s
                      "psnr": statistics.mean(psnr), "psnr_sd": statistics.stdev(psnr) if len(psnr) > 1 else 0.0,
                      "ssim": statistics.mean(run[method]["ssim"] for run in runs),
                      "seconds": statistics.mean(run[method]["seconds"] for run in runs),
-                     "nfe": runs[0][method]["nfe"], "tv_lambda": float(best[3:]) if method == "tv" else None})
+                     "nfe": runs[0][method]["nfe"], "tv_lambda": runs[0][method].get("tv_lambda")})
     return rows
 
 
@@ -124,21 +128,23 @@ def main() -> None:
     parser.add_argument("--mri-prior", default="priors/brain_slices")
     args = parser.parse_args()
 
-    rows, gaps = [], {}
+    rows, gaps, runs_by_setting = [], {}, {}
     for modality, settings, prior, seed, tv_lambdas, diffusion in (
             ("CT", CT_SETTINGS, args.ct_prior, args.ct_seed, args.tv_lambdas_ct, args.diffusion),
             ("MR", MRI_SETTINGS, args.mri_prior, args.brain_seed, args.tv_lambdas_mri, args.mri_diffusion)):
         chosen = [name for name in settings if name in args.settings]
         if not chosen:
             continue
-        size = tuple(read_prior_json(prior)["prior"]["image_size"])
+        size = tuple(read_prior_json(prior)["image_size"])
         runs: dict[str, list] = {name: [] for name in chosen}
         for case, volume in volumes(modality, args.cases, seed):
             for name in chosen:
                 print(f"{case} {name}", flush=True)
                 runs[name].append(run_case(volume, modality, settings[name], [*CLASSICAL[modality], *diffusion],
                                            prior, args.slices, size, tv_lambdas))
+        runs_by_setting.update(runs)
         for name in chosen:
+            runs[name] = best_tv(runs[name])
             summary = summarise(runs[name], modality, name)
             rows += summary
             by_method = {row["method"]: row for row in summary}
@@ -150,7 +156,7 @@ def main() -> None:
                           "per_case_dds_minus_tv_db": [run["dds"]["psnr"] - run["tv"]["psnr"] for run in runs[name]]
                           if "dds" in by_method else None}
     report = {"benchmark": "diffusion vs classical reconstruction quality on held-out demo volumes",
-              "cases": args.cases, "slices": args.slices, **machine_info(torch.device("cuda" if torch.cuda.is_available() else "cpu")), "rows": rows, "bar": gaps}
+              "cases": args.cases, "slices": args.slices, "runs": runs_by_setting, **machine_info(torch.device("cuda" if torch.cuda.is_available() else "cpu")), "rows": rows, "bar": gaps}
     write_report(args.out, report)
     args.out.with_suffix(".md").write_text(markdown_table(rows) + "\n")
 
