@@ -91,3 +91,22 @@ def test_cli_diffusion_recon_and_its_errors(ct_volume, tmp_path):
         failed = run(*args, "--out", str(tmp_path / "bad.nii.gz"))
         assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr
         assert not (tmp_path / "bad.nii.gz").exists()
+
+
+def test_an_interrupted_reconstruction_leaves_no_output(ct_volume, tmp_path, monkeypatch):
+    prior = tiny_prior(tmp_path / "prior")
+    measurement = write_measurement(recon.simulate_ct(ct_volume, views=8, slices=1, size=(16, 16)), tmp_path / "m.h5")
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return torch.zeros_like(args[1])
+
+    monkeypatch.setattr("medprior.solvers.diffusion.denoise_slices", interrupted)
+    out = tmp_path / "dds.nii.gz"
+    with pytest.raises(KeyboardInterrupt):
+        recon.reconstruct_file(measurement, "dds", out, prior=prior, steps=4)
+    assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5", "prior"]
