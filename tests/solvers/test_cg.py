@@ -119,3 +119,22 @@ def test_cgls_underdetermined_gives_minimum_norm() -> None:
     y = torch.randn(2, 8, dtype=torch.float64, generator=generator)
     x = cgls(Dense(matrix), y, iterations=40, tolerance=1e-14)
     assert torch.allclose(x, (torch.linalg.pinv(matrix) @ y.T).T, atol=1e-9, rtol=0)
+
+
+def test_converged_items_stop_moving_on_a_nearly_singular_system():
+    # item 0: rank-1 M with b in its range converges in one step; item 1 needs more. Without freezing,
+    # item 0's rounding-level rr / p^T M p ratio becomes a huge step.
+    import torch
+    from medprior.solvers.cg import conjugate_gradient
+    u = torch.tensor([1.0, 2.0, 0.5]) / 2.29128784747792
+    rank_one = torch.outer(u, u) * 1e-3
+    full = torch.diag(torch.tensor([1.0, 10.0, 100.0]))
+    matrices = torch.stack([rank_one, full])
+    b = torch.stack([rank_one @ torch.tensor([3.0, -1.0, 2.0]), torch.tensor([1.0, 1.0, 1.0])])
+
+    def apply(x):
+        return torch.einsum("bij,bj->bi", matrices, x)
+
+    x = conjugate_gradient(apply, b, iterations=50, tolerance=1e-7)
+    assert torch.isfinite(x).all()
+    torch.testing.assert_close(apply(x), b, rtol=1e-4, atol=1e-7)

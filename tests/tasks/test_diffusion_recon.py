@@ -110,3 +110,22 @@ def test_an_interrupted_reconstruction_leaves_no_output(ct_volume, tmp_path, mon
         recon.reconstruct_file(measurement, "dds", out, prior=prior, steps=4)
     assert len(calls) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5", "prior"]
+
+
+def test_slices_are_flipped_into_the_prior_orientation():
+    from medprior.tasks.diffusion_recon import in_plane_flips
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0])  # i -> L... as nibabel codes: x decreasing = R->L
+    assert "".join(__import__("nibabel").aff2axcodes(lps)) == "LPS"
+    assert in_plane_flips(lps, "LPS") == ()
+    assert in_plane_flips(np.eye(4), "LPS") == (2, 3)  # RAS: both in-plane axes reversed
+    assert in_plane_flips(np.diag([-1.0, 1.0, 1.0, 1.0]), "LPS") == (3,)  # LAS
+    swapped = np.array([[0, 1.0, 0, 0], [1.0, 0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])  # ARS
+    with pytest.raises(InputError, match="in-plane axes are swapped"):
+        in_plane_flips(swapped, "LPS")
+
+
+def test_a_ras_volume_is_denoised_upright(ct_volume, tmp_path):
+    prior = tiny_prior(tmp_path / "prior")
+    measurement = recon.simulate_ct(ct_volume.to_canonical(), views=8, slices=1, size=(16, 16))
+    _, facts = recon.reconstruct_with_prior(measurement, "dds", prior, steps=2)
+    assert facts["flipped_dims"] == [2, 3]

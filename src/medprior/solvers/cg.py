@@ -43,7 +43,10 @@ def conjugate_gradient(apply_m: Callable[[torch.Tensor], torch.Tensor], b: torch
         if bool((rr <= threshold).all()):
             break
         mp = apply_m(p)
-        alpha = rr / _dot(p, mp).clamp_min(torch.finfo(rr.dtype).tiny)
+        # items already converged stop moving: with rr and p^H M p both at rounding level their
+        # ratio is noise and can be huge (seen with 2-view CT, a nearly rank-0 normal operator)
+        active = rr > threshold
+        alpha = torch.where(active, rr / _dot(p, mp).clamp_min(torch.finfo(rr.dtype).tiny), 0.0)
         x = x + alpha * p
         r = r - alpha * mp
         rr_new = _dot(r, r)

@@ -96,6 +96,8 @@ class DataConsistency:
             raise ValueError(f"need cg_iterations >= 0, lam >= 0, rho > 0; got {cg_iterations}, {lam}, {rho}")
         self.operator, self.cg_iterations, self.lam, self.rho = operator, cg_iterations, lam, rho
         self.aty = operator.adjoint(y)
+        # CG stops at rounding level: iterating past it on a nearly singular A^T A (2-view CT) only adds noise
+        self.tolerance = 10 * torch.finfo(self.aty.dtype).eps
         if self.aty.is_complex():
             raise ValueError("the diffusion solvers need an operator with a real domain (see the module docstring)")
         self.difference = FiniteDifference(operator.domain_shape, axes=("z",))
@@ -108,7 +110,7 @@ class DataConsistency:
             return start
         if self.lam == 0:
             return conjugate_gradient(self.operator.normal, self.aty, start, iterations=self.cg_iterations,
-                                      tolerance=0.0)
+                                      tolerance=self.tolerance)
         d = self.difference
         if self.v is None:
             self.v, self.w = d.forward(start), torch.zeros_like(d.forward(start))
@@ -119,7 +121,7 @@ class DataConsistency:
         u = start
         for _ in range(iterations):
             rhs = self.aty + self.rho * d.adjoint(self.v - self.w)
-            u = conjugate_gradient(apply_m, rhs[None], u[None], iterations=self.cg_iterations, tolerance=0.0)[0]
+            u = conjugate_gradient(apply_m, rhs[None], u[None], iterations=self.cg_iterations, tolerance=self.tolerance)[0]
             du = d.forward(u)
             self.v = soft_threshold(du + self.w, self.lam / self.rho)
             self.w = self.w + du - self.v

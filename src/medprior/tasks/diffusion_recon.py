@@ -11,7 +11,10 @@ What happens between a measurement file and :mod:`medprior.solvers.diffusion`:
    ``lam``, ``rho``, RED-diff ``lam``) serves every modality and resolution.
 4. The solver returns ``u`` (K, H, W); the volume is ``a u + b`` in data units (CT HU, MRI magnitude).
 
-The prior's slice size must equal the measurement's image size (simulate with ``--size``).
+The prior's slice size must equal the measurement's image size (simulate with ``--size``). The
+denoiser sees slices in the prior's training orientation: the stack is flipped in plane where the
+measurement's grid points the other way (a RAS-canonical NIfTI against the LPS phantoms the demo
+priors learned from), so a prior never denoises upside-down anatomy.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import nibabel as nib
 import torch
+from torch import Tensor
 
 from medprior.devices import resolve_device
-from medprior.diffusion.prior_file import load_prior
+from medprior.diffusion.denoiser import Denoiser
+from medprior.diffusion.prior_file import load_prior, read_prior_json
 from medprior.diffusion.priors import SlicePrior2D
 from medprior.errors import InputError
 from medprior.io.measurement import Measurement
@@ -35,6 +41,35 @@ SOLVERS = {"dds": dds, "mbir": mbir, "dps": dps, "reddiff": reddiff}
 # Bytes of activations per pixel of a slice per UNet channel, forward only (measured on the demo
 # networks: about 40 tensors of every level's width); DPS backpropagates and needs about 3 times more.
 _ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 160
+
+
+# Orientation of the slices a prior was trained on when its prior.json does not say: the demo
+# priors learned from the phantoms, which are LPS (as DICOM and BraTS).
+DEFAULT_PRIOR_ORIENTATION = "LPS"
+_OPPOSITE = dict(zip("LRAPSI", "RLPAIS"))
+
+
+def in_plane_flips(affine, prior_orientation: str) -> tuple[int, ...]:
+    """Dims of a (b, 1, I, J) batch to flip so that its I and J axes point as the prior's first two axes."""
+    codes = nib.aff2axcodes(affine)
+    flips = []
+    for dim, (have, want) in enumerate(zip(codes[:2], prior_orientation[:2]), start=2):
+        if have == _OPPOSITE[want]:
+            flips.append(dim)
+        elif have != want:
+            raise InputError(None, f"the measurement grid is {''.join(codes)} and the prior's slices "
+                                   f"{prior_orientation}: in-plane axes are swapped; reorient the volume first")
+    return tuple(flips)
+
+
+class FlippedDenoiser:
+    """A denoiser applied to in-plane flipped slices, its output flipped back (flips are their own inverse)."""
+
+    def __init__(self, denoiser: Denoiser, dims: tuple[int, ...]) -> None:
+        self.denoiser, self.dims, self.schedule = denoiser, dims, denoiser.schedule
+
+    def __call__(self, x_t: Tensor, t: Tensor) -> Tensor:
+        return self.denoiser(x_t.flip(self.dims), t).flip(self.dims)
 
 
 def auto_slice_batch(prior: SlicePrior2D, slices: int, device: torch.device, gradients: bool = False) -> int:
@@ -107,7 +142,9 @@ def reconstruct_diffusion(measurement: Measurement, method: str, prior_dir: str 
     y_scaled = (y - operator.forward(torch.full_like(start, offset))) / (slope * norm ** 0.5)
     batch = auto_slice_batch(prior, start.shape[0], target, method == "dps") if slice_batch == "auto" else int(slice_batch)
     generator = torch.Generator().manual_seed(seed)
-    denoiser = prior.denoiser()
+    orientation = read_prior_json(prior_dir)["training"].get("orientation", DEFAULT_PRIOR_ORIENTATION)
+    flips = in_plane_flips(measurement.affine, orientation)
+    denoiser = FlippedDenoiser(prior.denoiser(), flips) if flips else prior.denoiser()
     evaluations: list[int] = []
     extra = {"evaluations": evaluations.append} if method == "dps" else {}
     if method == "reddiff":
@@ -118,5 +155,6 @@ def reconstruct_diffusion(measurement: Measurement, method: str, prior_dir: str 
     data = data if measurement.modality == "CT" else data.abs()
     nfe = sum(evaluations) if evaluations else parameters.get("steps")
     facts = {"method": method, "prior": str(prior_dir), "slice_batch": batch, "nfe_per_slice": nfe,
+             "flipped_dims": list(flips),
              "intensity_range": [low, high], "seed": seed, **parameters}
     return data, facts
