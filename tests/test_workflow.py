@@ -43,8 +43,8 @@ def test_dry_run_of_the_demo_lists_every_data_rule(tmp_path):
                  "recon_table"):
         assert rule in result.stdout
     assert "train_prior" not in result.stdout  # the default uses the shipped priors
-    retrain = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "configs/default.yaml"),
-                        "--config", "priors={'retrain': True}")
+    (tmp_path / "retrain.yaml").write_text(yaml.safe_dump({"priors": {"retrain": True}}))
+    retrain = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "configs/default.yaml"), str(tmp_path / "retrain.yaml"))
     assert retrain.returncode == 0, retrain.stderr
     assert "train_prior" in retrain.stdout
 
