@@ -70,7 +70,7 @@ def run_case(volume, modality: str, setting: dict[str, Any], methods: list[str],
     else:
         measurement = recon.simulate_mri(volume, slices=slices, size=size, seed=0, **setting)
         window, data_range = None, None
-    truth = recon.resize_in_plane(recon.central_slab(volume, slices), size).data
+    truth = recon.measured_slab(volume, slices, size).data
     results = {}
     runs = [(m, {}) for m in methods if m != "tv"] + [(f"tv@{lam:g}", tv_options(modality, lam)) for lam in tv_lambdas]
     for method, options in runs:

@@ -78,8 +78,7 @@ def _simulate(args: argparse.Namespace) -> None:
                                          center_fraction=args.center_fraction, coils=args.coils, snr_db=args.snr_db,
                                          slices=args.slices, size=args.size, seed=args.seed, setting=args.setting)
     if args.truth_out:
-        slab = recon.resize_in_plane(recon.central_slab(volume, args.slices), args.size)
-        save(slab, args.truth_out)
+        save(recon.measured_slab(volume, args.slices, args.size), args.truth_out)
     recon.save_measurement(measurement, args.out, source=args.volume)
     print(f"wrote {args.out}")
 

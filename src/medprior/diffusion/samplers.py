@@ -34,11 +34,11 @@ def _start(shape: tuple[int, ...], generator: torch.Generator | None, x_T: Tenso
     return start.to(device or "cpu")
 
 
-def _grid(schedule: VPSchedule, steps: int, progress: bool) -> Iterator[tuple[tuple[int, float], ...]]:
+def grid(schedule: VPSchedule, steps: int, progress: bool, desc: str = "sampling", leave: bool = False
+         ) -> Iterator[tuple[tuple[int, float], ...]]:
     """Consecutive grid times and their abar: ((t, abar_t), (s, abar_s)), then ((0, abar_0), (None, 1.0))."""
-    grid = schedule.timesteps(steps).tolist()
-    points = [(t, float(schedule.alphas_cumprod[t])) for t in grid]
-    return zip(tqdm(points, desc="sampling", leave=False, disable=not progress), [*points[1:], (None, 1.0)])
+    points = [(t, float(schedule.alphas_cumprod[t])) for t in schedule.timesteps(steps).tolist()]
+    return zip(tqdm(points, desc=desc, unit="step", leave=leave, disable=not progress), [*points[1:], (None, 1.0)])
 
 
 def _denoise(denoiser: Denoiser, x: Tensor, t: int) -> Tensor:
@@ -81,7 +81,7 @@ def ddpm(denoiser: Denoiser, shape: tuple[int, ...], steps: int | None = None,
         (B, *sample_shape) samples.
     """
     x = _start(shape, generator, x_T, device)
-    for (t, abar_t), (s, abar_s) in _grid(denoiser.schedule, steps or denoiser.schedule.steps, progress):
+    for (t, abar_t), (s, abar_s) in grid(denoiser.schedule, steps or denoiser.schedule.steps, progress):
         x0 = _denoise(denoiser, x, t)
         if s is None:
             return x0
@@ -103,7 +103,7 @@ def ddim(denoiser: Denoiser, shape: tuple[int, ...], steps: int, eta: float = 0.
     sampling (:func:`ddpm`). Arguments and return as :func:`ddpm`.
     """
     x = _start(shape, generator, x_T, device)
-    for (t, abar_t), (s, abar_s) in _grid(denoiser.schedule, steps, progress):
+    for (t, abar_t), (s, abar_s) in grid(denoiser.schedule, steps, progress):
         x0 = _denoise(denoiser, x, t)
         if s is None:
             return x0
@@ -126,7 +126,7 @@ def dpmpp_2m(denoiser: Denoiser, shape: tuple[int, ...], steps: int, generator: 
     """
     x = _start(shape, generator, x_T, device)
     previous = None  # (x0_hat, h) of the previous step
-    for (t, abar_t), (s, abar_s) in _grid(denoiser.schedule, steps, progress):
+    for (t, abar_t), (s, abar_s) in grid(denoiser.schedule, steps, progress):
         x0 = _denoise(denoiser, x, t)
         if s is None:
             return x0

@@ -48,10 +48,9 @@ from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from medprior.diffusion.denoiser import Denoiser
-from medprior.diffusion.samplers import ddim_step, noise_like
+from medprior.diffusion.samplers import ddim_step, grid, noise_like
 from medprior.physics.finite_difference import FiniteDifference
 from medprior.physics.operator import LinearOperator
 from medprior.solvers.cg import conjugate_gradient
@@ -72,12 +71,10 @@ def denoise_slices(denoiser: Denoiser, x: Tensor, t: int, slice_batch: int) -> T
 
 
 def _grid(denoiser: Denoiser, steps: int, progress: bool, name: str) -> Iterator[tuple[tuple[int, float], ...]]:
-    """((t, abar_t), (s, abar_s)) over the respaced grid, the last with (None, 1.0) (as the samplers)."""
+    """The samplers' respaced grid with a progress bar named ``name`` that stays (one per volume)."""
     if steps < 1:
         raise ValueError(f"{name}: steps must be >= 1, got {steps}")
-    schedule = denoiser.schedule
-    points = [(t, float(schedule.alphas_cumprod[t])) for t in schedule.timesteps(steps).tolist()]
-    return zip(tqdm(points, desc=name, unit="step", disable=not progress), [*points[1:], (None, 1.0)])
+    return grid(denoiser.schedule, steps, progress, desc=name, leave=True)
 
 
 class DataConsistency:

@@ -62,13 +62,18 @@ def resize_in_plane(volume: Volume, size: Sequence[int] | None) -> Volume:
     if size is None or tuple(size) == tuple(volume.shape[:2]):
         return volume
     factors = [n / int(m) for n, m in zip(volume.shape[:2], size)]
-    slices = torch.from_numpy(np.ascontiguousarray(np.moveaxis(volume.data, 2, 0), dtype=np.float32))
-    data = torch.nn.functional.interpolate(slices[:, None], size=tuple(int(m) for m in size), mode="area")[:, 0]
+    data = torch.nn.functional.interpolate(to_slices(volume.data)[:, None], size=tuple(int(m) for m in size),
+                                           mode="area")[:, 0]
     affine = volume.affine.copy()
     for axis, factor in enumerate(factors):
         affine[:3, 3] += affine[:3, axis] * (factor - 1) / 2
         affine[:3, axis] *= factor
     return Volume(from_slices(data), affine, volume.modality, dict(volume.metadata))
+
+
+def measured_slab(volume: Volume, slices: int, size: Sequence[int] | None) -> Volume:
+    """What ``simulate_*`` measures, so also the ground truth: the central slab, resized in plane."""
+    return resize_in_plane(central_slab(volume, slices), size)
 
 
 def to_slices(data: np.ndarray, dtype: torch.dtype = DTYPE) -> torch.Tensor:
@@ -107,7 +112,7 @@ def simulate_ct(volume: Volume, *, views: int, arc_deg: float = 180.0, start_deg
         seed: noise seed.
         setting: name recorded in the file.
     """
-    slab = resize_in_plane(central_slab(volume, slices), size)
+    slab = measured_slab(volume, slices, size)
     pixel_mm = _in_plane_pixel_mm(slab)
     angles = ct_angles(views, arc_deg, start_deg)
     operator = ParallelBeamCT(slab.shape[:2], angles, pixel_size_mm=pixel_mm, dtype=DTYPE)
@@ -144,7 +149,7 @@ def simulate_mri(volume: Volume, *, acceleration: float, mask: str = "uniform", 
     if mask not in MASKS:
         raise InputError(None, f"unknown mask {mask!r}; choose from {sorted(MASKS)}")
     rng = np.random.default_rng(seed)
-    slab = resize_in_plane(central_slab(volume, slices), size)
+    slab = measured_slab(volume, slices, size)
     image = slab.data * np.exp(1j * _smooth_phase(slab.shape, rng))
     lines = MASKS[mask](slab.shape[1], acceleration, center_fraction, **({} if mask == "uniform" else {"seed": seed}))
     sensitivities = birdcage_sensitivities(slab.shape[:2], coils) if coils > 1 else None
