@@ -38,8 +38,9 @@ from medprior.solvers import cg_sense, fbp
 from medprior.solvers.diffusion import METHODS, dds, dps, mbir, normal_norm, reddiff
 
 SOLVERS = {"dds": dds, "mbir": mbir, "dps": dps, "reddiff": reddiff}
-# Bytes of activations per pixel of a slice per UNet channel, forward only (measured on the demo
-# networks: about 40 tensors of every level's width); DPS backpropagates and needs about 3 times more.
+# Bytes of activations per pixel of a slice per UNet channel, forward only: an estimate (about 40
+# float32 tensors of every level's width), not a measurement; on a 256^3 CT volume it picks 9 slices
+# and DDS peaks at 3.05 GB RSS (benchmarks/recon_memory.py). DPS backpropagates: assumed 3 times more.
 _ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 160
 
 
