@@ -16,7 +16,7 @@ PyWavelets' over all subbands; ``roundtrip_max_abs_error`` is ours, inverse of f
 
 Allocation: each transform returns a fresh tensor, and at 256^3 first-touch page faults on that
 64 MiB output cost about as much as the arithmetic. numpy (so PyWavelets) madvises its large arrays
-to transparent huge pages, and medprior.wavelets allocates its outputs over 32 MiB through numpy
+to transparent huge pages, and medprior.wavelets allocates its outputs of 4 MiB and more through numpy
 for that reason; torch's own allocator does so only with ``THP_MEM_ALLOC_ENABLE=1`` in the
 environment (read once, at torch's first allocation). The script records that setting
 (``torch_thp_alloc``).

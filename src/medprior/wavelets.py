@@ -37,19 +37,21 @@ _DIM_NAMES = {2: "HW", 3: "DHW"}
 # On CPU the transform runs over slabs of about this many elements (2 MiB of float32) so that its
 # passes stay in cache; on other devices the whole tensor goes at once.
 _CPU_SLAB_ELEMENTS = 2 ** 19
-# CPU outputs of at least this many bytes are allocated through numpy (see _empty).
-_HUGE_PAGE_BYTES = 2 ** 25
+# CPU outputs of at least this many bytes (numpy's own huge-page threshold) are allocated through
+# numpy (see _empty).
+_HUGE_PAGE_BYTES = 2 ** 22
 _NUMPY_DTYPES = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
 
 
 def _empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
     """Uninitialised output tensor of ``shape`` with the dtype and device of ``like``.
 
-    glibc serves torch's CPU allocations over 32 MiB with fresh mmap'd pages every time, and the
-    first touch of each 4 KiB page faults: at 256^3 float32 (64 MiB) that costs about 15 ms, as
-    much as the transform's arithmetic. numpy asks the kernel for transparent huge pages on large
-    arrays (512x fewer faults), so large CPU outputs are numpy arrays shared with torch (freed with
-    the tensor; the one difference is that such a tensor cannot be resized in place).
+    glibc serves torch's large CPU allocations with fresh mmap'd pages, and the first touch of each
+    4 KiB page faults: at 256^3 float32 (64 MiB) that costs about 15 ms, as much as the transform's
+    arithmetic, and at 128^3 (8 MiB) about 1 ms of a 5 ms round trip. numpy asks the kernel for
+    transparent huge pages on arrays of 4 MiB and more (512x fewer faults), so such CPU outputs are
+    numpy arrays shared with torch (freed with the tensor; the one difference is that such a tensor
+    cannot be resized in place).
     """
     dtype = _NUMPY_DTYPES.get(like.dtype)
     nbytes = like.element_size() * int(np.prod(shape))
