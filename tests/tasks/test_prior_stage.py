@@ -11,7 +11,10 @@ import yaml
 from medprior.cli import main
 from medprior.diffusion.prior_file import read_prior_json
 from medprior.errors import InputError
+from medprior.io import save
+from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING
 from medprior.tasks import priors
+from medprior.tasks.data import same_field_of_view
 
 TINY = {
     "network": {"channels": [8, 16], "attention_levels": [False, False], "num_head_channels": 8, "norm_num_groups": 8},
@@ -32,12 +35,25 @@ def write_config(tmp_path, **changes):
 
 def test_slice_examples_are_normalised_resampled_axial_slices(tmp_path):
     config = priors.load_prior_config(write_config(tmp_path))
-    examples, names = priors.examples(config, "train")
-    assert names == ["ct_body-1", "ct_body-2"]
+    examples, names, orientation = priors.examples(config, "train")
+    assert names == ["ct_body-1", "ct_body-2"] and orientation == "LPS"
     assert examples.shape[1:] == (1, 16, 16) and 8 <= examples.shape[0] <= 16
     assert examples.min() >= -1 and examples.max() <= 1
-    holdout, holdout_names = priors.examples(config, "holdout")
+    holdout, holdout_names, _ = priors.examples(config, "holdout")
     assert holdout_names == ["ct_body-3"] and not torch.equal(holdout[:1], examples[:1])
+
+
+def test_file_examples_are_canonical_and_say_so(tmp_path):
+    """Files are read RAS-canonical: an LPS phantom file gives its slices flipped in plane, and RAS."""
+    size = (32, 32, 8)
+    save(priors.ct_body(1, shape=size, spacing=same_field_of_view(size, CT_BODY_SHAPE, CT_BODY_SPACING)),
+         tmp_path / "ct.nii.gz")
+    from_phantom, _, _ = priors.examples(priors.load_prior_config(write_config(tmp_path)), "train")
+    config = priors.load_prior_config(write_config(tmp_path, data={"files": {"train": [str(tmp_path / "ct.nii.gz")]}}))
+    from_file, names, orientation = priors.examples(config, "train")
+    assert names == ["ct.nii.gz"] and orientation == "RAS"
+    first = from_phantom[:from_file.shape[0]]
+    torch.testing.assert_close(from_file, first.flip(-2, -1))
 
 
 def test_wavelet_examples_carry_the_condition_contrasts(tmp_path):
@@ -46,7 +62,7 @@ def test_wavelet_examples_carry_the_condition_contrasts(tmp_path):
                               "contrast": "t2f", "conditions": ["t1n", "t2w"]},
                         normalization={"kind": "percentile", "low": 0.5, "high": 99.5})
     config = priors.load_prior_config(path)
-    examples, _ = priors.examples(config, "train")
+    examples, _, _ = priors.examples(config, "train")
     assert examples.shape == (1, 3, 16, 16, 8)
     assert config["parametrization"] == "x0"
     prior = priors.build_prior(config)
@@ -74,6 +90,7 @@ def test_train_sample_and_check_through_the_cli(tmp_path, capsys):
     description = read_prior_json(prior_dir)
     training = description["training"]
     assert training["steps"] == 6 and training["data"]["phantom"]["seeds"] == [1, 2]
+    assert training["orientation"] == "LPS"
     assert len(training["data"]["sha256"]) == 64 and training["data"]["examples"] > 0
     assert (tmp_path / "prior.work" / "loss.jsonl").exists()
 

@@ -44,8 +44,9 @@ SOLVERS = {"dds": dds, "mbir": mbir, "dps": dps, "reddiff": reddiff}
 _ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 160
 
 
-# Orientation of the slices a prior was trained on when its prior.json does not say: the demo
-# priors learned from the phantoms, which are LPS (as DICOM and BraTS).
+# Orientation of the slices a prior was trained on when its prior.json does not say (training
+# records it as ``training.orientation`` since medprior 0.1.0's prior stage; priors trained
+# before did not): the demo priors learned from the phantoms, which are LPS (as DICOM and BraTS).
 DEFAULT_PRIOR_ORIENTATION = "LPS"
 _OPPOSITE = dict(zip("LRAPSI", "RLPAIS"))
 

@@ -127,7 +127,7 @@ def _expand(patterns: Sequence[str], source: Any) -> list[Path]:
 
 def _to_examples(config: dict[str, Any], normalization: Normalization, volumes: list[Volume]) -> torch.Tensor:
     """Normalised training examples (N, C, *image_size) from one volume and its conditions."""
-    channels = torch.stack([normalization.apply(torch.from_numpy(np.asarray(v.data, np.float32)))
+    channels = torch.stack([normalization.apply(torch.from_numpy(np.ascontiguousarray(v.data, np.float32)))
                             for v in volumes])  # (C, I, J, K)
     if config["kind"] == "wavelet3d":
         return F.interpolate(channels[None], size=tuple(config["image_size"]), mode="trilinear",
@@ -138,16 +138,22 @@ def _to_examples(config: dict[str, Any], normalization: Normalization, volumes: 
     return slices[foreground >= config["data"]["min_foreground"]]
 
 
-def examples(config: dict[str, Any], split: str = "train") -> tuple[torch.Tensor, list[str]]:
-    """All examples of a split: (N, C, *image_size) float32 in [-1, 1], and the volume names."""
+def examples(config: dict[str, Any], split: str = "train") -> tuple[torch.Tensor, list[str], str]:
+    """All examples of a split: (N, C, *image_size) float32 in [-1, 1], the volume names, and the
+    grid orientation of the volumes (``"LPS"`` for the phantoms, ``"RAS"`` for files), which the
+    reconstructions need to present slices the way the prior saw them."""
     normalization = Normalization(**config["normalization"])
-    batches, names = [], []
+    batches, names, orientations = [], [], set()
     for name, volumes in _volumes(config, split):
         batches.append(_to_examples(config, normalization, volumes))
         names.append(name)
+        orientations.update(volume.orientation for volume in volumes)
     if not batches:
         raise InputError(config.get("source"), f"the {split} split of the prior config has no volumes")
-    return torch.cat(batches).contiguous(), names
+    if len(orientations) > 1:
+        raise InputError(config.get("source"), f"the {split} volumes have different grid orientations "
+                                               f"{sorted(orientations)}; slices would mix them")
+    return torch.cat(batches).contiguous(), names, orientations.pop()
 
 
 def tensor_sha256(x: torch.Tensor) -> str:
@@ -168,7 +174,7 @@ def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *,
         training["time_budget_s"] = time_budget_s
     if device is not None:
         training["device"] = device
-    data, names = examples(config, "train")
+    data, names, orientation = examples(config, "train")
     torch.manual_seed(training["seed"])  # the initial weights, so a run is reproducible end to end
     prior = build_prior(config)
     channels = 1
@@ -180,6 +186,7 @@ def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *,
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "config": {k: v for k, v in config.items() if k != "source"},
         "config_file": str(config_path),
+        "orientation": orientation,
         "data": {"volumes": names, "examples": int(data.shape[0]), "sha256": tensor_sha256(data),
                  **({"phantom": config["data"]["phantom"]} if "phantom" in config["data"] else
                     {"files": config["data"]["files"]})},
@@ -315,8 +322,8 @@ def check_prior(prior_dir: str | os.PathLike, config_path: str | os.PathLike, ou
     config["source"] = str(config_path)
     check = config["check"]
     prior = load_prior(prior_dir, device=resolve_device(device))
-    holdout, holdout_names = examples(config, "holdout")
-    training, _ = examples(config, "train")
+    holdout, holdout_names, _ = examples(config, "holdout")
+    training, _, _ = examples(config, "train")
     generator = torch.Generator().manual_seed(check["seed"])
     started = time.perf_counter()
     conditions = holdout[: check["samples"], 1:] if prior.condition_channels else None
