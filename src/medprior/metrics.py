@@ -1,4 +1,4 @@
-"""Image-quality metrics: PSNR, NMSE, MAE, 3D SSIM and per-axis 2D SSIM, plus CT intensity windows.
+"""Image-quality metrics: PSNR, MSE, NMSE, MAE, 3D SSIM and per-axis 2D SSIM, plus CT intensity windows.
 
 Every metric takes a ``reference`` and an ``estimate`` of the same shape (numpy arrays or torch
 tensors, converted to float64 numpy) and returns a Python float. Volumes are ``(I, J, K)`` with
@@ -131,6 +131,12 @@ def psnr(reference: Any, estimate: Any, data_range: float, mask: Any | None = No
     if mse == 0.0:
         return float("inf")
     return float(10.0 * np.log10(_check_range(data_range) ** 2 / mse))
+
+
+def mse(reference: Any, estimate: Any, mask: Any | None = None) -> float:
+    """Mean squared error ``mean |estimate - reference|^2``, in the images' units squared."""
+    ref, est, mask = _pair(reference, estimate, mask)
+    return float(np.mean(_squared_error(ref, est, mask)))
 
 
 def nmse(reference: Any, estimate: Any, mask: Any | None = None) -> float:
