@@ -69,12 +69,37 @@ def test_wavelet_examples_carry_the_condition_contrasts(tmp_path):
     assert prior.condition_channels == 2
 
 
+def test_one_model_for_any_missing_contrast_gets_four_examples_per_volume(tmp_path):
+    """Contrast `any`: example k is contrast k given all four, channel k blanked; volumes are
+    cropped / padded (48 x 48 x 30 -> 52 x 44 x 32), padding at the background's -1."""
+    path = write_config(tmp_path, name="tiny_any", kind="wavelet3d", image_size=[52, 44, 32],
+                        data={"phantom": {"generator": "brain_mri", "seeds": [5], "size": [48, 48, 30]},
+                              "contrast": "any"},
+                        normalization={"kind": "percentile", "low": 0.5, "high": 99.5})
+    config = priors.load_prior_config(path)
+    examples, _, _ = priors.examples(config, "train")
+    assert examples.shape == (4, 5, 52, 44, 32)
+    assert priors.build_prior(config).condition_channels == 4
+    case = priors.brain_mri(5, shape=(48, 48, 30))
+    normalization = priors.Normalization("percentile", 0.5, 99.5)
+    for k, contrast in enumerate(priors.BRATS_CONTRASTS):
+        native = torch.from_numpy(case.contrasts[contrast].data)
+        expected = normalization.apply(native, normalization.range_of(native))[:, 2:46]
+        torch.testing.assert_close(examples[k, 0, 2:50, :, 1:31], expected)
+        assert examples[k, 0, :2].eq(-1).all() and examples[k, 0, 50:].eq(-1).all()
+        assert examples[k, 0, ..., 0].eq(-1).all() and examples[k, 0, ..., 31].eq(-1).all()
+        assert examples[k, 1 + k].eq(priors.MISSING_VALUE).all()
+        others = [c for c in range(4) if c != k]
+        torch.testing.assert_close(examples[k, [1 + c for c in others]], examples[others, 0])
+
+
 @pytest.mark.parametrize("change, message", [
     ({"image_size": [16, 16, 16]}, "image_size"),
     ({"data": {"files": {"train": ["nothing/*.nii.gz"]}}}, "matches nothing"),
     ({"data": {}}, "exactly one"),
     ({"data": {"phantom": {"generator": "ct_body", "seeds": [1]}, "conditions": ["t1n"]}}, "conditions"),
     ({"training": {"steps": 0}}, "training.steps"),
+    ({"data": {"phantom": {"generator": "brain_mri", "seeds": [1]}, "contrast": "any"}}, "`any` is for wavelet3d"),
 ])
 def test_bad_prior_configs_name_the_problem(tmp_path, change, message):
     path = write_config(tmp_path, **change)

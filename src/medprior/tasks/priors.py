@@ -2,12 +2,16 @@
 
 A prior config (``configs/priors/<name>.yaml``, schema ``prior.schema.yaml``) names its data:
 demo phantoms by seed or the user's files. Volumes are loaded in canonical RAS orientation,
-normalised with the prior's :class:`~medprior.diffusion.normalization.Normalization` and resampled
-to the prior's ``image_size``:
+normalised with the prior's :class:`~medprior.diffusion.normalization.Normalization` (percentiles
+of the whole native volume) and brought to the prior's ``image_size``:
 
 - ``slice2d``: every slice across ``axis`` (area-resampled in plane to (H, W)), keeping slices
   with at least ``min_foreground`` of their pixels above the window's low end;
-- ``wavelet3d``: each whole volume (trilinear) to (D, H, W), with condition contrasts alongside.
+- ``wavelet3d``: each whole volume centred-cropped / padded to (D, H, W) (:func:`network_grid`, as
+  cWDM fits BraTS' 240 x 240 x 155 to 224 x 224 x 160), with condition contrasts alongside. Brain
+  contrast ``any`` makes one model for every missing contrast: each volume gives four examples,
+  one per target contrast, conditioned on all four contrasts with the target's channel filled
+  with :data:`MISSING_VALUE`.
 
 Examples are float32 tensors (N, C, *image_size) in [-1, 1]; their SHA-256 goes into prior.json.
 """
@@ -29,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medprior.challenges.brats import find_brats_cases
+from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
 from medprior.config import load_config
 from medprior.devices import resolve_device
 from medprior.diffusion import sample
@@ -40,10 +44,14 @@ from medprior.diffusion.training import TrainingConfig, train_prior
 from medprior.errors import InputError
 from medprior.figures import sample_grid
 from medprior.io import Volume, atomic_path, load, write_json, write_sidecar
+from medprior.io.crop import crop_or_pad
 from medprior.phantoms import brain_mri, ct_body, ct_head
 from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING, CT_HEAD_SHAPE, CT_HEAD_SPACING
 from medprior.tasks.data import same_field_of_view
 
+ANY_CONTRAST = "any"
+MISSING_VALUE = 0.0
+"""Normalised value of a missing condition contrast: a constant no real image has (background is -1)."""
 CT_GENERATORS = {"ct_body": (ct_body, CT_BODY_SHAPE, CT_BODY_SPACING), "ct_head": (ct_head, CT_HEAD_SHAPE, CT_HEAD_SPACING)}
 
 
@@ -58,6 +66,9 @@ def load_prior_config(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(path, f"config key image_size: a {kind} prior needs {expected} sizes")
     if data["conditions"] and kind != "wavelet3d":
         raise InputError(path, "config key data.conditions: only wavelet3d priors take conditions")
+    if data["contrast"] == ANY_CONTRAST and (kind != "wavelet3d" or data["conditions"]):
+        raise InputError(path, "config key data.contrast: `any` is for wavelet3d priors without data.conditions "
+                               "(the four contrasts are the conditions)")
     config.setdefault("parametrization", "x0" if kind == "wavelet3d" else "eps")
     return config
 
@@ -67,7 +78,7 @@ def build_prior(config: dict[str, Any]) -> Prior:
     description = {
         "kind": config["kind"],
         "image_size": config["image_size"],
-        "condition_channels": len(config["data"]["conditions"]),
+        "condition_channels": len(condition_contrasts(config["data"])),
         "network": config["network"],
         "schedule": config["schedule"],
         "parametrization": config["parametrization"],
@@ -81,10 +92,16 @@ def build_prior(config: dict[str, Any]) -> Prior:
         raise InputError(config.get("source"), str(error)) from None
 
 
+def condition_contrasts(data: dict[str, Any]) -> list[str]:
+    """The condition contrasts of a brain prior's ``data`` config: all four for contrast ``any``."""
+    return list(BRATS_CONTRASTS) if data["contrast"] == ANY_CONTRAST else list(data["conditions"])
+
+
 def _volumes(config: dict[str, Any], split: str) -> Iterator[tuple[str, list[Volume]]]:
-    """(name, [target, *conditions]) per volume of the ``train`` or ``holdout`` split."""
+    """(name, [target, *conditions]) per volume of the ``train`` or ``holdout`` split (contrast
+    ``any``: the four contrasts)."""
     data = config["data"]
-    contrasts = [data["contrast"], *data["conditions"]]
+    contrasts = list(BRATS_CONTRASTS) if data["contrast"] == ANY_CONTRAST else [data["contrast"], *data["conditions"]]
     if "phantom" in data:
         phantom = data["phantom"]
         seeds = phantom["seeds"] if split == "train" else phantom["holdout_seeds"]
@@ -125,13 +142,33 @@ def _expand(patterns: Sequence[str], source: Any) -> list[Path]:
     return paths
 
 
+def network_grid(volume: Volume, normalization: Normalization, image_size: Sequence[int]) -> torch.Tensor:
+    """``volume`` normalised (range from the whole native volume) on the centred (D, H, W) grid
+    ``image_size`` (:func:`medprior.io.crop.crop_or_pad`; padding is the data's 0, so -1 for
+    skull-stripped MRI): a (D, H, W) float32 tensor in [-1, 1]."""
+    native = torch.from_numpy(np.ascontiguousarray(volume.data, np.float32))
+    fitted = torch.from_numpy(crop_or_pad(volume, tuple(image_size)).data)
+    return normalization.apply(fitted, normalization.range_of(native))
+
+
+def any_target_examples(contrasts: torch.Tensor) -> torch.Tensor:
+    """(4, 5, D, H, W) examples from the four normalised contrasts (4, D, H, W) in BraTS order:
+    example k is contrast k, then the four contrasts with channel k set to :data:`MISSING_VALUE`."""
+    examples = []
+    for k in range(contrasts.shape[0]):
+        conditions = contrasts.clone()
+        conditions[k] = MISSING_VALUE
+        examples.append(torch.cat([contrasts[k:k + 1], conditions]))
+    return torch.stack(examples)
+
+
 def _to_examples(config: dict[str, Any], normalization: Normalization, volumes: list[Volume]) -> torch.Tensor:
     """Normalised training examples (N, C, *image_size) from one volume and its conditions."""
+    if config["kind"] == "wavelet3d":
+        channels = torch.stack([network_grid(v, normalization, config["image_size"]) for v in volumes])
+        return any_target_examples(channels) if config["data"]["contrast"] == ANY_CONTRAST else channels[None]
     channels = torch.stack([normalization.apply(torch.from_numpy(np.ascontiguousarray(v.data, np.float32)))
                             for v in volumes])  # (C, I, J, K)
-    if config["kind"] == "wavelet3d":
-        return F.interpolate(channels[None], size=tuple(config["image_size"]), mode="trilinear",
-                             align_corners=False)
     slices = channels.movedim(1 + config["axis"], 0)  # (S, C, h, w)
     slices = F.interpolate(slices, size=tuple(config["image_size"]), mode="area")
     foreground = (slices[:, 0] > -0.99).flatten(1).float().mean(1)
