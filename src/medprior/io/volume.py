@@ -69,6 +69,16 @@ class Volume:
         return replace(self, data=np.asarray(image.dataobj, dtype=np.float32), affine=image.affine,
                        metadata=dict(self.metadata))
 
+    def to_orientation(self, codes: str) -> Volume:
+        """The same image resampled exactly (axis flips and permutations only) onto a grid whose
+        axes point as ``codes`` (e.g. ``"LPS"``); ``to_orientation(v.orientation)`` of the result
+        gives ``v`` back, data and affine."""
+        transform = nib.orientations.ornt_transform(nib.orientations.io_orientation(self.affine),
+                                                    nib.orientations.axcodes2ornt(tuple(codes)))
+        image = self.to_nifti().as_reoriented(transform)
+        return replace(self, data=np.asarray(image.dataobj, dtype=np.float32), affine=image.affine,
+                       metadata=dict(self.metadata))
+
     def to_nifti(self) -> nib.Nifti1Image:
         """A NIfTI-1 image with this geometry in both sform and qform (code 1, scanner)."""
         image = nib.Nifti1Image(self.data, self.affine)
