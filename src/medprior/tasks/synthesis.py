@@ -1,0 +1,165 @@
+"""Missing-contrast brain MRI synthesis (BraSyn) with conditional 3D wavelet diffusion priors (cWDM).
+
+A *synthesis model* is a folder holding either
+
+- one conditional :class:`~medprior.diffusion.priors.WaveletPrior3D` trained with brain contrast
+  ``any`` (its ``prior.json`` at the top): it synthesizes any contrast from the four, the missing
+  one blanked (:data:`medprior.tasks.priors.MISSING_VALUE`); or
+- one prior per target contrast in subfolders ``t1n/``, ``t1c/``, ``t2w/``, ``t2f/``, each trained
+  with that contrast and the other three as conditions (in the order its config lists them).
+
+Each case (a BraTS case folder with one contrast missing) goes through the steps of training in
+reverse:
+
+1. the present contrasts are put in the orientation the prior was trained in, normalised by their
+   own 0.5 / 99.5 percentiles to [-1, 1] and centred-cropped / padded to the network grid
+   (:func:`medprior.tasks.priors.network_grid`);
+2. the prior samples the missing contrast (DDIM or DPM-Solver++, ``steps`` network evaluations,
+   seeded);
+3. the sample goes back to the native grid, is mapped from [-1, 1] to [0, 1] (BraSyn scores
+   after normalising each image to [0, 1] itself, so this is the scale it compares) and set to 0
+   outside the brain (the voxels where every present contrast is 0), and is written as
+   ``<case>-<missing>.nii.gz`` with the geometry of the present contrasts.
+
+:func:`synthesize` writes all cases into one flat folder, the BraSyn submission layout, atomically
+(the folder appears complete or not at all) and checks it with
+:func:`medprior.challenges.brasyn.check_submission`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from medprior.challenges.brasyn import check_submission, missing_contrast
+from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
+from medprior.devices import resolve_device
+from medprior.diffusion.prior_file import PRIOR_JSON, load_prior, read_prior_json
+from medprior.diffusion.priors import Prior
+from medprior.errors import InputError
+from medprior.io import Volume, atomic_path, load_nifti, save_nifti, write_sidecar
+from medprior.io.crop import crop_or_pad
+from medprior.tasks.priors import ANY_CONTRAST, MISSING_VALUE, draw_samples, network_grid
+
+SAMPLERS = ("ddim", "dpmpp")
+DEFAULT_ORIENTATION = "LPS"  # of priors trained before prior.json recorded it: the phantoms'
+
+
+@dataclass
+class SynthesisModel:
+    """The prior(s) of a synthesis model folder, loaded on first use.
+
+    Args:
+        directory: the model folder (see the module docstring).
+        device: where the priors run (``"auto"``: CUDA when present).
+    """
+
+    directory: Path
+    device: str = "auto"
+    _priors: dict[str, Prior] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory)
+        if not self.directory.is_dir():
+            raise InputError(self.directory, "no such synthesis model folder")
+        self.unified = (self.directory / PRIOR_JSON).is_file()
+        if not self.unified and not any((self.directory / c / PRIOR_JSON).is_file() for c in BRATS_CONTRASTS):
+            raise InputError(self.directory, f"not a synthesis model: expected {PRIOR_JSON} (one model for any "
+                                             f"contrast) or subfolders {', '.join(BRATS_CONTRASTS)} with one prior each")
+        if self.unified:
+            self._check_data(self.directory, ANY_CONTRAST)
+
+    def prior_dir(self, target: str) -> Path:
+        return self.directory if self.unified else self.directory / target
+
+    def _check_data(self, directory: Path, target: str) -> dict[str, Any]:
+        training = read_prior_json(directory)["training"]
+        data = training.get("config", {}).get("data", {})
+        if data.get("contrast") != target:
+            raise InputError(directory / PRIOR_JSON, f"this prior synthesizes {data.get('contrast')!r}, "
+                                                     f"the model folder needs one for {target!r}")
+        return training
+
+    def prior(self, target: str) -> Prior:
+        """The prior that synthesizes ``target`` (InputError naming the folder if there is none)."""
+        key = ANY_CONTRAST if self.unified else target
+        if key not in self._priors:
+            directory = self.prior_dir(target)
+            if not self.unified:
+                self._check_data(directory, target)
+            self._priors[key] = load_prior(directory, device=resolve_device(self.device))
+        return self._priors[key]
+
+    def orientation(self, target: str) -> str:
+        return read_prior_json(self.prior_dir(target))["training"].get("orientation", DEFAULT_ORIENTATION)
+
+    def conditions(self, target: str, present: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(1, Cc, D, H, W) condition volumes for ``target`` from the normalised present contrasts."""
+        if self.unified:
+            blank = torch.full_like(next(iter(present.values())), MISSING_VALUE)
+            return torch.stack([present.get(c, blank) if c != target else blank for c in BRATS_CONTRASTS])[None]
+        order = read_prior_json(self.prior_dir(target))["training"]["config"]["data"]["conditions"]
+        absent = [c for c in order if c not in present]
+        if absent:
+            raise InputError(self.prior_dir(target), f"needs condition contrast(s) {absent} that the case lacks")
+        return torch.stack([present[c] for c in order])[None]
+
+
+def synthesize_case(model: SynthesisModel, files: dict[str, Path], *, steps: int = 50, sampler: str = "dpmpp",
+                    seed: int = 0) -> tuple[str, Volume]:
+    """The missing contrast of one case: ``(contrast, Volume)`` in [0, 1] on the case's grid.
+
+    ``files``: ``{contrast: path}`` of the present contrasts (as :func:`find_brats_cases` gives).
+    """
+    target = missing_contrast(files)
+    prior = model.prior(target)
+    orientation = model.orientation(target)
+    native = {c: load_nifti(files[c]) for c in BRATS_CONTRASTS if c != target}
+    reference = next(iter(native.values()))
+    present = {c: network_grid(v.to_orientation(orientation), prior.normalization, prior.image_size)
+               for c, v in native.items()}
+    conditions = model.conditions(target, present)
+    sample = draw_samples(prior, 1, steps=steps, sampler=sampler, seed=seed, conditions=conditions)[0, 0]
+    oriented = reference.to_orientation(orientation)
+    on_grid = crop_or_pad(oriented, prior.image_size).with_data(((sample.cpu() + 1) / 2).clamp(0, 1).numpy())
+    synthesized = crop_or_pad(on_grid, oriented.shape).to_orientation(reference.orientation)
+    brain = np.any([v.data != 0 for v in native.values()], axis=0)
+    data = np.where(brain, synthesized.data, 0).astype(np.float32)
+    return target, Volume(data, reference.affine, "MR", {"contrast": target, "units": "normalised [0, 1]"})
+
+
+def synthesize(model_dir: str | os.PathLike, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
+               steps: int = 50, sampler: str = "dpmpp", seed: int = 0, device: str = "auto",
+               progress: bool = True) -> list[Path]:
+    """Synthesize the missing contrast of every case under ``input_dir`` into the flat submission
+    folder ``output_dir`` (``<case>-<contrast>.nii.gz``); returns the files.
+
+    Every case is checked (exactly one contrast missing, the model has a prior for it) before
+    anything is computed, and the folder appears only when all cases are written.
+    """
+    if sampler not in SAMPLERS:
+        raise InputError(None, f"unknown sampler {sampler!r}; choose from {SAMPLERS}")
+    if steps < 1:
+        raise InputError(None, f"steps must be at least 1, got {steps}")
+    cases = find_brats_cases(input_dir)
+    if not cases:
+        raise InputError(input_dir, "holds no BraTS case folders")
+    model = SynthesisModel(Path(model_dir), device=device)
+    targets = {case: missing_contrast(files) for case, files in cases.items()}
+    for target in sorted(set(targets.values())):
+        model.prior(target)
+    output = Path(output_dir)
+    with atomic_path(output, directory=True) as temporary:
+        for case, files in tqdm(cases.items(), desc="synthesis", unit="case", disable=not progress):
+            target, volume = synthesize_case(model, files, steps=steps, sampler=sampler, seed=seed)
+            save_nifti(volume, temporary / f"{case}-{target}.nii.gz")
+        check_submission(temporary, input_dir)
+    write_sidecar(output, config={"model": str(model_dir), "steps": steps, "sampler": sampler, "device": device},
+                  seeds={"sampling": seed})
+    return sorted(output.glob("*.nii.gz"))

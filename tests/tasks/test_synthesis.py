@@ -1,0 +1,127 @@
+"""Missing-contrast synthesis end to end on tiny priors: model folders, submission layout, geometry, errors."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from medprior.challenges import BRATS_CONTRASTS, brats_case_id, write_brats_case
+from medprior.challenges.brasyn import check_submission, drop_contrasts
+from medprior.errors import InputError
+from medprior.io import load_nifti, save_nifti
+from medprior.phantoms import brain_mri
+from medprior.tasks import priors, synthesis
+
+TINY = {
+    "kind": "wavelet3d", "image_size": [16, 16, 8],
+    "normalization": {"kind": "percentile", "low": 0.5, "high": 99.5},
+    "network": {"channels": [8, 16], "attention_levels": [False, False], "num_head_channels": 8, "norm_num_groups": 8},
+    "schedule": {"kind": "linear", "steps": 50},
+    "training": {"steps": 3, "batch_size": 2, "checkpoint_every": 3, "log_every": 1},
+}
+SHAPE = (48, 48, 30)
+
+
+def train(tmp_path, name, contrast, conditions, out):
+    config = {"name": name, **TINY, "data": {"phantom": {"generator": "brain_mri", "seeds": [7], "size": list(SHAPE)},
+                                             "contrast": contrast, "conditions": conditions}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return priors.train_from_config(path, out, workdir=tmp_path / f"{name}.work", device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A one-for-any model and a one-per-contrast model (the t2f prior missing from the latter)."""
+    tmp = tmp_path_factory.mktemp("models")
+    unified = train(tmp, "tiny_any", "any", [], tmp / "unified")
+    per_contrast = tmp / "per_contrast"
+    for target in ("t1n", "t1c", "t2w"):
+        train(tmp, f"tiny_{target}", target, [c for c in BRATS_CONTRASTS if c != target], per_contrast / target)
+    return unified, per_contrast
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    """Two phantom cases with one contrast dropped each (seed 3 drops t2w and t1c)."""
+    tmp = tmp_path_factory.mktemp("split")
+    for subject in (30, 31):
+        case = brain_mri(subject, shape=SHAPE)
+        write_brats_case({**case.contrasts, "seg": case.seg}, tmp / "full", brats_case_id(subject))
+    dropped = drop_contrasts(tmp / "full", tmp / "inputs", tmp / "truth", seed=3)
+    assert set(dropped.values()) <= {"t1n", "t1c", "t2w"}, dropped
+    return tmp / "inputs", dropped
+
+
+def test_both_model_kinds_write_a_checked_submission_on_the_cases_grid(models, split, tmp_path):
+    inputs, dropped = split
+    for model in models:
+        out = tmp_path / model.name
+        written = synthesis.synthesize(model, inputs, out, steps=3, sampler="ddim", progress=False)
+        assert [p.name for p in written] == sorted(f"{case}-{target}.nii.gz" for case, target in dropped.items())
+        assert check_submission(out, inputs)
+        for case, target in dropped.items():
+            volume = load_nifti(out / f"{case}-{target}.nii.gz")
+            present = [load_nifti(inputs / case / f"{case}-{c}.nii.gz") for c in BRATS_CONTRASTS if c != target]
+            np.testing.assert_allclose(volume.affine, present[0].affine, atol=1e-5)
+            brain = np.any([v.data != 0 for v in present], axis=0)
+            assert volume.data[~brain].max() == 0 and 0 <= volume.data.min() and volume.data.max() <= 1
+            assert volume.data[brain].std() > 0
+            # outside the 16 x 16 x 8 network grid the synthesis is 0 (crop_or_pad's exact inverse)
+            assert volume.data[:16].max() == 0 and volume.data[:, :, :11].max() == 0
+
+
+def test_same_seed_same_synthesis(models, split, tmp_path):
+    inputs, dropped = split
+    case, target = next(iter(dropped.items()))
+    files = {c: inputs / case / f"{case}-{c}.nii.gz" for c in BRATS_CONTRASTS if c != target}
+    model = synthesis.SynthesisModel(models[0], device="cpu")
+    first = synthesis.synthesize_case(model, files, steps=3, seed=4)[1].data
+    np.testing.assert_array_equal(first, synthesis.synthesize_case(model, files, steps=3, seed=4)[1].data)
+    assert not np.array_equal(first, synthesis.synthesize_case(model, files, steps=3, seed=5)[1].data)
+
+
+def test_a_case_stored_in_another_orientation_gets_the_same_synthesis(models, split, tmp_path):
+    """The prior sees the case in its training orientation (LPS phantoms) however the files are stored."""
+    inputs, dropped = split
+    case, target = next(iter(dropped.items()))
+    files = {c: inputs / case / f"{case}-{c}.nii.gz" for c in BRATS_CONTRASTS if c != target}
+    ras = {}
+    for c, path in files.items():
+        ras[c] = save_nifti(load_nifti(path).to_canonical(), tmp_path / f"{case}-{c}.nii.gz")
+    model = synthesis.SynthesisModel(models[0], device="cpu")
+    lps_result = synthesis.synthesize_case(model, files, steps=3, seed=2)[1]
+    ras_result = synthesis.synthesize_case(model, ras, steps=3, seed=2)[1]
+    assert ras_result.orientation == "RAS"
+    np.testing.assert_allclose(ras_result.to_orientation("LPS").data, lps_result.data, atol=1e-6)
+
+
+def test_unified_model_blanks_the_target_channel(models):
+    model = synthesis.SynthesisModel(models[0], device="cpu")
+    present = {c: np.full((2, 2, 2), i + 1.0, dtype=np.float32) for i, c in enumerate(BRATS_CONTRASTS) if c != "t2w"}
+    conditions = model.conditions("t2w", {c: torch.from_numpy(v) for c, v in present.items()})
+    assert conditions.shape == (1, 4, 2, 2, 2)
+    assert conditions[0, :, 0, 0, 0].tolist() == [1.0, 2.0, priors.MISSING_VALUE, 4.0]
+
+
+def test_bad_models_and_cases_name_the_problem(models, split, tmp_path):
+    inputs, _ = split
+    with pytest.raises(InputError, match="not a synthesis model"):
+        synthesis.synthesize(tmp_path, inputs, tmp_path / "out", steps=2, progress=False)
+    # a case lacking t2f, which the per-contrast model has no prior for: nothing is written
+    cases = tmp_path / "cases"
+    shutil.copytree(inputs.parent / "full", cases)
+    case = sorted(p for p in cases.iterdir() if p.is_dir())[0]
+    for name in ("t2f", "seg"):
+        (case / f"{case.name}-{name}.nii.gz").unlink()
+    shutil.rmtree(sorted(p for p in cases.iterdir() if p.is_dir())[1])
+    with pytest.raises(InputError, match="no such prior folder"):
+        synthesis.synthesize(models[1], cases, tmp_path / "out", steps=2, progress=False)
+    (case / f"{case.name}-t1n.nii.gz").unlink()
+    with pytest.raises(InputError, match="lacks exactly one"):
+        synthesis.synthesize(models[0], cases, tmp_path / "out", steps=2, progress=False)
+    with pytest.raises(InputError, match="unknown sampler"):
+        synthesis.synthesize(models[0], inputs, tmp_path / "out", steps=2, sampler="euler", progress=False)
+    assert not (tmp_path / "out").exists()
