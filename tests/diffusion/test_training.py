@@ -188,6 +188,25 @@ def test_conditioned_wavelet_prior_trains(tmp_path: Path) -> None:
         train_prior(prior, images, config(steps=3), tmp_path / "other", progress=False)
 
 
+def test_regression_objective_learns_the_conditional_mean_in_one_evaluation(tmp_path: Path) -> None:
+    """Target = -condition: the regression-trained network at x_t = 0, t = 0 predicts it (error far
+    below the data's own variance, the error of predicting 0)."""
+    torch.manual_seed(0)
+    prior = WaveletPrior3D((8, 8, 8), condition_channels=1, network=TINY_NETWORK, schedule=VPSchedule(steps=100))
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(8, 1, 8, 8, 8, generator=generator) * 2 - 1
+    options = config(steps=150, batch_size=8, learning_rate=3e-3, ema_decay=0.0, objective="regression",
+                     checkpoint_every=1000, log_every=50)
+    train_prior(prior, images, options, tmp_path, conditions=-images, progress=False)
+    with torch.no_grad():
+        latent = prior.denoiser(condition=-images)(torch.zeros(prior.latent_shape(8)), torch.zeros(8, dtype=torch.long))
+        error = (prior.decode(latent) - images).pow(2).mean()
+    assert error < 0.1 * images.pow(2).mean()
+    with pytest.raises(ValueError, match="x0 parametrization"):
+        train_prior(tiny_prior(parametrization="v"), tiny_data(), config(objective="regression"), tmp_path / "v",
+                    progress=False)
+
+
 def test_data_that_does_not_fit_the_prior_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="expected \\(N, 1, 16, 16\\)"):
         train_prior(tiny_prior(), torch.zeros(4, 1, 8, 8), config(), tmp_path, progress=False)
@@ -196,7 +215,8 @@ def test_data_that_does_not_fit_the_prior_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("option", [{"steps": 0}, {"batch_size": 2.5}, {"learning_rate": 0}, {"ema_decay": 1.0},
-                                    {"time_budget_s": -1.0}, {"log_every": 0}, {"grad_clip": -1.0}])
+                                    {"time_budget_s": -1.0}, {"log_every": 0}, {"grad_clip": -1.0},
+                                    {"objective": "contrastive"}])
 def test_invalid_training_options_are_refused(option: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(option))):
         config(**option)

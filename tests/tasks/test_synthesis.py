@@ -24,9 +24,10 @@ TINY = {
 SHAPE = (48, 48, 30)
 
 
-def train(tmp_path, name, contrast, conditions, out):
+def train(tmp_path, name, contrast, conditions, out, objective="denoising"):
     config = {"name": name, **TINY, "data": {"phantom": {"generator": "brain_mri", "seeds": [7], "size": list(SHAPE)},
-                                             "contrast": contrast, "conditions": conditions}}
+                                             "contrast": contrast, "conditions": conditions},
+              "training": {**TINY["training"], "objective": objective}}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return priors.train_from_config(path, out, workdir=tmp_path / f"{name}.work", device="cpu", progress=False)
@@ -96,6 +97,16 @@ def test_a_case_stored_in_another_orientation_gets_the_same_synthesis(models, sp
     ras_result = synthesis.synthesize_case(model, ras, steps=3, seed=2)[1]
     assert ras_result.orientation == "RAS"
     np.testing.assert_allclose(ras_result.to_orientation("LPS").data, lps_result.data, atol=1e-6)
+
+
+def test_a_regression_model_is_deterministic_and_ignores_the_sampler(split, tmp_path):
+    inputs, dropped = split
+    model_dir = train(tmp_path, "tiny_regression", "any", [], tmp_path / "regression", objective="regression")
+    first = synthesis.synthesize(model_dir, inputs, tmp_path / "a", steps=3, seed=0, progress=False)
+    second = synthesis.synthesize(model_dir, inputs, tmp_path / "b", steps=7, sampler="ddim", seed=9, progress=False)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(load_nifti(a).data, load_nifti(b).data)
+    assert synthesis.SynthesisModel(model_dir).regression("t2w")
 
 
 def test_unified_model_blanks_the_target_channel(models):

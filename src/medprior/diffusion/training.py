@@ -9,6 +9,11 @@ One step (DDPM's objective, in the prior's parametrization):
     input  = z_t, or cat(z_t, prior.encode(condition)) on dim 1 for a conditional prior
     loss   = mean((network(input, t) - target)^2),  target = eps, x0 or v
 
+Objective ``regression`` trains the same network as a deterministic baseline instead: input
+``cat(0, prior.encode(condition))`` at ``t = 0``, target ``z0``, the same loss (needs the x0
+parametrization, so that :meth:`~medprior.diffusion.priors.Prior.denoiser` at ``x_t = 0, t = 0``
+returns the prediction). Everything else below applies unchanged.
+
 AdamW with a constant learning rate, gradient-norm clipping, and an exponential moving average
 (EMA) of the weights whose decay warms up as ``min(ema_decay, (1 + k) / (10 + k))`` after ``k``
 steps, so short runs are not dominated by the random initialisation. The prior handed back
@@ -71,7 +76,9 @@ CHECKPOINT_FILE = "checkpoint.pt"
 LOSS_LOG_FILE = "loss.jsonl"
 CHECKPOINT_FORMAT = "medprior-training-checkpoint"
 CHECKPOINT_VERSION = 1
-RESUME_KEYS = ("batch_size", "learning_rate", "weight_decay", "ema_decay", "grad_clip", "seed", "log_every")
+RESUME_KEYS = ("batch_size", "learning_rate", "weight_decay", "ema_decay", "grad_clip", "seed", "log_every",
+               "objective")
+OBJECTIVES = ("denoising", "regression")
 """Config fields that change the trajectory or the log: a checkpoint resumes only if they match.
 ``steps``, ``time_budget_s``, ``checkpoint_every`` and ``device`` may change between runs."""
 
@@ -93,6 +100,8 @@ class TrainingConfig:
         checkpoint_every: steps between checkpoints (one is also written when training stops).
         log_every: steps per line of ``loss.jsonl``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        objective: ``"denoising"`` (a diffusion prior) or ``"regression"`` (the deterministic
+            baseline described in the module docstring).
     """
 
     steps: int
@@ -106,6 +115,7 @@ class TrainingConfig:
     checkpoint_every: int = 200
     log_every: int = 10
     device: str = "auto"
+    objective: str = "denoising"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
@@ -122,6 +132,8 @@ class TrainingConfig:
             raise ValueError(f"training grad_clip must be >= 0 or null, got {self.grad_clip!r}")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ValueError(f"training time_budget_s must be > 0 or null, got {self.time_budget_s!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"training objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"training seed must be an integer, got {self.seed!r}")
 
@@ -180,6 +192,9 @@ def train_prior(prior: Prior, examples: Tensor, config: TrainingConfig, workdir:
     """
     device = resolve_device(config.device)
     examples, conditions = _check_data(prior, examples, conditions)
+    regression = config.objective == "regression"
+    if regression and prior.parametrization != "x0":
+        raise ValueError(f"the regression objective needs the x0 parametrization, the prior has {prior.parametrization!r}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint_path, log_path = workdir / CHECKPOINT_FILE, workdir / LOSS_LOG_FILE
@@ -228,14 +243,18 @@ def train_prior(prior: Prior, examples: Tensor, config: TrainingConfig, workdir:
     try:
         while state.step < config.steps:
             indices = draws.indices(config.batch_size)
-            t = torch.randint(0, schedule.steps, (config.batch_size,), generator=draws.generator)
             z0 = prior.encode(examples[indices].to(device, non_blocking=True))
-            noise = torch.randn(z0.shape, generator=draws.generator, dtype=z0.dtype).to(device, non_blocking=True)
-            z_t = schedule.add_noise(z0, noise, t)
+            if regression:
+                t = torch.zeros(config.batch_size, dtype=torch.long)
+                z_t, target = torch.zeros_like(z0), z0
+            else:
+                t = torch.randint(0, schedule.steps, (config.batch_size,), generator=draws.generator)
+                noise = torch.randn(z0.shape, generator=draws.generator, dtype=z0.dtype).to(device, non_blocking=True)
+                z_t = schedule.add_noise(z0, noise, t)
+                alpha, sigma = broadcast(schedule.alpha(t), z0), broadcast(schedule.sigma(t), z0)
+                target = param.target(z0, noise, alpha, sigma, prior.parametrization)
             if conditions is not None:
                 z_t = torch.cat([z_t, prior.encode(conditions[indices].to(device, non_blocking=True))], dim=1)
-            alpha, sigma = broadcast(schedule.alpha(t), z0), broadcast(schedule.sigma(t), z0)
-            target = param.target(z0, noise, alpha, sigma, prior.parametrization)
             with autocast(device):
                 output = network(z_t, t.to(device))
             loss = F.mse_loss(output.float(), target.float())
@@ -409,8 +428,9 @@ def _check_resumable(checkpoint: dict[str, Any], path: Path, config: TrainingCon
                      description: dict[str, Any], data_sha256: str) -> None:
     advice = "use another workdir, or delete the checkpoint to start afresh"
     saved = checkpoint["config"]
-    changed = [f"{key}={saved.get(key)!r} (now {getattr(config, key)!r})"
-               for key in RESUME_KEYS if saved.get(key) != getattr(config, key)]
+    defaults = TrainingConfig(steps=1)  # a checkpoint older than a key was trained with its default
+    changed = [f"{key}={saved.get(key, getattr(defaults, key))!r} (now {getattr(config, key)!r})"
+               for key in RESUME_KEYS if saved.get(key, getattr(defaults, key)) != getattr(config, key)]
     if changed:
         raise InputError(path, f"cannot resume: the checkpoint was trained with {', '.join(changed)}; {advice}")
     if checkpoint["prior"] != description:

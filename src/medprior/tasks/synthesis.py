@@ -8,6 +8,9 @@ A *synthesis model* is a folder holding either
 - one prior per target contrast in subfolders ``t1n/``, ``t1c/``, ``t2w/``, ``t2f/``, each trained
   with that contrast and the other three as conditions (in the order its config lists them).
 
+Either may be trained with the ``regression`` objective (:mod:`medprior.diffusion.training`): the
+same network predicting the contrast in one evaluation, the deterministic baseline.
+
 Each case (a BraTS case folder with one contrast missing) goes through the steps of training in
 reverse:
 
@@ -99,6 +102,11 @@ class SynthesisModel:
     def orientation(self, target: str) -> str:
         return read_prior_json(self.prior_dir(target))["training"].get("orientation", DEFAULT_ORIENTATION)
 
+    def regression(self, target: str) -> bool:
+        """Whether the prior for ``target`` was trained with the regression objective."""
+        training = read_prior_json(self.prior_dir(target))["training"]
+        return training["config"]["training"].get("objective") == "regression"
+
     def conditions(self, target: str, present: dict[str, torch.Tensor]) -> torch.Tensor:
         """(1, Cc, D, H, W) condition volumes for ``target`` from the normalised present contrasts."""
         if self.unified:
@@ -109,6 +117,17 @@ class SynthesisModel:
         if absent:
             raise InputError(self.prior_dir(target), f"needs condition contrast(s) {absent} that the case lacks")
         return torch.stack([present[c] for c in order])[None]
+
+
+@torch.no_grad()
+def predict(prior: Prior, conditions: torch.Tensor) -> torch.Tensor:
+    """A regression-trained prior's prediction (B, C, *image_size) in [-1, 1] from (B, Cc, ...) conditions:
+    its network at ``x_t = 0``, ``t = 0``, decoded."""
+    device = next(prior.parameters()).device
+    denoiser = prior.denoiser(condition=conditions.to(device))
+    latent = denoiser(torch.zeros(prior.latent_shape(conditions.shape[0]), device=device),
+                      torch.zeros(conditions.shape[0], dtype=torch.long, device=device))
+    return prior.decode(latent).clamp(-1, 1)
 
 
 def synthesize_case(model: SynthesisModel, files: dict[str, Path], *, steps: int = 50, sampler: str = "dpmpp",
@@ -125,7 +144,10 @@ def synthesize_case(model: SynthesisModel, files: dict[str, Path], *, steps: int
     present = {c: network_grid(v.to_orientation(orientation), prior.normalization, prior.image_size)
                for c, v in native.items()}
     conditions = model.conditions(target, present)
-    sample = draw_samples(prior, 1, steps=steps, sampler=sampler, seed=seed, conditions=conditions)[0, 0]
+    if model.regression(target):
+        sample = predict(prior, conditions)[0, 0]
+    else:
+        sample = draw_samples(prior, 1, steps=steps, sampler=sampler, seed=seed, conditions=conditions)[0, 0]
     oriented = reference.to_orientation(orientation)
     on_grid = crop_or_pad(oriented, prior.image_size).with_data(((sample.cpu() + 1) / 2).clamp(0, 1).numpy())
     synthesized = crop_or_pad(on_grid, oriented.shape).to_orientation(reference.orientation)
