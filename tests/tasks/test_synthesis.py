@@ -109,6 +109,43 @@ def test_a_regression_model_is_deterministic_and_ignores_the_sampler(split, tmp_
     assert synthesis.SynthesisModel(model_dir).regression("t2w")
 
 
+def test_histogram_mean_by_hand():
+    present = [np.array([[[2.0, 0.0, 1.0, 5.0]]]), np.array([[[4.0, 2.0, 3.0, 5.0]]])]  # mean 3, 1, 2, 5
+    brain = np.array([[[True, True, True, False]]])
+    out = synthesis.histogram_mean(present, brain, np.linspace(10, 20, synthesis.QUANTILE_LEVELS))
+    np.testing.assert_allclose(out, [[[20.0, 10.0, 15.0, 0.0]]])
+
+
+def test_histogram_mean_baseline_end_to_end(split, tmp_path):
+    inputs, dropped = split
+    config = {"name": "tiny_any", **TINY, "data": {"phantom": {"generator": "brain_mri", "seeds": [7], "size": list(SHAPE)},
+                                                   "contrast": "any"}}
+    path = tmp_path / "any.yaml"
+    path.write_text(yaml.safe_dump(config))
+    model_dir = synthesis.fit_histogram_mean(path, tmp_path / "mean")
+    quantiles = synthesis.SynthesisModel(model_dir).histograms
+    assert sorted(quantiles) == sorted(BRATS_CONTRASTS) and all(q[0] >= 0 and q[-1] <= 1 for q in quantiles.values())
+    written = synthesis.synthesize(model_dir, inputs, tmp_path / "submission", progress=False)
+    for file, (case, target) in zip(written, sorted(dropped.items())):
+        volume = load_nifti(file).data
+        brain = volume > 0
+        # in-brain intensities follow the reference quantiles (up to the voxels at the reference's 0)
+        assert abs(np.median(volume[brain]) - quantiles[target][500]) < 0.05
+    (model_dir / synthesis.HISTOGRAM_FILE).write_text('{"quantiles": {"t1n": [1, 0]}}')
+    with pytest.raises(InputError, match="non-decreasing"):
+        synthesis.SynthesisModel(model_dir)
+    with pytest.raises(InputError, match="contrast `any`"):
+        synthesis.fit_histogram_mean(write_any_free_config(tmp_path), tmp_path / "mean2")
+
+
+def write_any_free_config(tmp_path):
+    config = {"name": "tiny_t2w", **TINY, "data": {"phantom": {"generator": "brain_mri", "seeds": [7], "size": list(SHAPE)},
+                                                   "contrast": "t2w", "conditions": ["t1n"]}}
+    path = tmp_path / "t2w.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def test_unified_model_blanks_the_target_channel(models):
     model = synthesis.SynthesisModel(models[0], device="cpu")
     present = {c: np.full((2, 2, 2), i + 1.0, dtype=np.float32) for i, c in enumerate(BRATS_CONTRASTS) if c != "t2w"}

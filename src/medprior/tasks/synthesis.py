@@ -9,7 +9,11 @@ A *synthesis model* is a folder holding either
   with that contrast and the other three as conditions (in the order its config lists them).
 
 Either may be trained with the ``regression`` objective (:mod:`medprior.diffusion.training`): the
-same network predicting the contrast in one evaluation, the deterministic baseline.
+same network predicting the contrast in one evaluation, the deterministic baseline. A third kind
+of folder holds :data:`HISTOGRAM_FILE` (:func:`fit_histogram_mean`), the simplest baseline: the
+mean of the present contrasts (each normalised to [0, 1]) with its in-brain histogram matched to
+the missing contrast's training histogram (rank by rank, so the contrast's tissue ordering is
+lost and only its intensity distribution is right).
 
 Each case (a BraTS case folder with one contrast missing) goes through the steps of training in
 reverse:
@@ -31,6 +35,7 @@ reverse:
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,20 +51,25 @@ from medprior.devices import resolve_device
 from medprior.diffusion.prior_file import PRIOR_JSON, load_prior, read_prior_json
 from medprior.diffusion.priors import Prior
 from medprior.errors import InputError
-from medprior.io import Volume, atomic_path, load_nifti, save_nifti, write_sidecar
+from medprior.diffusion.normalization import Normalization
+from medprior.io import Volume, atomic_path, load_nifti, save_nifti, write_json, write_sidecar
 from medprior.io.crop import crop_or_pad
-from medprior.tasks.priors import ANY_CONTRAST, MISSING_VALUE, draw_samples, network_grid
+from medprior.tasks.priors import (ANY_CONTRAST, MISSING_VALUE, draw_samples, examples, load_prior_config,
+                                   network_grid, tensor_sha256)
 
 SAMPLERS = ("ddim", "dpmpp")
+HISTOGRAM_FILE = "histogram_mean.json"
+QUANTILE_LEVELS = 1001  # reference quantiles per contrast: levels 0, 0.001, ..., 1
+UNIT_NORMALIZATION = Normalization("percentile", 0.5, 99.5)
 DEFAULT_ORIENTATION = "LPS"  # of priors trained before prior.json recorded it: the phantoms'
 
 
 @dataclass
 class SynthesisModel:
-    """The prior(s) of a synthesis model folder, loaded on first use.
+    """A synthesis model folder (see the module docstring); priors are loaded on first use.
 
     Args:
-        directory: the model folder (see the module docstring).
+        directory: the model folder.
         device: where the priors run (``"auto"``: CUDA when present).
     """
 
@@ -71,12 +81,23 @@ class SynthesisModel:
         self.directory = Path(self.directory)
         if not self.directory.is_dir():
             raise InputError(self.directory, "no such synthesis model folder")
+        histogram_file = self.directory / HISTOGRAM_FILE
+        self.histograms = _read_histograms(histogram_file) if histogram_file.is_file() else None
         self.unified = (self.directory / PRIOR_JSON).is_file()
-        if not self.unified and not any((self.directory / c / PRIOR_JSON).is_file() for c in BRATS_CONTRASTS):
+        if (self.histograms is None and not self.unified
+                and not any((self.directory / c / PRIOR_JSON).is_file() for c in BRATS_CONTRASTS)):
             raise InputError(self.directory, f"not a synthesis model: expected {PRIOR_JSON} (one model for any "
-                                             f"contrast) or subfolders {', '.join(BRATS_CONTRASTS)} with one prior each")
+                                             f"contrast), subfolders {', '.join(BRATS_CONTRASTS)} with one prior "
+                                             f"each, or {HISTOGRAM_FILE}")
         if self.unified:
             self._check_data(self.directory, ANY_CONTRAST)
+
+    def check(self, target: str) -> None:
+        """InputError naming the folder or file if the model cannot synthesize ``target``."""
+        if self.histograms is None:
+            self.prior(target)
+        elif target not in self.histograms:
+            raise InputError(self.directory / HISTOGRAM_FILE, f"holds no histogram of {target}")
 
     def prior_dir(self, target: str) -> Path:
         return self.directory if self.unified else self.directory / target
@@ -119,6 +140,19 @@ class SynthesisModel:
         return torch.stack([present[c] for c in order])[None]
 
 
+def _read_histograms(path: Path) -> dict[str, np.ndarray]:
+    try:
+        content = json.loads(path.read_text())
+        quantiles = {c: np.asarray(q, dtype=np.float64) for c, q in content["quantiles"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InputError(path, f"unreadable histogram-mean model ({type(error).__name__}: {error})") from None
+    bad = [c for c, q in quantiles.items() if c not in BRATS_CONTRASTS or q.shape != (QUANTILE_LEVELS,)
+           or np.any(np.diff(q) < 0)]
+    if bad:
+        raise InputError(path, f"quantiles of {bad}: expected {QUANTILE_LEVELS} non-decreasing values per contrast")
+    return quantiles
+
+
 @torch.no_grad()
 def predict(prior: Prior, conditions: torch.Tensor) -> torch.Tensor:
     """A regression-trained prior's prediction (B, C, *image_size) in [-1, 1] from (B, Cc, ...) conditions:
@@ -137,10 +171,22 @@ def synthesize_case(model: SynthesisModel, files: dict[str, Path], *, steps: int
     ``files``: ``{contrast: path}`` of the present contrasts (as :func:`find_brats_cases` gives).
     """
     target = missing_contrast(files)
-    prior = model.prior(target)
-    orientation = model.orientation(target)
     native = {c: load_nifti(files[c]) for c in BRATS_CONTRASTS if c != target}
     reference = next(iter(native.values()))
+    brain = np.any([v.data != 0 for v in native.values()], axis=0)
+    if model.histograms is not None:
+        data = histogram_mean([unit_range(v.data) for v in native.values()], brain, model.histograms[target])
+    else:
+        data = _network_synthesis(model, target, native, steps=steps, sampler=sampler, seed=seed)
+    data = np.where(brain, data, 0).astype(np.float32)
+    return target, Volume(data, reference.affine, "MR", {"contrast": target, "units": "normalised [0, 1]"})
+
+
+def _network_synthesis(model: SynthesisModel, target: str, native: dict[str, Volume], *, steps: int, sampler: str,
+                       seed: int) -> np.ndarray:
+    """The prior's synthesis of ``target`` on the native grid, in [0, 1] (not yet masked)."""
+    prior = model.prior(target)
+    orientation = model.orientation(target)
     present = {c: network_grid(v.to_orientation(orientation), prior.normalization, prior.image_size)
                for c, v in native.items()}
     conditions = model.conditions(target, present)
@@ -148,12 +194,56 @@ def synthesize_case(model: SynthesisModel, files: dict[str, Path], *, steps: int
         sample = predict(prior, conditions)[0, 0]
     else:
         sample = draw_samples(prior, 1, steps=steps, sampler=sampler, seed=seed, conditions=conditions)[0, 0]
+    reference = next(iter(native.values()))
     oriented = reference.to_orientation(orientation)
     on_grid = crop_or_pad(oriented, prior.image_size).with_data(((sample.cpu() + 1) / 2).clamp(0, 1).numpy())
-    synthesized = crop_or_pad(on_grid, oriented.shape).to_orientation(reference.orientation)
-    brain = np.any([v.data != 0 for v in native.values()], axis=0)
-    data = np.where(brain, synthesized.data, 0).astype(np.float32)
-    return target, Volume(data, reference.affine, "MR", {"contrast": target, "units": "normalised [0, 1]"})
+    return crop_or_pad(on_grid, oriented.shape).to_orientation(reference.orientation).data
+
+
+def unit_range(data: np.ndarray) -> np.ndarray:
+    """A volume's 0.5 / 99.5 percentiles mapped to 0 / 1, clipped (BraSyn's normalisation)."""
+    volume = torch.from_numpy(np.ascontiguousarray(data, np.float32))
+    return ((UNIT_NORMALIZATION.apply(volume) + 1) / 2).numpy()
+
+
+def histogram_mean(present: list[np.ndarray], brain: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """The mean of the ``present`` [0, 1] volumes, its in-brain voxels replaced rank by rank by the
+    target contrast's reference ``quantiles`` (levels 0 ... 1); 0 outside ``brain``."""
+    mean = np.mean(present, axis=0)
+    out = np.zeros_like(mean, dtype=np.float32)
+    values = mean[brain]
+    if values.size:
+        ranks = np.empty(values.size)
+        ranks[np.argsort(values, kind="stable")] = np.linspace(0, 1, values.size)
+        out[brain] = np.interp(ranks, np.linspace(0, 1, quantiles.size), quantiles)
+    return out
+
+
+def fit_histogram_mean(config_path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write the histogram-mean baseline folder ``out`` from a brain prior config with contrast ``any``:
+    per contrast, the :data:`QUANTILE_LEVELS` quantiles of its in-brain [0, 1] intensities over the
+    config's training volumes (on the network grid, as the diffusion model sees them)."""
+    config = load_prior_config(config_path)
+    if config["data"]["contrast"] != ANY_CONTRAST:
+        raise InputError(config_path, "the histogram-mean baseline needs a brain config with contrast `any`")
+    config["source"] = str(config_path)
+    data, names, _ = examples(config, "train")
+    levels = torch.linspace(0, 1, QUANTILE_LEVELS, dtype=torch.float64)
+    quantiles = {}
+    for k, contrast in enumerate(BRATS_CONTRASTS):
+        chosen = data[k::len(BRATS_CONTRASTS)]  # any_target_examples: example k of a volume targets contrast k
+        present = torch.cat([chosen[:, :1], chosen[:, 1:][:, [c for c in range(4) if c != k]]], dim=1)
+        brain = (present > -1).any(dim=1)
+        values = ((chosen[:, 0][brain] + 1) / 2).double()
+        values = values[:: max(1, values.numel() // 2 ** 24)]
+        quantiles[contrast] = torch.quantile(values, levels).tolist()
+    out = Path(out)
+    with atomic_path(out, directory=True) as temporary:
+        write_json(temporary / HISTOGRAM_FILE, {"format": "medprior-histogram-mean", "levels": QUANTILE_LEVELS,
+                                                "quantiles": quantiles,
+                                                "training": {"config_file": str(config_path), "volumes": names,
+                                                             "sha256": tensor_sha256(data)}})
+    return out
 
 
 def synthesize(model_dir: str | os.PathLike, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
@@ -175,7 +265,7 @@ def synthesize(model_dir: str | os.PathLike, input_dir: str | os.PathLike, outpu
     model = SynthesisModel(Path(model_dir), device=device)
     targets = {case: missing_contrast(files) for case, files in cases.items()}
     for target in sorted(set(targets.values())):
-        model.prior(target)
+        model.check(target)
     output = Path(output_dir)
     with atomic_path(output, directory=True) as temporary:
         for case, files in tqdm(cases.items(), desc="synthesis", unit="case", disable=not progress):
