@@ -17,7 +17,8 @@ from medprior.config import defaults
 from medprior.devices import resolve_device
 from medprior.errors import InputError, MedpriorError
 from medprior.io import Volume, load, save
-from medprior.tasks import data, priors, recon
+from medprior.challenges import brasyn
+from medprior.tasks import data, priors, recon, synthesis
 
 EXIT_INPUT_ERROR = 2
 
@@ -108,7 +109,14 @@ def _recon(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    scores = recon.evaluate_files(args.reference, args.estimate, args.out, window=args.window)
+    needed = ("submission", "truth") if args.kind == "synthesis" else ("reference", "estimate")
+    absent = [f"--{name}" for name in needed if getattr(args, name) is None]
+    if absent:
+        raise InputError(None, f"evaluate {args.kind} needs {' and '.join(absent)}")
+    if args.kind == "synthesis":
+        scores = synthesis.evaluate_submission(args.submission, args.truth, args.out, cases_dir=args.cases)["mean"]
+    else:
+        scores = recon.evaluate_files(args.reference, args.estimate, args.out, window=args.window)
     print(" ".join(f"{key}={value:.4g}" for key, value in scores.items() if isinstance(value, float)))
 
 
@@ -149,6 +157,57 @@ def _check_prior(args: argparse.Namespace) -> None:
         row = report[name]
         print(f"{name:<12} histogram intersection {row['histogram_intersection']:.3f}  "
               f"W1 {row['wasserstein']:.1f}  spectrum {row['spectrum_db']:.2f} dB")
+
+
+def _synthesize(args: argparse.Namespace) -> None:
+    _check_device(args.device)
+    written = synthesis.synthesize(args.model, args.input, args.output, steps=args.steps, sampler=args.sampler,
+                                   seed=args.seed, device=args.device)
+    print(f"wrote {len(written)} syntheses to {args.output}")
+
+
+def _check_submission(args: argparse.Namespace) -> None:
+    checked = brasyn.check_submission(args.submission, args.cases)
+    print(f"{args.submission}: a valid BraSyn submission ({len(checked)} cases)")
+
+
+def _brasyn_split(args: argparse.Namespace) -> None:
+    dropped = brasyn.drop_contrasts(args.cases, args.out, args.truth, seed=args.seed)
+    print(f"dropped one contrast of each of {len(dropped)} cases: inputs in {args.out}, truth in {args.truth}")
+
+
+def _fit_histogram_mean(args: argparse.Namespace) -> None:
+    print(f"wrote {synthesis.fit_histogram_mean(args.config, args.out)}")
+
+
+def _add_synthesis_commands(commands: argparse._SubParsersAction) -> None:
+    """``brasyn-split``, ``fit-histogram-mean``, ``synthesize`` and ``check-submission``."""
+    split = commands.add_parser("brasyn-split", help="drop one contrast per BraTS case (seeded), keep it as truth")
+    split.add_argument("--cases", required=True, help="folder of complete BraTS case folders")
+    split.add_argument("--out", required=True, help="folder for the cases with three contrasts")
+    split.add_argument("--truth", required=True, help="folder for the dropped contrasts and segmentations")
+    split.add_argument("--seed", type=int, default=0)
+    split.set_defaults(run=_brasyn_split)
+
+    fit = commands.add_parser("fit-histogram-mean", help="the histogram-matched mean baseline from a contrast-any config")
+    fit.add_argument("--config", required=True, help="brain prior config YAML with data.contrast: any")
+    fit.add_argument("--out", required=True, help="model folder to write")
+    fit.set_defaults(run=_fit_histogram_mean)
+
+    synthesize = commands.add_parser("synthesize", help="missing contrast of every case -> BraSyn submission folder")
+    synthesize.add_argument("--model", required=True, help="synthesis model folder (cWDM prior(s) or a baseline)")
+    synthesize.add_argument("--input", required=True, help="folder of BraTS case folders, one contrast missing each")
+    synthesize.add_argument("--output", required=True, help="submission folder to write (flat)")
+    synthesize.add_argument("--steps", type=int, default=50, help="network evaluations per case (default 50)")
+    synthesize.add_argument("--sampler", choices=synthesis.SAMPLERS, default="dpmpp")
+    synthesize.add_argument("--seed", type=int, default=0)
+    synthesize.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    synthesize.set_defaults(run=_synthesize)
+
+    check = commands.add_parser("check-submission", help="check a BraSyn submission folder's layout and geometry")
+    check.add_argument("--submission", required=True, help="the flat submission folder")
+    check.add_argument("--cases", required=True, help="the input cases it answers")
+    check.set_defaults(run=_check_submission)
 
 
 def _add_prior_commands(commands: argparse._SubParsersAction) -> None:
@@ -230,12 +289,17 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
     reconstruct.add_argument("--device", default=diffusion["device"], help="diffusion: auto, cpu or cuda[:N]")
     reconstruct.set_defaults(run=_recon)
 
-    evaluate = commands.add_parser("evaluate", help="PSNR, SSIM (3D and per axis), NMSE, MAE -> JSON")
-    evaluate.add_argument("--reference", required=True, help="ground truth (resampled onto the estimate's grid)")
-    evaluate.add_argument("--estimate", required=True, help="reconstruction")
-    evaluate.add_argument("--out", required=True, help="metrics JSON")
+    evaluate = commands.add_parser("evaluate", help="recon: PSNR, SSIM (3D and per axis), NMSE, MAE of one image; "
+                                   "synthesis: BraSyn scores of a submission folder -> JSON")
+    evaluate.add_argument("kind", nargs="?", choices=("recon", "synthesis"), default="recon")
+    evaluate.add_argument("--reference", help="recon: ground truth (resampled onto the estimate's grid)")
+    evaluate.add_argument("--estimate", help="recon: reconstruction")
     evaluate.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                          help="intensity window (e.g. HU); default: [0, max of the reference]")
+                          help="recon: intensity window (e.g. HU); default: [0, max of the reference]")
+    evaluate.add_argument("--submission", help="synthesis: flat folder of <case>-<contrast>.nii.gz")
+    evaluate.add_argument("--truth", help="synthesis: <case>/<case>-{<dropped contrast>,seg}.nii.gz folders")
+    evaluate.add_argument("--cases", help="synthesis: the input cases (default: checked against the truth)")
+    evaluate.add_argument("--out", required=True, help="metrics JSON")
     evaluate.set_defaults(run=_evaluate)
 
     figure = commands.add_parser("figure", help="PNG comparing reconstructions with the truth (slices, errors)")
@@ -293,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     qc.set_defaults(run=_qc)
     _add_recon_commands(commands, defaults()["recon"])
     _add_prior_commands(commands)
+    _add_synthesis_commands(commands)
     return parser
 
 

@@ -1,5 +1,6 @@
 """Missing-contrast synthesis end to end on tiny priors: model folders, submission layout, geometry, errors."""
 
+import json
 import shutil
 
 import numpy as np
@@ -9,6 +10,7 @@ import yaml
 
 from medprior.challenges import BRATS_CONTRASTS, brats_case_id, write_brats_case
 from medprior.challenges.brasyn import check_submission, drop_contrasts
+from medprior.cli import main
 from medprior.errors import InputError
 from medprior.io import load_nifti, save_nifti
 from medprior.phantoms import brain_mri
@@ -173,3 +175,30 @@ def test_bad_models_and_cases_name_the_problem(models, split, tmp_path):
     with pytest.raises(InputError, match="unknown sampler"):
         synthesis.synthesize(models[0], inputs, tmp_path / "out", steps=2, sampler="euler", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_brasyn_commands_end_to_end(split, tmp_path, capsys):
+    """split -> histogram-mean model -> synthesize -> check-submission -> evaluate synthesis; broken inputs exit 2."""
+    full = split[0].parent / "full"
+    config = {"name": "tiny_any", **TINY, "data": {"phantom": {"generator": "brain_mri", "seeds": [7], "size": list(SHAPE)},
+                                                   "contrast": "any"}}
+    (tmp_path / "any.yaml").write_text(yaml.safe_dump(config))
+    inputs, truth, model, out = (tmp_path / name for name in ("inputs", "truth", "model", "submission"))
+    assert main(["brasyn-split", "--cases", str(full), "--out", str(inputs), "--truth", str(truth), "--seed", "3"]) == 0
+    assert main(["fit-histogram-mean", "--config", str(tmp_path / "any.yaml"), "--out", str(model)]) == 0
+    assert main(["synthesize", "--model", str(model), "--input", str(inputs), "--output", str(out)]) == 0
+    assert main(["check-submission", "--submission", str(out), "--cases", str(inputs)]) == 0
+    assert "valid BraSyn submission (2 cases)" in capsys.readouterr().out
+    scores = tmp_path / "scores.json"
+    assert main(["evaluate", "synthesis", "--submission", str(out), "--truth", str(truth), "--out", str(scores)]) == 0
+    report = json.loads(scores.read_text())
+    assert len(report["rows"]) == 2 and 0 < report["mean"]["ssim_brain"] < 1
+
+    capsys.readouterr()
+    next(out.iterdir()).rename(out / "extra.nii.gz")
+    assert main(["check-submission", "--submission", str(out), "--cases", str(inputs)]) == 2
+    assert main(["evaluate", "synthesis", "--submission", str(out), "--out", str(tmp_path / "x.json")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("medprior: error:") for line in errors)
+    assert "extra.nii.gz" in errors[0] and "--truth" in errors[1]
+    assert not (tmp_path / "x.json").exists()

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from medprior.challenges.brasyn import check_submission, missing_contrast
+from medprior.challenges.brasyn import check_submission, evaluate_synthesis, missing_contrast
 from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
 from medprior.devices import resolve_device
 from medprior.diffusion.prior_file import PRIOR_JSON, load_prior, read_prior_json
@@ -275,3 +275,11 @@ def synthesize(model_dir: str | os.PathLike, input_dir: str | os.PathLike, outpu
     write_sidecar(output, config={"model": str(model_dir), "steps": steps, "sampler": sampler, "device": device},
                   seeds={"sampling": seed})
     return sorted(output.glob("*.nii.gz"))
+
+
+def evaluate_submission(submission_dir: str | os.PathLike, truth_dir: str | os.PathLike, out: str | os.PathLike, *,
+                        cases_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """BraSyn scores of a submission (:func:`medprior.challenges.brasyn.evaluate_synthesis`) -> JSON ``out``."""
+    scores = evaluate_synthesis(submission_dir, truth_dir, cases_root=cases_dir)
+    write_json(out, {"submission": str(submission_dir), "truth": str(truth_dir), **scores})
+    return scores
