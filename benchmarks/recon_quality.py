@@ -123,7 +123,7 @@ def main() -> None:
                         help="diffusion methods for MRI (MBIR at 128 x 128 costs minutes per volume on CPU)")
     parser.add_argument("--tv-lambdas-ct", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0],
                         help="CT TV weights tried per setting (relative to the image scale, as recon.solver)")
-    parser.add_argument("--tv-lambdas-mri", type=float, nargs="+", default=[0.001, 0.003, 0.01])
+    parser.add_argument("--tv-lambdas-mri", type=float, nargs="+", default=[0.0003, 0.001, 0.003, 0.01])
     parser.add_argument("--ct-prior", default="priors/ct_slices")
     parser.add_argument("--mri-prior", default="priors/brain_slices")
     args = parser.parse_args()

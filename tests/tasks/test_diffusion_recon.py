@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from medprior.config import defaults
 from medprior.diffusion.normalization import Normalization
 from medprior.diffusion.prior_file import save_prior
 from medprior.diffusion.priors import SlicePrior2D
@@ -51,6 +52,8 @@ def test_every_method_runs_on_ct_and_keeps_the_geometry(ct_volume, tmp_path, met
     np.testing.assert_allclose(volume.affine, measurement.affine)
     assert np.isfinite(volume.data).all()
     assert facts["nfe_per_slice"] == (6 if method == "dps" else 3)  # DPS: forward + backward pass per batch
+    if method == "dds":
+        assert facts["lam"] == 0.0  # the MRI overrides stay out of CT
 
 
 def test_mri_runs_through_the_known_phase_operator(tmp_path):
@@ -61,6 +64,8 @@ def test_mri_runs_through_the_known_phase_operator(tmp_path):
     assert volume.shape == (16, 16, 2) and volume.modality == "MR"
     assert (volume.data >= 0).all()
     assert facts["intensity_range"][1] > facts["intensity_range"][0]
+    assert facts["lam"] == defaults()["recon"]["diffusion"]["mri_overrides"]["dds"]["lam"] == 0.01  # MRI's z-TV
+    assert recon.reconstruct_with_prior(measurement, "dds", prior, steps=1, lam=0.2)[1]["lam"] == 0.2
 
 
 def test_mismatched_prior_and_bad_parameters_are_input_errors(ct_volume, tmp_path):

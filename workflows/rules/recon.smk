@@ -83,8 +83,9 @@ rule reconstruct:
 
 
 def diffusion_args(wc):
-    """The method's parameters (config recon.diffusion) as recon options."""
-    parameters = " ".join(f"--param {k}={v}" for k, v in DIFFUSION[wc.method].items())
+    """The method's parameters (config recon.diffusion, with mri_overrides for MRI) as recon options."""
+    overrides = DIFFUSION["mri_overrides"][wc.method] if wc.modality == "mri" else {}
+    parameters = " ".join(f"--param {k}={v}" for k, v in {**DIFFUSION[wc.method], **overrides}.items())
     return (f"{parameters} --seed {DIFFUSION['seed']} --slice-batch {DIFFUSION['slice_batch']}"
             f" --device {DIFFUSION['device']}")
 

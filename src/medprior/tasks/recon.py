@@ -246,19 +246,20 @@ def reconstruct_with_prior(measurement: Measurement, method: str, prior_dir: str
     """Reconstruct with a diffusion solver (``dds``, ``mbir``, ``dps``, ``reddiff``) and a slice prior.
 
     ``options``: ``slice_batch``, ``seed``, ``device`` and the method's parameters, over the schema's
-    ``recon.diffusion`` defaults. Returns the Volume (HU or magnitude) and the run facts.
+    ``recon.diffusion`` defaults (for MRI, with ``recon.diffusion.mri_overrides`` over those). Returns the Volume (HU or magnitude) and the run facts.
     """
     settings = defaults()["recon"]["diffusion"]
     if method not in DIFFUSION_METHODS:
         raise InputError(None, f"unknown diffusion method {method!r}; choose from {DIFFUSION_METHODS}")
     general = {key: options.pop(key, settings[key]) for key in ("slice_batch", "seed", "device")}
-    unknown = set(options) - set(settings[method])
+    overrides = settings["mri_overrides"][method] if measurement.modality != "CT" else {}
+    unknown = (set(options) | set(overrides)) - set(settings[method])
     if unknown:
         raise InputError(None, f"{method} has no parameter(s) {sorted(unknown)}; it takes {sorted(settings[method])}")
     y = torch.from_numpy(measurement.data)
     sensitivities = coil_maps(measurement, y) if measurement.modality != "CT" else None
     data, facts = reconstruct_diffusion(measurement, method, prior_dir, build_operator=build_operator,
-                                        sensitivities=sensitivities, parameters={**settings[method], **options},
+                                        sensitivities=sensitivities, parameters={**settings[method], **overrides, **options},
                                         cg_iterations=defaults()["recon"]["solver"]["cg_iterations"], **general)
     modality = "CT" if measurement.modality == "CT" else "MR"
     return Volume(from_slices(data), measurement.affine, modality, {"method": method, **measurement.metadata}), facts
