@@ -78,9 +78,9 @@ CHECKPOINT_FORMAT = "medprior-training-checkpoint"
 CHECKPOINT_VERSION = 1
 RESUME_KEYS = ("batch_size", "learning_rate", "weight_decay", "ema_decay", "grad_clip", "seed", "log_every",
                "objective")
-OBJECTIVES = ("denoising", "regression")
 """Config fields that change the trajectory or the log: a checkpoint resumes only if they match.
 ``steps``, ``time_budget_s``, ``checkpoint_every`` and ``device`` may change between runs."""
+OBJECTIVES = ("denoising", "regression")
 
 
 @dataclass

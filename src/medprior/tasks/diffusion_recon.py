@@ -36,6 +36,7 @@ from medprior.physics import MU_WATER_PER_MM, attenuation_to_hu
 from medprior.physics.wrappers import KnownPhase, ScaledOperator, calibration_phase
 from medprior.solvers import cg_sense, fbp
 from medprior.solvers.diffusion import METHODS, dds, dps, mbir, normal_norm, reddiff
+from medprior.tasks.priors import training_orientation
 
 SOLVERS = {"dds": dds, "mbir": mbir, "dps": dps, "reddiff": reddiff}
 # Bytes of activations per pixel of a slice per UNet channel, forward only: an estimate (about 40
@@ -44,10 +45,6 @@ SOLVERS = {"dds": dds, "mbir": mbir, "dps": dps, "reddiff": reddiff}
 _ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 160
 
 
-# Orientation of the slices a prior was trained on when its prior.json does not say (training
-# records it as ``training.orientation`` since medprior 0.1.0's prior stage; priors trained
-# before did not): the demo priors learned from the phantoms, which are LPS (as DICOM and BraTS).
-DEFAULT_PRIOR_ORIENTATION = "LPS"
 _OPPOSITE = dict(zip("LRAPSI", "RLPAIS"))
 
 
@@ -144,7 +141,7 @@ def reconstruct_diffusion(measurement: Measurement, method: str, prior_dir: str 
     y_scaled = (y - operator.forward(torch.full_like(start, offset))) / (slope * norm ** 0.5)
     batch = auto_slice_batch(prior, start.shape[0], target, method == "dps") if slice_batch == "auto" else int(slice_batch)
     generator = torch.Generator().manual_seed(seed)
-    orientation = read_prior_json(prior_dir)["training"].get("orientation", DEFAULT_PRIOR_ORIENTATION)
+    orientation = training_orientation(read_prior_json(prior_dir)["training"])
     flips = in_plane_flips(measurement.affine, orientation)
     denoiser = FlippedDenoiser(prior.denoiser(), flips) if flips else prior.denoiser()
     evaluations: list[int] = []

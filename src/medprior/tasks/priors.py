@@ -49,6 +49,9 @@ from medprior.phantoms import brain_mri, ct_body, ct_head
 from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING, CT_HEAD_SHAPE, CT_HEAD_SPACING
 from medprior.tasks.data import same_field_of_view
 
+DEFAULT_PRIOR_ORIENTATION = "LPS"
+"""Grid orientation of the training volumes of priors whose prior.json predates ``training.orientation``:
+the demo priors learned from the phantoms, which are LPS (as DICOM and BraTS)."""
 ANY_CONTRAST = "any"
 MISSING_VALUE = 0.0
 """Normalised value of a missing condition contrast: a constant no real image has (background is -1)."""
@@ -90,6 +93,12 @@ def build_prior(config: dict[str, Any]) -> Prior:
         return prior_from_description(description)
     except ValueError as error:
         raise InputError(config.get("source"), str(error)) from None
+
+
+def training_orientation(training: dict[str, Any]) -> str:
+    """The grid orientation (e.g. ``"LPS"``) of a prior's training volumes, from the ``training``
+    section of its prior.json."""
+    return training.get("orientation", DEFAULT_PRIOR_ORIENTATION)
 
 
 def condition_contrasts(data: dict[str, Any]) -> list[str]:

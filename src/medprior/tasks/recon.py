@@ -246,7 +246,8 @@ def reconstruct_with_prior(measurement: Measurement, method: str, prior_dir: str
     """Reconstruct with a diffusion solver (``dds``, ``mbir``, ``dps``, ``reddiff``) and a slice prior.
 
     ``options``: ``slice_batch``, ``seed``, ``device`` and the method's parameters, over the schema's
-    ``recon.diffusion`` defaults (for MRI, with ``recon.diffusion.mri_overrides`` over those). Returns the Volume (HU or magnitude) and the run facts.
+    ``recon.diffusion`` defaults (for MRI, with ``recon.diffusion.mri_overrides`` over those).
+    Returns the Volume (HU or magnitude) and the run facts.
     """
     settings = defaults()["recon"]["diffusion"]
     if method not in DIFFUSION_METHODS:

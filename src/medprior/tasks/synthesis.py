@@ -55,13 +55,12 @@ from medprior.diffusion.normalization import Normalization
 from medprior.io import Volume, atomic_path, load_nifti, save_nifti, write_json, write_sidecar
 from medprior.io.crop import crop_or_pad
 from medprior.tasks.priors import (ANY_CONTRAST, MISSING_VALUE, draw_samples, examples, load_prior_config,
-                                   network_grid, tensor_sha256)
+                                   network_grid, tensor_sha256, training_orientation)
 
 SAMPLERS = ("ddim", "dpmpp")
 HISTOGRAM_FILE = "histogram_mean.json"
 QUANTILE_LEVELS = 1001  # reference quantiles per contrast: levels 0, 0.001, ..., 1
 UNIT_NORMALIZATION = Normalization("percentile", 0.5, 99.5)
-DEFAULT_ORIENTATION = "LPS"  # of priors trained before prior.json recorded it: the phantoms'
 
 
 @dataclass
@@ -75,7 +74,7 @@ class SynthesisModel:
 
     directory: Path
     device: str = "auto"
-    _priors: dict[str, Prior] = field(default_factory=dict, repr=False)
+    _loaded: dict[str, tuple[Prior, dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
@@ -89,51 +88,47 @@ class SynthesisModel:
             raise InputError(self.directory, f"not a synthesis model: expected {PRIOR_JSON} (one model for any "
                                              f"contrast), subfolders {', '.join(BRATS_CONTRASTS)} with one prior "
                                              f"each, or {HISTOGRAM_FILE}")
-        if self.unified:
-            self._check_data(self.directory, ANY_CONTRAST)
 
     def check(self, target: str) -> None:
         """InputError naming the folder or file if the model cannot synthesize ``target``."""
         if self.histograms is None:
-            self.prior(target)
+            self._load(target)
         elif target not in self.histograms:
             raise InputError(self.directory / HISTOGRAM_FILE, f"holds no histogram of {target}")
 
     def prior_dir(self, target: str) -> Path:
         return self.directory if self.unified else self.directory / target
 
-    def _check_data(self, directory: Path, target: str) -> dict[str, Any]:
-        training = read_prior_json(directory)["training"]
-        data = training.get("config", {}).get("data", {})
-        if data.get("contrast") != target:
-            raise InputError(directory / PRIOR_JSON, f"this prior synthesizes {data.get('contrast')!r}, "
-                                                     f"the model folder needs one for {target!r}")
-        return training
+    def _load(self, target: str) -> tuple[Prior, dict[str, Any]]:
+        """The prior that synthesizes ``target`` and the ``training`` section of its prior.json, read
+        once (InputError naming the folder if there is none, or if it synthesizes another contrast)."""
+        key = ANY_CONTRAST if self.unified else target
+        if key not in self._loaded:
+            directory = self.prior_dir(target)
+            training = read_prior_json(directory)["training"]
+            trained_for = training.get("config", {}).get("data", {}).get("contrast")
+            if trained_for != key:
+                raise InputError(directory / PRIOR_JSON, f"this prior synthesizes {trained_for!r}, "
+                                                         f"the model folder needs one for {key!r}")
+            self._loaded[key] = load_prior(directory, device=resolve_device(self.device)), training
+        return self._loaded[key]
 
     def prior(self, target: str) -> Prior:
-        """The prior that synthesizes ``target`` (InputError naming the folder if there is none)."""
-        key = ANY_CONTRAST if self.unified else target
-        if key not in self._priors:
-            directory = self.prior_dir(target)
-            if not self.unified:
-                self._check_data(directory, target)
-            self._priors[key] = load_prior(directory, device=resolve_device(self.device))
-        return self._priors[key]
+        return self._load(target)[0]
 
     def orientation(self, target: str) -> str:
-        return read_prior_json(self.prior_dir(target))["training"].get("orientation", DEFAULT_ORIENTATION)
+        return training_orientation(self._load(target)[1])
 
     def regression(self, target: str) -> bool:
         """Whether the prior for ``target`` was trained with the regression objective."""
-        training = read_prior_json(self.prior_dir(target))["training"]
-        return training["config"]["training"].get("objective") == "regression"
+        return self._load(target)[1]["config"]["training"].get("objective") == "regression"
 
     def conditions(self, target: str, present: dict[str, torch.Tensor]) -> torch.Tensor:
         """(1, Cc, D, H, W) condition volumes for ``target`` from the normalised present contrasts."""
         if self.unified:
             blank = torch.full_like(next(iter(present.values())), MISSING_VALUE)
             return torch.stack([present.get(c, blank) if c != target else blank for c in BRATS_CONTRASTS])[None]
-        order = read_prior_json(self.prior_dir(target))["training"]["config"]["data"]["conditions"]
+        order = self._load(target)[1]["config"]["data"]["conditions"]
         absent = [c for c in order if c not in present]
         if absent:
             raise InputError(self.prior_dir(target), f"needs condition contrast(s) {absent} that the case lacks")
