@@ -199,6 +199,19 @@ def test_dds_mean_is_the_posterior_mean_and_wrong_solvers_are_not(dds_samples):
     assert posterior_bias(wrong_prior) > 3 * tolerance  # measured 3.3
 
 
+def test_dds_sample_average_has_the_chain_mean_and_a_quarter_of_its_covariance():
+    """Four averaged runs: the same mean, covariance / 4 (independent draws), still data-consistent."""
+    averaged = dds(OPERATOR, stack(SAMPLES), PRIOR, steps=STEPS, eta=0.85, cg_iterations=M_ROWS, samples=4,
+                   generator=seeded(4))
+    assert relative_residual(averaged, stack(SAMPLES)) < 1e-10
+    mean, covariance = chain_law("dds", STEPS, 0.85)
+    assert_chain_law(averaged, mean, covariance / 4)
+    with pytest.raises(AssertionError):  # the check can fail: one run's spread is twice as wide
+        assert_chain_law(averaged, mean, covariance)
+    with pytest.raises(ValueError, match="samples"):
+        dds(OPERATOR, stack(2), PRIOR, steps=5, samples=0)
+
+
 def test_mbir_is_data_consistent_and_samples_its_exact_law(mbir_samples):
     assert relative_residual(mbir_samples, stack(SAMPLES)) < 1e-10  # measured 2e-16
     assert_chain_law(mbir_samples, *chain_law("mbir", STEPS, 1.0))

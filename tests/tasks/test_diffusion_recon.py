@@ -61,6 +61,7 @@ def test_mri_runs_through_the_known_phase_operator(tmp_path):
     measurement = recon.simulate_mri(truth, acceleration=4, coils=4, slices=2, size=(16, 16))
     prior = tiny_prior(tmp_path / "prior", normalization=Normalization("percentile", 0.5, 99.5))
     volume, facts = recon.reconstruct_with_prior(measurement, "dds", prior, steps=2)
+    assert facts["nfe_per_slice"] == 2 * defaults()["recon"]["diffusion"]["mri_overrides"]["dds"]["samples"] == 8
     assert volume.shape == (16, 16, 2) and volume.modality == "MR"
     assert (volume.data >= 0).all()
     assert facts["intensity_range"][1] > facts["intensity_range"][0]

@@ -126,24 +126,42 @@ class DataConsistency:
 
 
 def dds(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int = 50, eta: float = 0.85,
-        cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, admm_iterations: int = 1,
+        cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, admm_iterations: int = 1, samples: int = 1,
         slice_batch: int = 16, generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
     """Decomposed Diffusion Sampler; returns ``u`` (K, H, W) in the prior's space.
 
     Args:
         operator, y: ``A`` (real domain ``(H, W)``, batch = slices) and the measurements ``(K, ...)``.
         denoiser: the prior's x0_hat on ``(b, 1, H, W)``.
-        steps: grid times = network evaluations per slice.
+        steps: grid times = network evaluations per slice of one sample.
         eta: DDIM stochasticity of the re-noising (DDS uses 0.85).
         cg_iterations: CG iterations of each data step (DDS: 5; more fits noise).
         lam, rho, admm_iterations: z-TV weight (0 = none), ADMM penalty, ADMM iterations per step.
+        samples: independent DDS runs averaged (a Monte Carlo posterior mean; each run draws its
+            own noise from ``generator``); costs ``samples * steps`` network evaluations per slice.
         slice_batch: slices per network call (bounds the peak memory).
         generator: seeds the start and the re-noising.
-        progress: tqdm bar over the steps.
+        progress: tqdm bar over the steps (one per sample).
     """
+    if samples < 1:
+        raise ValueError(f"DDS: samples must be >= 1, got {samples}")
+    total = None
+    for sample in range(samples):
+        name = "DDS" if samples == 1 else f"DDS {sample + 1}/{samples}"
+        u = _dds_sample(operator, y, denoiser, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho,
+                        admm_iterations=admm_iterations, slice_batch=slice_batch, generator=generator,
+                        progress=progress, name=name)
+        total = u if total is None else total + u
+    return total / samples
+
+
+def _dds_sample(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int, eta: float,
+                cg_iterations: int, lam: float, rho: float, admm_iterations: int, slice_batch: int,
+                generator: torch.Generator | None, progress: bool, name: str) -> Tensor:
+    """One DDS run (arguments as :func:`dds`; ``name`` labels the progress bar)."""
     consistency = DataConsistency(operator, y, cg_iterations=cg_iterations, lam=lam, rho=rho)
     x = noise_like(consistency.aty, generator)
-    for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DDS"):
+    for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, name):
         x0 = denoise_slices(denoiser, x, t, slice_batch)
         x0_consistent = consistency(x0, admm_iterations)
         if s is None:

@@ -152,7 +152,7 @@ def reconstruct_diffusion(measurement: Measurement, method: str, prior_dir: str 
                         **parameters, **extra)
     data = u * (high - low) / 2 + (high + low) / 2
     data = data if measurement.modality == "CT" else data.abs()
-    nfe = sum(evaluations) if evaluations else parameters.get("steps")
+    nfe = sum(evaluations) if evaluations else parameters.get("steps") * parameters.get("samples", 1)
     facts = {"method": method, "prior": str(prior_dir), "slice_batch": batch, "nfe_per_slice": nfe,
              "flipped_dims": list(flips),
              "intensity_range": [low, high], "seed": seed, **parameters}
