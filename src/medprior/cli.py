@@ -180,8 +180,19 @@ def _fit_histogram_mean(args: argparse.Namespace) -> None:
     print(f"wrote {synthesis.fit_histogram_mean(args.config, args.out)}")
 
 
-def _add_synthesis_commands(commands: argparse._SubParsersAction) -> None:
-    """``brasyn-split``, ``fit-histogram-mean``, ``synthesize`` and ``check-submission``."""
+def _synthesis_figure(args: argparse.Namespace) -> None:
+    submissions = {}
+    for item in args.submission:
+        name, _, folder = item.partition("=")
+        if not name or not folder:
+            raise InputError(None, f"--submission takes NAME=FOLDER, got {item!r}")
+        submissions[name] = folder
+    print(f"wrote {synthesis.case_figure(args.case, args.cases, args.truth, submissions, args.out)}")
+
+
+def _add_synthesis_commands(commands: argparse._SubParsersAction, config: dict) -> None:
+    """``brasyn-split``, ``fit-histogram-mean``, ``synthesize``, ``check-submission`` and
+    ``synthesis-figure``; defaults from the schema's ``synthesis`` section."""
     split = commands.add_parser("brasyn-split", help="drop one contrast per BraTS case (seeded), keep it as truth")
     split.add_argument("--cases", required=True, help="folder of complete BraTS case folders")
     split.add_argument("--out", required=True, help="folder for the cases with three contrasts")
@@ -198,16 +209,26 @@ def _add_synthesis_commands(commands: argparse._SubParsersAction) -> None:
     synthesize.add_argument("--model", required=True, help="synthesis model folder (cWDM prior(s) or a baseline)")
     synthesize.add_argument("--input", required=True, help="folder of BraTS case folders, one contrast missing each")
     synthesize.add_argument("--output", required=True, help="submission folder to write (flat)")
-    synthesize.add_argument("--steps", type=int, default=50, help="network evaluations per case (default 50)")
-    synthesize.add_argument("--sampler", choices=synthesis.SAMPLERS, default="dpmpp")
-    synthesize.add_argument("--seed", type=int, default=0)
-    synthesize.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    synthesize.add_argument("--steps", type=int, default=config["steps"],
+                            help=f"network evaluations per case (default {config['steps']})")
+    synthesize.add_argument("--sampler", choices=synthesis.SAMPLERS, default=config["sampler"])
+    synthesize.add_argument("--seed", type=int, default=config["seed_sampling"])
+    synthesize.add_argument("--device", default=config["device"], help="auto, cpu or cuda[:N]")
     synthesize.set_defaults(run=_synthesize)
 
     check = commands.add_parser("check-submission", help="check a BraSyn submission folder's layout and geometry")
     check.add_argument("--submission", required=True, help="the flat submission folder")
     check.add_argument("--cases", required=True, help="the input cases it answers")
     check.set_defaults(run=_check_submission)
+
+    figure = commands.add_parser("synthesis-figure", help="PNG of one case: present contrasts, truth, syntheses, errors")
+    figure.add_argument("--case", required=True, help="case id, e.g. BraTS-GLI-00400-000")
+    figure.add_argument("--cases", required=True, help="the input cases folder (three contrasts each)")
+    figure.add_argument("--truth", required=True, help="the truth folder of brasyn-split")
+    figure.add_argument("--submission", required=True, nargs="+", metavar="NAME=FOLDER",
+                        help="submission folders to show, each with its row name")
+    figure.add_argument("--out", required=True, help="PNG to write")
+    figure.set_defaults(run=_synthesis_figure)
 
 
 def _add_prior_commands(commands: argparse._SubParsersAction) -> None:
@@ -357,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     qc.set_defaults(run=_qc)
     _add_recon_commands(commands, defaults()["recon"])
     _add_prior_commands(commands)
-    _add_synthesis_commands(commands)
+    _add_synthesis_commands(commands, defaults()["synthesis"])
     return parser
 
 

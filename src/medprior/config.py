@@ -56,8 +56,8 @@ def validate_config(config: dict[str, Any], source: str | os.PathLike | None = N
     return config
 
 
-def load_config(path: str | os.PathLike, schema_name: str = "config") -> dict[str, Any]:
-    """Read a YAML config file, fill in the schema's defaults and validate it against ``schema_name``."""
+def read_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML file's top-level mapping (InputError naming the file if unreadable or not a mapping)."""
     path = Path(path)
     try:
         content = yaml.safe_load(path.read_text()) or {}
@@ -65,7 +65,20 @@ def load_config(path: str | os.PathLike, schema_name: str = "config") -> dict[st
         raise InputError(path, f"cannot read the YAML config ({error.__class__.__name__})") from None
     if not isinstance(content, dict):
         raise InputError(path, "a config must be a YAML mapping")
-    return validate_config(content, path, schema_name)
+    return content
+
+
+def load_config(path: str | os.PathLike, schema_name: str = "config") -> dict[str, Any]:
+    """Read a YAML config file, fill in the schema's defaults and validate it against ``schema_name``."""
+    return validate_config(read_yaml_mapping(path), Path(path), schema_name)
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` on top: mappings merge key by key (recursively), anything else is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def defaults() -> dict[str, Any]:

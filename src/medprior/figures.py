@@ -159,6 +159,63 @@ def reconstruction_figure(truth: Volume, reconstructions: Sequence[tuple[str, Vo
     return _save(figure, path)
 
 
+def synthesis_figure(present: Sequence[tuple[str, Volume]], truth: tuple[str, Volume],
+                     syntheses: Sequence[tuple[str, Volume]], path: str | os.PathLike, *,
+                     label: Volume | None = None, title: str = "") -> Path:
+    """Save a PNG of one missing-contrast synthesis case, every image in normalised [0, 1] units.
+
+    Row 1: the present contrasts and the truth (axial). Then one row per synthesis: axial and
+    coronal slices, and the absolute error ``|synthesis - truth|`` in both (0 to 0.5). The planes go
+    through the centre of ``label`` (the tumour), or the truth's grid centre.
+
+    Args:
+        present, truth, syntheses: ``(name, volume)`` pairs; the truth's grid defines the planes.
+        path: PNG to write (atomically).
+        label: optional segmentation outlined on the truth.
+        title: figure title.
+    """
+    reference = truth[1]
+    center = label_center_mm(label) if label is not None else None
+    if center is None:
+        center = reference.affine[:3, :3] @ ((np.array(reference.shape) - 1) / 2) + reference.affine[:3, 3]
+    planes = slice_planes(reference, center)
+    columns = max(4, len(present) + 1)
+    figure, axes = plt.subplots(1 + len(syntheses), columns, figsize=(3 * columns, 3 * (1 + len(syntheses))),
+                                squeeze=False)
+
+    def draw(axis, volume: Volume, view: str, heading: str, error_of: Volume | None = None):
+        points, aspect = planes[view]
+        image = sample_at_world(volume, points, fill=0.0)
+        if error_of is None:
+            shown = axis.imshow(image, cmap="gray", vmin=0, vmax=1, aspect=aspect, interpolation="nearest")
+        else:
+            image = np.abs(image - sample_at_world(error_of, points, fill=0.0))
+            shown = axis.imshow(image, cmap="magma", vmin=0, vmax=0.5, aspect=aspect, interpolation="nearest")
+        axis.set_title(heading, fontsize=9)
+        return shown
+
+    for column, (name, volume) in enumerate([*present, truth]):
+        draw(axes[0, column], volume, "axial", name)
+    if label is not None:
+        labels = sample_at_world(label, planes["axial"][0], order=0)
+        axes[0, len(present)].contour(labels > 0, levels=[0.5], colors=["#e41a1c"], linewidths=0.8)
+    shown = None
+    for row, (name, volume) in enumerate(syntheses, start=1):
+        draw(axes[row, 0], volume, "axial", f"{name} axial")
+        draw(axes[row, 1], volume, "coronal", f"{name} coronal")
+        shown = draw(axes[row, 2], volume, "axial", "|error| axial", error_of=reference)
+        draw(axes[row, 3], volume, "coronal", "|error| coronal", error_of=reference)
+    for axis in axes.ravel():
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if not axis.images:
+            axis.set_axis_off()
+    if shown is not None:
+        figure.colorbar(shown, ax=axes[1:, 2:].ravel().tolist(), shrink=0.6)
+    figure.suptitle(title)
+    return _save(figure, path)
+
+
 def sample_grid(images: np.ndarray, path: str | os.PathLike, *, window: tuple[float, float],
                 reference: np.ndarray | None = None, columns: int = 8, title: str = "") -> Path:
     """Save a PNG grid of 2D samples (e.g. from a slice prior), optionally with a reference row.

@@ -108,6 +108,25 @@ def test_bad_prior_configs_name_the_problem(tmp_path, change, message):
         priors.examples(config, "train")
 
 
+def test_a_config_starts_from_its_base_file(tmp_path):
+    """``base``: the base's settings, this file's keys on top (mappings merged, lists replaced)."""
+    base = priors.load_prior_config(write_config(tmp_path))
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "child.yaml"
+    child.write_text(yaml.safe_dump({"base": "../tiny_ct.yaml", "name": "child", "image_size": [8, 8],
+                                     "training": {"steps": 2}}))
+    config = priors.load_prior_config(child)
+    assert config["name"] == "child" and config["image_size"] == [8, 8]
+    assert config["training"] == {**base["training"], "steps": 2}
+    assert config["network"] == base["network"] and config["data"] == base["data"]
+    (tmp_path / "tiny_ct.yaml").write_text(yaml.safe_dump({"base": "sub/child.yaml"}))
+    with pytest.raises(InputError, match="loops back"):
+        priors.load_prior_config(child)
+    child.write_text(yaml.safe_dump({"base": "missing.yaml"}))
+    with pytest.raises(InputError, match="missing.yaml"):
+        priors.load_prior_config(child)
+
+
 def test_train_sample_and_check_through_the_cli(tmp_path, capsys):
     config = write_config(tmp_path)
     prior_dir = tmp_path / "prior"

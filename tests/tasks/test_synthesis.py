@@ -193,8 +193,20 @@ def test_the_brasyn_commands_end_to_end(split, tmp_path, capsys):
     assert main(["evaluate", "synthesis", "--submission", str(out), "--truth", str(truth), "--out", str(scores)]) == 0
     report = json.loads(scores.read_text())
     assert len(report["rows"]) == 2 and 0 < report["mean"]["ssim_brain"] < 1
+    case = report["rows"][0]["case"]
+    figure = tmp_path / "case.png"
+    assert main(["synthesis-figure", "--case", case, "--cases", str(inputs), "--truth", str(truth),
+                 "--submission", f"mean={out}", f"again={out}", "--out", str(figure)]) == 0
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 10_000
 
     capsys.readouterr()
+    assert main(["synthesis-figure", "--case", case, "--cases", str(inputs), "--truth", str(truth),
+                 "--submission", str(out), "--out", str(tmp_path / "bad.png")]) == 2
+    assert main(["synthesis-figure", "--case", "BraTS-GLI-09999-000", "--cases", str(inputs), "--truth", str(truth),
+                 "--submission", f"mean={out}", "--out", str(tmp_path / "bad.png")]) == 2
+    errors = capsys.readouterr().err
+    assert "NAME=FOLDER" in errors and "no case BraTS-GLI-09999-000" in errors
+    assert not (tmp_path / "bad.png").exists()
     next(out.iterdir()).rename(out / "extra.nii.gz")
     assert main(["check-submission", "--submission", str(out), "--cases", str(inputs)]) == 2
     assert main(["evaluate", "synthesis", "--submission", str(out), "--out", str(tmp_path / "x.json")]) == 2

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
-from medprior.config import load_config
+from medprior.config import merged, read_yaml_mapping, validate_config
 from medprior.devices import resolve_device
 from medprior.diffusion import sample
 from medprior.diffusion.normalization import Normalization
@@ -58,9 +58,26 @@ MISSING_VALUE = 0.0
 CT_GENERATORS = {"ct_body": (ct_body, CT_BODY_SHAPE, CT_BODY_SPACING), "ct_head": (ct_head, CT_HEAD_SHAPE, CT_HEAD_SPACING)}
 
 
+def _with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A prior config file's mapping merged over its ``base`` file's (recursively; relative to the file)."""
+    if path.resolve() in seen:
+        raise InputError(path, "config key base: the chain of base files loops back to this file")
+    content = read_yaml_mapping(path)
+    base = content.pop("base", None)
+    if base is None:
+        return content
+    if not isinstance(base, str):
+        raise InputError(path, f"config key base: expected a file name, got {base!r}")
+    return merged(_with_bases(path.parent / base, (*seen, path.resolve())), content)
+
+
 def load_prior_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate a prior config (defaults filled in); InputError names the bad key."""
-    config = load_config(path, schema_name="prior")
+    """Read and validate a prior config (defaults filled in); InputError names the bad key.
+
+    A config may start from another: ``base: <file>`` (relative to the config) takes that file's
+    settings, and this file's keys replace them (mappings key by key, lists and values whole).
+    """
+    config = validate_config(_with_bases(Path(path)), Path(path), schema_name="prior")
     data, kind = config["data"], config["kind"]
     if ("phantom" in data) == ("files" in data):
         raise InputError(path, "config key data: give exactly one of `phantom` and `files`")

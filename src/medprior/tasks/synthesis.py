@@ -50,8 +50,9 @@ from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
 from medprior.devices import resolve_device
 from medprior.diffusion.prior_file import PRIOR_JSON, load_prior, read_prior_json
 from medprior.diffusion.priors import Prior
-from medprior.errors import InputError
 from medprior.diffusion.normalization import Normalization
+from medprior.errors import InputError
+from medprior.figures import synthesis_figure
 from medprior.io import Volume, atomic_path, load_nifti, save_nifti, write_json, write_sidecar
 from medprior.io.crop import crop_or_pad
 from medprior.tasks.priors import (ANY_CONTRAST, MISSING_VALUE, draw_samples, examples, load_prior_config,
@@ -270,6 +271,34 @@ def synthesize(model_dir: str | os.PathLike, input_dir: str | os.PathLike, outpu
     write_sidecar(output, config={"model": str(model_dir), "steps": steps, "sampler": sampler, "device": device},
                   seeds={"sampling": seed})
     return sorted(output.glob("*.nii.gz"))
+
+
+def case_figure(case: str, cases_root: str | os.PathLike, truth_root: str | os.PathLike,
+                submissions: dict[str, str | os.PathLike], out: str | os.PathLike) -> Path:
+    """PNG of one case (:func:`medprior.figures.synthesis_figure`): its present contrasts and the truth
+    (BraSyn-normalised to [0, 1]), and each submission's synthesis (``{name: submission folder}``)."""
+    present_files = find_brats_cases(cases_root).get(case)
+    truth_files = find_brats_cases(truth_root).get(case)
+    if present_files is None or truth_files is None:
+        raise InputError(cases_root if present_files is None else truth_root, f"holds no case {case}")
+    target = missing_contrast(present_files)
+    if target not in truth_files:
+        raise InputError(Path(truth_root) / case, f"lacks the dropped contrast {target}")
+
+    def normalised(path: Path) -> Volume:
+        volume = load_nifti(path)
+        return volume.with_data(unit_range(volume.data))
+
+    present = [(c, normalised(present_files[c])) for c in BRATS_CONTRASTS if c in present_files]
+    syntheses = []
+    for name, folder in submissions.items():
+        path = Path(folder) / f"{case}-{target}.nii.gz"
+        if not path.is_file():
+            raise InputError(folder, f"has no {path.name}")
+        syntheses.append((name, load_nifti(path)))
+    label = load_nifti(truth_files["seg"]) if "seg" in truth_files else None
+    return synthesis_figure(present, (f"{target} (truth)", normalised(truth_files[target])), syntheses, out,
+                            label=label, title=f"{case}: {target} synthesized")
 
 
 def evaluate_submission(submission_dir: str | os.PathLike, truth_dir: str | os.PathLike, out: str | os.PathLike, *,
