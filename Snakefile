@@ -19,6 +19,7 @@ RESULTS = config["workdir_results"]
 include: "workflows/rules/data.smk"
 include: "workflows/rules/priors.smk"
 include: "workflows/rules/recon.smk"
+include: "workflows/rules/synthesis.smk"
 
 
 rule all:
@@ -26,4 +27,5 @@ rule all:
         rules.data_all.input,
         rules.recon_all.input,
         rules.priors_all.input,
+        rules.synthesis_all.input,
     default_target: True

@@ -6,7 +6,8 @@ synthesizes every case with each ``--model NAME=FOLDER`` (default: the shipped c
 regression baseline and the histogram-matched mean, fitted here to the cWDM config's training
 volumes). Per model: the mean BraSyn scores (whole brain, tumour, healthy), seconds per volume (the
 whole ``synthesize`` call over the cases: loading, sampling, writing) and the peak resident memory
-above the level before it (CPU; peak allocated memory on CUDA). The bar: cWDM whole-brain SSIM at
+of the process during it (CPU: Python and torch included, about 0.4 GB of it; CUDA: peak
+allocated memory). The bar: cWDM whole-brain SSIM at
 least the regression's minus 0.01 and the mean's plus 0.05.
 
 ``--full-size STEPS`` also times a 240 x 240 x 155 case (network grid 224 x 224 x 160) with a model
@@ -59,7 +60,7 @@ def run_model(model: Path, inputs: Path, truth: Path, out: Path, *, steps: int, 
         written = synthesis.synthesize(model, inputs, out / "submission", steps=steps, device=device, progress=False)
     seconds = time.perf_counter() - start
     scores = synthesis.evaluate_submission(out / "submission", truth, out / "scores.json", cases_dir=inputs)
-    peak = torch.cuda.max_memory_allocated() / 2 ** 20 if target.type == "cuda" else memory.mb
+    peak = torch.cuda.max_memory_allocated() / 2 ** 20 if target.type == "cuda" else memory.peak
     return {"model": str(model), "seconds_per_volume": seconds / len(written), "peak_mem_mb": peak, **scores["mean"],
             "per_case_ssim_brain": [row["ssim_brain"] for row in scores["rows"]]}
 

@@ -40,7 +40,8 @@ def test_dry_run_of_the_demo_lists_every_data_rule(tmp_path):
     assert result.returncode == 0, result.stderr
     for rule in ("ct_phantom_dicom", "ingest_ct", "brain_phantom", "petct_phantom", "qc_ct", "qc_brain", "qc_petct",
                  "data_table", "check_prior", "prior_table", "simulate", "reconstruct", "reconstruct_diffusion",
-                 "recon_table"):
+                 "recon_table", "synthesis_phantoms", "brasyn_split", "fit_histogram_mean", "synthesize",
+                 "evaluate_synthesis", "synthesis_figure", "synthesis_table"):
         assert rule in result.stdout
     assert "train_prior" not in result.stdout  # the default uses the shipped priors
     (tmp_path / "retrain.yaml").write_text(yaml.safe_dump({"priors": {"retrain": True}}))
@@ -70,13 +71,27 @@ TINY_PRIOR = {
     "schedule": {"steps": 50}, "training": {"steps": 4, "batch_size": 4},
     "check": {"samples": 4, "steps": 4},
 }
+TINY_SYNTHESIS = {
+    "name": "tiny_any", "kind": "wavelet3d", "image_size": [48, 48, 32],
+    "data": {"phantom": {"generator": "brain_mri", "seeds": [1], "holdout_seeds": [2], "size": [48, 48, 30]},
+             "contrast": "any"},
+    "normalization": {"kind": "percentile", "low": 0.5, "high": 99.5},
+    "network": {"channels": [8, 16], "attention_levels": [False, False], "num_head_channels": 8, "norm_num_groups": 8},
+    "schedule": {"steps": 50}, "training": {"steps": 2, "batch_size": 2},
+}
 
 
 def test_tiny_workflow_runs_every_stage(tmp_path):
     (tmp_path / "priors").mkdir()
     (tmp_path / "priors/tiny_ct.yaml").write_text(yaml.safe_dump(TINY_PRIOR))
+    (tmp_path / "priors/tiny_any.yaml").write_text(yaml.safe_dump(TINY_SYNTHESIS))
+    (tmp_path / "priors/tiny_regression.yaml").write_text(yaml.safe_dump(
+        {"base": "tiny_any.yaml", "name": "tiny_regression", "training": {"objective": "regression"}}))
+    synthesis = {"cases": 2, "seed": 40, "size": [48, 48, 30], "steps": 3,
+                 "models": {"cwdm": "tiny_any", "regression": "tiny_regression", "mean": "tiny_any"}}
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "priors": {"train": ["tiny_ct"], "config_dir": str(tmp_path / "priors")}}))
+    config.write_text(yaml.safe_dump({**TINY, "priors": {"train": ["tiny_ct"], "config_dir": str(tmp_path / "priors")},
+                                      "synthesis": synthesis}))
     result = snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
     ingested = nib.load(tmp_path / "data/ct/nifti/CT-0011.nii.gz")
@@ -102,4 +117,11 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
     assert (tmp_path / "results/priors/tiny_ct.samples.png").stat().st_size > 5_000
     prior_rows = list(csv.DictReader(open(tmp_path / "results/tables/priors.csv")))
     assert [row["prior"] for row in prior_rows] == ["tiny_ct"] and prior_rows[0]["steps"] == "4"
+    synthesis_rows = list(csv.DictReader(open(tmp_path / "results/tables/synthesis.csv")))
+    assert [row["method"] for row in synthesis_rows] == ["cwdm", "regression", "mean"]
+    assert all(0 < float(row["ssim_brain"]) <= 1 and float(row["seconds_per_volume"]) > 0 for row in synthesis_rows)
+    for method in ("cwdm", "regression", "mean"):
+        assert len(list((tmp_path / f"results/synthesis/{method}/submission").glob("BraTS-GLI-*.nii.gz"))) == 2
+    for case in ("BraTS-GLI-00040-000", "BraTS-GLI-00041-000"):
+        assert (tmp_path / f"results/synthesis/figures/{case}.png").stat().st_size > 10_000
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)

@@ -140,7 +140,8 @@ def check_submission(submission_dir: str | os.PathLike, cases_root: str | os.Pat
     """Check a BraSyn submission folder against the cases it answers; returns its files by case.
 
     The folder must hold exactly one ``<case>-<missing contrast>.nii.gz`` per case of
-    ``cases_root`` and nothing else (no subfolders, no other files). Each must be a 3D NIfTI of
+    ``cases_root`` and nothing else (no subfolders, no other files; hidden files such as
+    Snakemake's ``.snakemake_timestamp`` or ``.DS_Store`` are ignored). Each must be a 3D NIfTI of
     the case's shape, with its affine within 1e-4 mm of the case's present contrasts' affine, and
     finite real values.
 
@@ -303,7 +304,7 @@ def _check_files(submission_dir: str | os.PathLike, expected: Mapping[str, tuple
     if not folder.is_dir():
         raise InputError(folder, "is not a folder")
     names = {f"{case}-{contrast}.nii.gz": case for case, (contrast, _) in sorted(expected.items())}
-    for entry in sorted(folder.iterdir()):
+    for entry in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
         if entry.is_dir():
             raise InputError(entry, "is a folder; a BraSyn submission is one flat folder of "
                              "<case>-<missing contrast>.nii.gz files")
