@@ -67,12 +67,12 @@ def run_model(model: Path, inputs: Path, truth: Path, out: Path, *, steps: int, 
 
 def full_size_timing(model: Path, steps: int, timed_steps: int, device: str) -> dict:
     """Seconds and peak memory of a 240 x 240 x 155 synthesis with the cWDM architecture at 224 x 224 x 160."""
-    config = read_prior_json(model)["training"]["config"]
-    prior = build_prior({**config, "image_size": FULL_GRID})
+    training = read_prior_json(model)["training"]
+    config = {**training["config"], "image_size": FULL_GRID}
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        save_prior(prior, folder / "model", training={"config": {**config, "image_size": FULL_GRID},
-                                                      "orientation": read_prior_json(model)["training"]["orientation"]})
+        save_prior(build_prior(config), folder / "model",
+                   training={"config": config, "orientation": training["orientation"]})
         inputs, _ = make_split(folder / "case", 1, 9000, FULL_SIZE, 0)
         run = run_model(folder / "model", inputs, folder / "case" / "truth", folder / "run", steps=timed_steps,
                         device=device)

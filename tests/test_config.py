@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from medprior.config import defaults, load_config, validate_config
+from medprior.config import defaults, diffusion_parameters, load_config, validate_config
 from medprior.errors import InputError
 
 
@@ -44,3 +44,13 @@ def test_unreadable_yaml_is_an_input_error(tmp_path):
     path.write_text("data: [unclosed\n")
     with pytest.raises(InputError, match="broken.yaml"):
         load_config(path)
+
+
+def test_diffusion_parameters_take_the_mri_overrides_for_mri_only():
+    diffusion = defaults()["recon"]["diffusion"]
+    assert diffusion_parameters(diffusion, "dds", mri=False) == diffusion["dds"]
+    mri = diffusion_parameters(diffusion, "dds", mri=True)
+    assert mri == {**diffusion["dds"], **diffusion["mri_overrides"]["dds"]} and mri != diffusion["dds"]
+    diffusion["mri_overrides"]["dds"]["step_size"] = 1.0
+    with pytest.raises(InputError, match=r"mri_overrides\.dds: dds has no parameter\(s\) \['step_size'\]"):
+        diffusion_parameters(diffusion, "dds", mri=True)

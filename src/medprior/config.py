@@ -84,3 +84,14 @@ def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def defaults() -> dict[str, Any]:
     """The complete default configuration (what an empty config file becomes)."""
     return validate_config({})
+
+
+def diffusion_parameters(diffusion: dict[str, Any], method: str, mri: bool) -> dict[str, Any]:
+    """A diffusion method's parameters from a config's ``recon.diffusion`` section: the method's
+    defaults, with ``mri_overrides`` over them for MRI (InputError naming an override it lacks)."""
+    overrides = diffusion["mri_overrides"][method] if mri else {}
+    unknown = set(overrides) - set(diffusion[method])
+    if unknown:
+        raise InputError(None, f"recon.diffusion.mri_overrides.{method}: {method} has no parameter(s) "
+                               f"{sorted(unknown)}; it takes {sorted(diffusion[method])}")
+    return {**diffusion[method], **overrides}

@@ -79,6 +79,15 @@ def label_center_mm(label: Volume) -> np.ndarray | None:
     return label.affine[:3, :3] @ mean + label.affine[:3, 3]
 
 
+def planes_through(reference: Volume, label: Volume | None = None) -> dict[str, tuple[np.ndarray, float]]:
+    """:func:`slice_planes` through the centre of mass of ``label`` (when given and not empty),
+    else through the centre of ``reference``'s grid."""
+    center = label_center_mm(label) if label is not None else None
+    if center is None:
+        center = reference.affine[:3, :3] @ ((np.array(reference.shape) - 1) / 2) + reference.affine[:3, 3]
+    return slice_planes(reference, center)
+
+
 def orthogonal_montage(rows: Sequence[tuple[str, Volume]], path: str | os.PathLike, *,
                        label: Volume | None = None, title: str = "") -> Path:
     """Save a PNG: one row per image, axial / coronal / sagittal columns, label contours on top.
@@ -91,10 +100,7 @@ def orthogonal_montage(rows: Sequence[tuple[str, Volume]], path: str | os.PathLi
         title: figure title.
     """
     reference = rows[0][1]
-    center = label_center_mm(label) if label is not None else None
-    if center is None:
-        center = reference.affine[:3, :3] @ ((np.array(reference.shape) - 1) / 2) + reference.affine[:3, 3]
-    planes = slice_planes(reference, center)
+    planes = planes_through(reference, label)
     figure, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
     for row, (name, volume) in enumerate(rows):
         vmin, vmax, cmap = display_window(volume)
@@ -135,8 +141,7 @@ def reconstruction_figure(truth: Volume, reconstructions: Sequence[tuple[str, Vo
         title: figure title.
     """
     low, high, _ = display_window(truth) if window is None else (*window, "gray")
-    center = truth.affine[:3, :3] @ ((np.array(truth.shape) - 1) / 2) + truth.affine[:3, 3]
-    planes = slice_planes(truth, center)
+    planes = planes_through(truth)
     rows = [("truth", truth), *reconstructions]
     figure, axes = plt.subplots(len(rows), 4, figsize=(12, 3 * len(rows)), squeeze=False)
     reference_axial = sample_at_world(truth, planes["axial"][0], fill=low)
@@ -175,10 +180,7 @@ def synthesis_figure(present: Sequence[tuple[str, Volume]], truth: tuple[str, Vo
         title: figure title.
     """
     reference = truth[1]
-    center = label_center_mm(label) if label is not None else None
-    if center is None:
-        center = reference.affine[:3, :3] @ ((np.array(reference.shape) - 1) / 2) + reference.affine[:3, 3]
-    planes = slice_planes(reference, center)
+    planes = planes_through(reference, label)
     columns = max(4, len(present) + 1)
     figure, axes = plt.subplots(1 + len(syntheses), columns, figsize=(3 * columns, 3 * (1 + len(syntheses))),
                                 squeeze=False)

@@ -2,6 +2,7 @@
 # central slab, area-averaged to the slice priors' size), run the classical baselines and the
 # diffusion solvers, score them against the simulated slab and draw one comparison figure per case
 # and setting. Needs prior_path from priors.smk.
+from medprior.config import diffusion_parameters
 
 RECON = config["recon"]
 RECON_CT = {s["name"]: s for s in RECON["ct"]["settings"]}
@@ -84,8 +85,8 @@ rule reconstruct:
 
 def diffusion_args(wc):
     """The method's parameters (config recon.diffusion, with mri_overrides for MRI) as recon options."""
-    overrides = DIFFUSION["mri_overrides"][wc.method] if wc.modality == "mri" else {}
-    parameters = " ".join(f"--param {k}={v}" for k, v in {**DIFFUSION[wc.method], **overrides}.items())
+    chosen = diffusion_parameters(DIFFUSION, wc.method, mri=wc.modality == "mri")
+    parameters = " ".join(f"--param {k}={v}" for k, v in chosen.items())
     return (f"{parameters} --seed {DIFFUSION['seed']} --slice-batch {DIFFUSION['slice_batch']}"
             f" --device {DIFFUSION['device']}")
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from medprior.config import defaults
+from medprior.config import defaults, diffusion_parameters
 from medprior.errors import InputError
 from medprior.figures import reconstruction_figure
 from medprior.io import Volume, load, save, sidecar_path, write_json, write_sidecar
@@ -253,14 +253,14 @@ def reconstruct_with_prior(measurement: Measurement, method: str, prior_dir: str
     if method not in DIFFUSION_METHODS:
         raise InputError(None, f"unknown diffusion method {method!r}; choose from {DIFFUSION_METHODS}")
     general = {key: options.pop(key, settings[key]) for key in ("slice_batch", "seed", "device")}
-    overrides = settings["mri_overrides"][method] if measurement.modality != "CT" else {}
-    unknown = (set(options) | set(overrides)) - set(settings[method])
+    parameters = diffusion_parameters(settings, method, mri=measurement.modality != "CT")
+    unknown = set(options) - set(parameters)
     if unknown:
-        raise InputError(None, f"{method} has no parameter(s) {sorted(unknown)}; it takes {sorted(settings[method])}")
+        raise InputError(None, f"{method} has no parameter(s) {sorted(unknown)}; it takes {sorted(parameters)}")
     y = torch.from_numpy(measurement.data)
     sensitivities = coil_maps(measurement, y) if measurement.modality != "CT" else None
     data, facts = reconstruct_diffusion(measurement, method, prior_dir, build_operator=build_operator,
-                                        sensitivities=sensitivities, parameters={**settings[method], **overrides, **options},
+                                        sensitivities=sensitivities, parameters={**parameters, **options},
                                         cg_iterations=defaults()["recon"]["solver"]["cg_iterations"], **general)
     modality = "CT" if measurement.modality == "CT" else "MR"
     return Volume(from_slices(data), measurement.affine, modality, {"method": method, **measurement.metadata}), facts
