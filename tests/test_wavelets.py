@@ -162,7 +162,7 @@ def test_odd_sizes_and_bad_shapes_raise_helpful_errors() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 def test_cuda_matches_cpu_and_backpropagates() -> None:
-    x = random_tensor((2, 2, 8, 6, 4), 8)
+    x = random_tensor((2, 2, 8, 12, 4), 8)
     leaf = x.cuda().requires_grad_()
     y = dwt3(leaf)
     assert y.is_cuda
