@@ -32,7 +32,9 @@ Files in ``workdir``:
   rest of the current epoch's permutation, the step, the elapsed training time, the unflushed
   loss window, the config, the prior description and a SHA-256 of the data. When it exists,
   :func:`train_prior` resumes from it, and on the CPU the resumed run is bitwise the run that
-  was never interrupted (losses, log and weights). A checkpoint from a different prior, data or
+  was never interrupted (losses, log and weights). On CUDA it restores the same state but is
+  not bitwise: some kernels there (cuDNN weight gradients, the backward of nearest upsampling)
+  sum with atomics in a varying order. A checkpoint from a different prior, data or
   trajectory-changing config (:data:`RESUME_KEYS`) is refused with an :class:`InputError`.
 - ``loss.jsonl``: one JSON object per ``log_every`` steps, ``{"step", "loss", "lr",
   "elapsed_s", "it_per_s"}``, where ``loss`` is the mean loss over the steps since the previous
