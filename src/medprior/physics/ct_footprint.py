@@ -111,6 +111,9 @@ def to_torch_csr(matrix: scipy.sparse.csr_matrix, dtype: torch.dtype, device: to
     index = np.int32 if matrix.nnz < 2 ** 31 - 1 else np.int64
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        # torch 2.11 (CUDA build) warned here that invariant checks are off; the matrix comes from a
+        # valid scipy CSR matrix, so there is nothing to check.
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
         return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(index, copy=False)),
                                        torch.from_numpy(matrix.indices.astype(index, copy=False)),
                                        torch.from_numpy(matrix.data).to(dtype), size=matrix.shape,
