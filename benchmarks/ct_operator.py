@@ -30,7 +30,7 @@ import torch
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
 
-from measure import PeakRSS, machine_info, median_time, write_report
+from measure import PeakRSS, machine_info, median_time, timing_device, write_report
 from medprior.physics.ct import ParallelBeamCT, sparse_view_angles
 from medprior.physics.ct_parallel import _parallel_matrices
 
@@ -44,10 +44,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-skimage", action="store_true", help="time only ours")
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: CUDA is not available")
-    device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    device, sync = timing_device(parser, args.device)
 
     phantom = resize(shepp_logan_phantom(), (args.size, args.size), anti_aliasing=True).astype(np.float32)
     volume = phantom[None] * np.linspace(0.9, 1.1, args.slices, dtype=np.float32)[:, None, None]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from measure import machine_info, median_time, write_report
-from medprior.devices import autocast, resolve_device
+from measure import machine_info, median_time, timing_device, write_report
+from medprior.devices import autocast
 from medprior.tasks.priors import build_prior, load_prior_config
 
 
@@ -73,8 +73,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/diffusion.json"))
     args = parser.parse_args()
-    device = resolve_device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    device, sync = timing_device(parser, args.device)
     results = {}
     for path in args.configs:
         config = load_prior_config(path)

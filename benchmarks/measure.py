@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from medprior.devices import resolve_device
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
@@ -45,6 +48,16 @@ class PeakRSS:
     @property
     def mb(self) -> float:
         return self.peak - self.start
+
+
+def timing_device(parser: argparse.ArgumentParser, spec: str) -> tuple[torch.device, Callable[[], None]]:
+    """The device ``--device`` names (auto, cpu, cuda[:N]) and the synchronisation to time it by;
+    a usage error (exit 2) when it is not on this machine."""
+    try:
+        device = resolve_device(spec)
+    except ValueError as error:
+        parser.error(f"--device: {error}")
+    return device, (torch.cuda.synchronize if device.type == "cuda" else (lambda: None))
 
 
 def median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None], warmup_s: float = 1.0) -> float:

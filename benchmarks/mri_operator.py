@@ -27,7 +27,7 @@ import torch
 from skimage.data import shepp_logan_phantom
 from skimage.transform import resize
 
-from measure import PeakRSS, machine_info, median_time, write_report
+from measure import PeakRSS, machine_info, median_time, timing_device, write_report
 from medprior.physics.coils import birdcage_sensitivities
 from medprior.physics.masks import acceleration, uniform_mask_1d
 from medprior.physics.mri import CartesianMRI
@@ -50,10 +50,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-numpy", action="store_true", help="time only ours")
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: CUDA is not available")
-    device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    device, sync = timing_device(parser, args.device)
 
     n = args.size
     phantom = resize(shepp_logan_phantom(), (n, n), anti_aliasing=True)

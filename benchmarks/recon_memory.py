@@ -20,6 +20,7 @@ import torch
 
 from measure import PeakRSS, machine_info, write_report
 from medprior.config import defaults
+from medprior.devices import resolve_device
 from medprior.diffusion.normalization import Normalization
 from medprior.diffusion.prior_file import read_prior_json, save_prior
 from medprior.diffusion.priors import SlicePrior2D
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--template", default="priors/ct_slices")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     size = args.size
     volume = ct_body(0, shape=(size, size, size), spacing=(384 / size,) * 3)
     measurement = recon.simulate_ct(volume, views=8)
@@ -56,8 +58,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         prior = random_prior(size, Path(folder) / "prior", args.template)
         for batch in args.slice_batch:
-            device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                                  "cpu" if args.device == "auto" else args.device)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()

@@ -34,7 +34,7 @@ import numpy as np
 import pywt
 import torch
 
-from measure import PeakRSS, machine_info, median_time, write_report
+from measure import PeakRSS, machine_info, median_time, timing_device, write_report
 from medprior.wavelets import SUBBANDS_3D, dwt3, idwt3, wavedec, waverec
 
 
@@ -73,12 +73,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own default)")
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: CUDA is not available")
+    device, sync = timing_device(parser, args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     levels = args.levels
 
     results: dict[str, dict[str, dict[str, float]]] = {}
