@@ -11,11 +11,21 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medprior import wavelets
+from medprior import haar_kernels, wavelets
 from medprior.wavelets import SUBBANDS_2D, SUBBANDS_3D, dwt2, dwt3, idwt2, idwt3, wavedec, waverec
 
 SUBBANDS = {2: SUBBANDS_2D, 3: SUBBANDS_3D}
 DWT = {2: (dwt2, idwt2), 3: (dwt3, idwt3)}
+
+
+@pytest.fixture(scope="module", params=["compiled", "torch"], autouse=True)
+def backend(request: pytest.FixtureRequest):
+    """Every test twice: float32/float64 on the CPU through the compiled kernels, and forced
+    through the torch path (what GPUs and float16/bfloat16 use)."""
+    with pytest.MonkeyPatch.context() as context:
+        if request.param == "torch":
+            context.setattr(wavelets, "_COMPILED_DTYPES", ())
+        yield request.param
 
 
 def random_tensor(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -136,6 +146,15 @@ def test_dtype_contiguity_and_batch_independence() -> None:
     half = dwt3(x.to(torch.bfloat16))
     assert half.dtype == torch.bfloat16
     torch.testing.assert_close(idwt3(half).double(), x, rtol=0.05, atol=0.05)
+
+
+def test_float32_on_the_cpu_takes_the_compiled_kernels(backend: str) -> None:
+    x = random_tensor((1, 2, 4, 4, 4), 9)
+    with patch.object(haar_kernels, "forward_3d", wraps=haar_kernels.forward_3d) as forward, \
+            patch.object(haar_kernels, "inverse_3d", wraps=haar_kernels.inverse_3d) as inverse:
+        idwt3(dwt3(x))
+        idwt3(dwt3(x.to(torch.bfloat16)))
+    assert forward.call_count == inverse.call_count == (1 if backend == "compiled" else 0)
 
 
 def test_odd_sizes_and_bad_shapes_raise_helpful_errors() -> None:

@@ -2,7 +2,8 @@
 
 Why our own: PyWavelets is numpy/CPU only and not differentiable, and pytorch_wavelets is 2D only
 (and not a dependency). cWDM-style training needs the 3D transform batched, on the GPU and under
-autograd. These functions take any float dtype on any device, are differentiable (the transform is
+autograd. float32 and float64 on the CPU go through one compiled pass per transform
+(:mod:`medprior.haar_kernels`, numba); GPUs and float16/bfloat16 through the torch ops below. These functions take any float dtype on any device, are differentiable (the transform is
 orthonormal, so the gradient of ``dwt`` is ``idwt`` of the incoming gradient and vice versa, and
 nothing is saved for the backward pass) and give the coefficients of ``pywt.dwtn(x, "haar",
 axes=...)`` and ``pywt.wavedecn`` to float rounding.
@@ -31,10 +32,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from medprior import haar_kernels
+
 SUBBANDS_2D = ("aa", "ad", "da", "dd")
 SUBBANDS_3D = ("aaa", "aad", "ada", "add", "daa", "dad", "dda", "ddd")
 _DIM_NAMES = {2: "HW", 3: "DHW"}
-# On CPU the transform runs over slabs of about this many elements (2 MiB of float32) so that its
+# float32 and float64 on the CPU go through the compiled kernels; everything else through torch.
+_COMPILED_DTYPES = (torch.float32, torch.float64)
+# On CPU the torch transform runs over slabs of about this many elements (2 MiB of float32) so that its
 # passes stay in cache; on other devices the whole tensor goes at once.
 _CPU_SLAB_ELEMENTS = 2 ** 19
 # CPU outputs of at least this many bytes (numpy's own huge-page threshold) are allocated through
@@ -150,6 +155,11 @@ def _pairs_view(x: Tensor) -> Tensor:
     return x.reshape(*x.shape[:2], *[d for s in x.shape[2:] for d in (s // 2, 2)])
 
 
+def _compiled(x: Tensor) -> bool:
+    """Whether the compiled CPU kernels (:mod:`medprior.haar_kernels`) take ``x``."""
+    return x.device.type == "cpu" and x.dtype in _COMPILED_DTYPES
+
+
 class _Dwt(torch.autograd.Function):
     """One level, (B, C, *size) -> (B, 2^n C, *size/2). Orthonormal, so its backward is the inverse."""
 
@@ -158,7 +168,11 @@ class _Dwt(torch.autograd.Function):
         ctx.n = n
         batch, channels, *size = x.shape
         out = _empty((batch, 2 ** n * channels, *[s // 2 for s in size]), x)
-        _forward(_pairs_view(x), _subband_view(out, n), n)
+        if _compiled(x):
+            forward_kernel = haar_kernels.forward_3d if n == 3 else haar_kernels.forward_2d
+            forward_kernel(x.detach().numpy(), out.unflatten(1, (2 ** n, channels)).numpy())
+        else:
+            _forward(_pairs_view(x), _subband_view(out, n), n)
         return out
 
     @staticmethod
@@ -175,7 +189,12 @@ class _Idwt(torch.autograd.Function):
         ctx.n, ctx.channels = n, approx.shape[1]
         batch, channels, *half = approx.shape
         out = _empty((batch, channels, *[2 * h for h in half]), approx)
-        _inverse(approx, details, _pairs_view(out), n)
+        if _compiled(approx):
+            inverse_kernel = haar_kernels.inverse_3d if n == 3 else haar_kernels.inverse_2d
+            inverse_kernel(approx.detach().numpy(), details.detach().unflatten(1, (2 ** n - 1, channels)).numpy(),
+                           out.numpy())
+        else:
+            _inverse(approx, details, _pairs_view(out), n)
         return out
 
     @staticmethod
