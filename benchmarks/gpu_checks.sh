@@ -6,7 +6,8 @@
 #
 # Usage: bash benchmarks/gpu_checks.sh OUTDIR   (from the repository root, medprior importable)
 # Writes into OUTDIR: log.txt (everything printed), wavelets_cuda.json, diffusion_cuda.json,
-# recon_memory_cuda.json, synthesis_cuda.json, ct_slices_gpu.check.json, ct_slices_gpu.png.
+# recon_memory_cuda.json, synthesis_cuda.json (and its .md table), ct_slices_gpu.check.json,
+# ct_slices_gpu.png.
 # Each step has its own time limit, so one stuck step cannot eat the others' time.
 set -u
 out=${1:?usage: gpu_checks.sh OUTDIR}

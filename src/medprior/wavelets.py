@@ -1,9 +1,11 @@
-"""Orthonormal 2D and 3D Haar wavelet transforms (DWT / IDWT, single and multi-level) in pure torch.
+"""Orthonormal 2D and 3D Haar wavelet transforms (DWT / IDWT, single and multi-level) on torch tensors.
 
 Why our own: PyWavelets is numpy/CPU only and not differentiable, and pytorch_wavelets is 2D only
 (and not a dependency). cWDM-style training needs the 3D transform batched, on the GPU and under
 autograd. float32 and float64 on the CPU go through one compiled pass per transform
-(:mod:`medprior.haar_kernels`, numba); GPUs and float16/bfloat16 through the torch ops below. These functions take any float dtype on any device, are differentiable (the transform is
+(:mod:`medprior.haar_kernels`, numba); GPUs and float16/bfloat16 through the torch ops below.
+
+These functions take any float dtype on any device, are differentiable (the transform is
 orthonormal, so the gradient of ``dwt`` is ``idwt`` of the incoming gradient and vice versa, and
 nothing is saved for the backward pass) and give the coefficients of ``pywt.dwtn(x, "haar",
 axes=...)`` and ``pywt.wavedecn`` to float rounding.
