@@ -26,3 +26,8 @@ class InputError(MedpriorError):
         self.source = None if source is None else str(source)
         self.problem = problem
         super().__init__(problem if source is None else f"{source}: {problem}")
+
+
+class DivergenceError(MedpriorError):
+    """A run that went numerically wrong (a non-finite loss or weight): not the user's input, but
+    nothing non-finite is written and the last good state is kept. The CLI exits with status 1."""
