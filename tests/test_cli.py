@@ -53,7 +53,7 @@ def test_failed_convert_keeps_earlier_good_output(tmp_path):
     empty.write_bytes(b"")
     assert main(["convert", str(empty), str(out)]) == 2
     assert out.read_bytes() == good
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["case.json", "case.nii.gz", "empty.nii.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case.nii.gz", "case.nii.gz.provenance.json", "empty.nii.gz"]
 
 
 def test_convert_keeps_dicom_geometry(tmp_path):
@@ -78,9 +78,9 @@ def test_wrong_output_format_exits_2(tmp_path):
 
 
 @pytest.mark.parametrize("kind, expected", [
-    ("ct", ["CT-0007", "CT-0007.json", "CT-0007.nii.gz"]),
-    ("brain", ["BraTS-GLI-00007-000", "BraTS-GLI-00007-000.json"]),
-    ("petct", ["SIM-007.json", "imagesTr", "labelsTr"]),
+    ("ct", ["CT-0007", "CT-0007.nii.gz", "CT-0007.provenance.json"]),
+    ("brain", ["BraTS-GLI-00007-000", "BraTS-GLI-00007-000.provenance.json"]),
+    ("petct", ["SIM-007.provenance.json", "imagesTr", "labelsTr"]),
 ])
 def test_phantom_writes_real_layouts(kind, expected, tmp_path):
     size = {"ct": ["32", "32", "12"], "brain": ["48", "48", "31"], "petct": ["32", "32", "24"]}[kind]

@@ -45,7 +45,7 @@ def test_split_follows_the_documented_draw_and_copies_bytes(tmp_path):
     draws = np.random.default_rng(7).integers(0, 4, size=6)
     assert dropped == {brats_case_id(i): DROP_ORDER[d] for i, d in enumerate(draws)}
     assert json.loads((tmp_path / "out" / "missing.json").read_text()) == dropped
-    assert json.loads((tmp_path / "out.json").read_text())["seeds"] == {"drop_contrasts": 7}
+    assert json.loads((tmp_path / "out.provenance.json").read_text())["seeds"] == {"drop_contrasts": 7}
     for case, contrast in dropped.items():
         kept = sorted(f"{case}-{c}.nii.gz" for c in CONTRASTS if c != contrast)
         assert _names(tmp_path / "out" / case) == kept

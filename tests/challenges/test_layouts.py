@@ -33,7 +33,7 @@ def test_brats_case_files_and_sidecar(tmp_path):
     assert sorted(p.name for p in case_dir.iterdir()) == sorted(
         f"BraTS-GLI-00200-000-{n}.nii.gz" for n in ["t1n", "t1c", "t2w", "t2f", "seg"])
     assert nib.load(case_dir / "BraTS-GLI-00200-000-t2w.nii.gz").get_fdata().max() == 2
-    sidecar = json.loads((tmp_path / "BraTS-GLI-00200-000.json").read_text())
+    sidecar = json.loads((tmp_path / "BraTS-GLI-00200-000.provenance.json").read_text())
     assert sidecar["seeds"] == {"phantom": 200}
     assert find_brats_cases(tmp_path)["BraTS-GLI-00200-000"].keys() == images.keys()
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import stat
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +89,9 @@ def test_crashing_nifti_writer_keeps_earlier_output(tmp_path: Path, make_volume,
 
 
 @pytest.mark.parametrize(("output", "sidecar"), [
-    ("case.nii.gz", "case.json"), ("case.nii", "case.json"), ("CASE.NII.GZ", "CASE.json"),
-    ("series", "series.json"), ("bundle.tar.gz", "bundle.json"), ("metrics.csv", "metrics.json"),
-    ("sub/dir/t1.2.nii.gz", "sub/dir/t1.2.json"),
+    ("case.nii.gz", "case.nii.gz.provenance.json"), ("case.nii", "case.nii.provenance.json"),
+    ("series", "series.provenance.json"), ("metrics.json", "metrics.json.provenance.json"),
+    ("case.json", "case.json.provenance.json"), ("sub/dir/t1.2.nii.gz", "sub/dir/t1.2.nii.gz.provenance.json"),
 ])
 def test_sidecar_path(output: str, sidecar: str) -> None:
     assert sidecar_path(output) == Path(sidecar)
@@ -114,7 +116,7 @@ def test_write_sidecar_records_inputs(tmp_path: Path) -> None:
     output = tmp_path / "out.nii.gz"
     path = write_sidecar(output, config={"steps": 3}, seeds={"noise": 7}, inputs=[source])
     content = json.loads(path.read_text())
-    assert path == tmp_path / "out.json"
+    assert path == tmp_path / "out.nii.gz.provenance.json"
     assert content["medprior_version"] == medprior.__version__
     assert content["config"] == {"steps": 3} and content["seeds"] == {"noise": 7}
     assert content["inputs"] == {str(source): hashlib.sha256(b"input").hexdigest()}
@@ -131,3 +133,30 @@ def test_outputs_get_the_usual_permissions_not_the_temporary_ones(tmp_path):
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+
+
+def test_next_write_removes_a_killed_writers_temporaries_only(tmp_path):
+    """Leftovers of a dead process are removed by the next write of the same target; a live
+    process's temporary, another target's and files of other names stay."""
+    dead = _dead_pid()
+    host = socket.gethostname().split(".")[0]
+    killed = tmp_path / f".case.nii.gz.{host}-{dead}-0badc0de.tmp.nii.gz"
+    killed_folder = tmp_path / f".series.{host}-{dead}-0badc0de.tmp"
+    live = tmp_path / f".case.nii.gz.{host}-{os.getpid()}-12345678.tmp.nii.gz"
+    other = tmp_path / f".case.nii.gz.provenance.json.{host}-{dead}-0badc0de.tmp"
+    for path in (killed, live, other, tmp_path / "notes.txt"):
+        path.write_text("x")
+    killed_folder.mkdir()
+    with atomic_path(tmp_path / "case.nii.gz") as temporary:
+        temporary.write_text("new")
+    assert not killed.exists() and live.exists() and other.exists() and killed_folder.exists()
+    with atomic_path(tmp_path / "series", directory=True):
+        pass
+    assert not killed_folder.exists()
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid

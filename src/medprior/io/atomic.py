@@ -3,7 +3,10 @@
 Every writer in medprior goes through :func:`atomic_path`: it hands out a temporary name next to
 the target (same filesystem), and renames it over the target only when the ``with`` block ends
 without an exception. A crash or a bad input therefore never leaves a partial file, and never
-replaces an earlier good output.
+replaces an earlier good output. Temporaries carry the host and process id of their writer
+(:func:`scratch_name`), so the next write beside them can tell a killed run's leftovers from a
+live run's files and remove them (:func:`remove_stale_temporaries`). Commands group their outputs
+further into one transaction: :mod:`medprior.io.outputs`.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +27,51 @@ from typing import Any
 import medprior
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+SIDECAR_SUFFIX = ".provenance.json"
+STALE_AFTER_S = 24 * 3600  # a temporary of another host is left alone for a day (it may be running)
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "host"
+
+
+def scratch_name(prefix: str, suffix: str = "") -> str:
+    """``<prefix><host>-<pid>-<random><suffix>``: a temporary name that says who made it."""
+    return f"{prefix}{_host()}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, prefix: str) -> list[Path]:
+    """Delete the temporaries named ``<prefix><host>-<pid>-...`` in ``folder`` whose writer is gone:
+    a dead process of this host, or any other host's older than a day. Returns what was removed."""
+    pattern = re.compile(re.escape(prefix) + r"(?P<host>[^.]+?)-(?P<pid>\d+)-[0-9a-f]+(\..*)?$")
+    removed = []
+    for entry in Path(folder).glob(glob_escape(prefix) + "*"):
+        match = pattern.match(entry.name)
+        if match is None:
+            continue
+        if match["host"] == _host():
+            stale = not _alive(int(match["pid"]))
+        else:
+            stale = time.time() - entry.lstat().st_mtime > STALE_AFTER_S
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters taken literally."""
+    return re.sub(r"([*?[])", r"[\1]", text)
 
 
 @contextmanager
@@ -35,18 +86,17 @@ def atomic_path(target: str | os.PathLike, *, directory: bool = False) -> Iterat
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{target.name}."
+    remove_stale_temporaries(target.parent, prefix)
+    temporary = target.parent / scratch_name(prefix, ".tmp" + ("" if directory else _suffix(target)))
     if directory:
-        temporary = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
+        temporary.mkdir(_permissions(True))
     else:
-        handle, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp" + _suffix(target), dir=target.parent)
-        os.close(handle)
-        temporary = Path(name)
+        temporary.touch(_permissions(False), exist_ok=False)
     try:
         yield temporary
-        os.chmod(temporary, _permissions(directory))  # mkstemp/mkdtemp make 0600/0700; outputs follow the umask
         if directory and target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=target.parent))
-            os.replace(target, retired / target.name)
+            retired = target.parent / scratch_name(prefix, ".old")
+            os.replace(target, retired)
             os.replace(temporary, target)
             shutil.rmtree(retired)
         else:
@@ -76,11 +126,10 @@ def _suffix(path: Path) -> str:
 
 
 def sidecar_path(output: str | os.PathLike) -> Path:
-    """The JSON sidecar next to an output: ``case.nii.gz`` -> ``case.json``, ``dir/`` -> ``dir.json``."""
+    """The JSON sidecar next to an output: ``case.nii.gz`` -> ``case.nii.gz.provenance.json``,
+    ``dir/`` -> ``dir.provenance.json``. The suffix is reserved: no command writes an output named so."""
     output = Path(output)
-    suffix = _suffix(output)
-    stem = output.name[: len(output.name) - len(suffix)] if suffix else output.name
-    return output.with_name(stem + ".json")
+    return output.with_name(output.name + SIDECAR_SUFFIX)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
