@@ -1,26 +1,38 @@
 """The ``medprior`` command. Each subcommand parses arguments and calls one task; no algorithm here.
 
-Errors in the user's input print one line (``medprior: error: <file>: <problem>``) and exit with
-status 2, without a traceback and without touching earlier outputs.
+Each subcommand declares the arguments it reads (``reads``) and writes (``writes``, with the kind of
+output); :func:`medprior.io.outputs.command_outputs` then runs it as one transaction: outputs that
+touch an input or user data are refused before any work, and all outputs appear together or not at
+all. Errors in the user's input print one line (``medprior: error: <file or option>: <problem>``)
+and exit with status 2, a numerical divergence exits with 1, an interrupt (SIGINT) with 130 and a
+SIGTERM (SLURM's cancel) with 143, each without a traceback and without touching earlier outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 import medprior
 from medprior.config import defaults
 from medprior.devices import resolve_device
-from medprior.errors import InputError, MedpriorError
+from medprior.errors import DivergenceError, InputError, MedpriorError
 from medprior.io import Volume, load, save
+from medprior.io.outputs import Output, command_outputs
 from medprior.challenges import brasyn
 from medprior.tasks import data, priors, recon, synthesis
 
 EXIT_INPUT_ERROR = 2
+EXIT_DIVERGED = 1
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 def describe(volume: Volume) -> str:
@@ -42,17 +54,17 @@ def describe(volume: Volume) -> str:
     return "\n".join(lines)
 
 
-def _info(args: argparse.Namespace) -> None:
-    print(describe(load(args.path, series_uid=args.series_uid)))
+def _info(args: argparse.Namespace) -> str:
+    return describe(load(args.path, series_uid=args.series_uid))
 
 
-def _convert(args: argparse.Namespace) -> None:
+def _convert(args: argparse.Namespace) -> str:
     source = args.input[0] if len(args.input) == 1 else args.input
     written = data.convert(source, args.output, series_uid=args.series_uid, canonical=args.canonical)
-    print(f"wrote {written}")
+    return f"wrote {written}"
 
 
-def _phantom(args: argparse.Namespace) -> None:
+def _phantom(args: argparse.Namespace) -> str:
     common = {"cases": args.cases, "seed": args.seed, "size": args.size}
     if args.kind == "ct":
         written = data.make_ct_dataset(args.out, anatomy=args.anatomy, formats=args.format, **common)
@@ -60,15 +72,15 @@ def _phantom(args: argparse.Namespace) -> None:
         written = data.make_brain_dataset(args.out, **common)
     else:
         written = data.make_petct_dataset(args.out, center=args.center, **common)
-    print(f"wrote {len(written)} outputs under {args.out}")
+    return f"wrote {len(written)} outputs under {args.out}"
 
 
-def _qc(args: argparse.Namespace) -> None:
+def _qc(args: argparse.Namespace) -> str:
     data.qc_montage(args.images, args.out, label=args.label, names=args.names, title=args.title)
-    print(f"wrote {args.out}")
+    return f"wrote {args.out}"
 
 
-def _simulate(args: argparse.Namespace) -> None:
+def _simulate(args: argparse.Namespace) -> str:
     volume = load(args.volume, need_3d=True)
     if args.modality == "ct":
         measurement = recon.simulate_ct(volume, views=args.views, arc_deg=args.arc, start_deg=args.start,
@@ -81,7 +93,7 @@ def _simulate(args: argparse.Namespace) -> None:
     if args.truth_out:
         save(recon.measured_slab(volume, args.slices, args.size), args.truth_out)
     recon.save_measurement(measurement, args.out, source=args.volume)
-    print(f"wrote {args.out}")
+    return f"wrote {args.out}"
 
 
 def _parameter(text: str) -> tuple[str, float | int]:
@@ -96,7 +108,7 @@ def _parameter(text: str) -> tuple[str, float | int]:
     return name, int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
 
 
-def _recon(args: argparse.Namespace) -> None:
+def _recon(args: argparse.Namespace) -> str:
     if args.method in recon.DIFFUSION_METHODS:
         _check_device(args.device)
         options = {"slice_batch": args.slice_batch if args.slice_batch == "auto" else int(args.slice_batch),
@@ -105,10 +117,10 @@ def _recon(args: argparse.Namespace) -> None:
     else:
         solver = {key: getattr(args, key) for key in defaults()["recon"]["solver"]}
         recon.reconstruct_file(args.measurement, args.method, args.out, **solver)
-    print(f"wrote {args.out}")
+    return f"wrote {args.out}"
 
 
-def _evaluate(args: argparse.Namespace) -> None:
+def _evaluate(args: argparse.Namespace) -> str:
     needed = ("submission", "truth") if args.kind == "synthesis" else ("reference", "estimate")
     absent = [f"--{name}" for name in needed if getattr(args, name) is None]
     if absent:
@@ -117,13 +129,13 @@ def _evaluate(args: argparse.Namespace) -> None:
         scores = synthesis.evaluate_submission(args.submission, args.truth, args.out, cases_dir=args.cases)["mean"]
     else:
         scores = recon.evaluate_files(args.reference, args.estimate, args.out, window=args.window)
-    print(" ".join(f"{key}={value:.4g}" for key, value in scores.items() if isinstance(value, float)))
+    return " ".join(f"{key}={value:.4g}" for key, value in scores.items() if isinstance(value, float))
 
 
-def _figure(args: argparse.Namespace) -> None:
+def _figure(args: argparse.Namespace) -> str:
     recon.comparison_figure(args.reference, args.estimates, args.out, names=args.names, window=args.window,
                             title=args.title)
-    print(f"wrote {args.out}")
+    return f"wrote {args.out}"
 
 
 def _check_device(spec: str | None) -> None:
@@ -135,59 +147,60 @@ def _check_device(spec: str | None) -> None:
             raise InputError("--device", str(error)) from None
 
 
-def _train_prior(args: argparse.Namespace) -> None:
+def _train_prior(args: argparse.Namespace) -> str:
     _check_device(args.device)
-    out = args.out or f"{defaults()['workdir_results']}/priors/{priors.load_prior_config(args.config)['name']}"
-    written = priors.train_from_config(args.config, out, workdir=args.workdir, time_budget_s=args.time_budget,
+    written = priors.train_from_config(args.config, args.out, workdir=args.workdir, time_budget_s=args.time_budget,
                                        device=args.device)
-    print(f"wrote {written}")
+    return f"wrote {written}"
 
 
-def _sample(args: argparse.Namespace) -> None:
+def _sample(args: argparse.Namespace) -> str:
     _check_device(args.device)
     priors.sample_prior(args.prior, args.out, n=args.n, steps=args.steps, sampler=args.sampler, eta=args.eta,
                         seed=args.seed, batch_size=args.batch_size, device=args.device, figure=args.figure)
-    print(f"wrote {args.out}")
+    return f"wrote {args.out}"
 
 
-def _check_prior(args: argparse.Namespace) -> None:
+def _check_prior(args: argparse.Namespace) -> str:
     _check_device(args.device)
     report = priors.check_prior(args.prior, args.config, args.out, figure=args.figure, device=args.device)
-    for name in ("samples", "training", "white_noise"):
-        row = report[name]
-        print(f"{name:<12} histogram intersection {row['histogram_intersection']:.3f}  "
-              f"W1 {row['wasserstein']:.1f}  spectrum {row['spectrum_db']:.2f} dB")
+    return "\n".join(f"{name:<12} histogram intersection {report[name]['histogram_intersection']:.3f}  "
+                     f"W1 {report[name]['wasserstein']:.1f}  spectrum {report[name]['spectrum_db']:.2f} dB"
+                     for name in ("samples", "training", "white_noise"))
 
 
-def _synthesize(args: argparse.Namespace) -> None:
+def _synthesize(args: argparse.Namespace) -> str:
     _check_device(args.device)
     written = synthesis.synthesize(args.model, args.input, args.output, steps=args.steps, sampler=args.sampler,
                                    seed=args.seed, device=args.device)
-    print(f"wrote {len(written)} syntheses to {args.output}")
+    return f"wrote {len(written)} syntheses to {args.output}"
 
 
-def _check_submission(args: argparse.Namespace) -> None:
+def _check_submission(args: argparse.Namespace) -> str:
     checked = brasyn.check_submission(args.submission, args.cases)
-    print(f"{args.submission}: a valid BraSyn submission ({len(checked)} cases)")
+    return f"{args.submission}: a valid BraSyn submission ({len(checked)} cases)"
 
 
-def _brasyn_split(args: argparse.Namespace) -> None:
+def _brasyn_split(args: argparse.Namespace) -> str:
     dropped = brasyn.drop_contrasts(args.cases, args.out, args.truth, seed=args.seed)
-    print(f"dropped one contrast of each of {len(dropped)} cases: inputs in {args.out}, truth in {args.truth}")
+    return f"dropped one contrast of each of {len(dropped)} cases: inputs in {args.out}, truth in {args.truth}"
 
 
-def _fit_histogram_mean(args: argparse.Namespace) -> None:
-    print(f"wrote {synthesis.fit_histogram_mean(args.config, args.out)}")
+def _fit_histogram_mean(args: argparse.Namespace) -> str:
+    return f"wrote {synthesis.fit_histogram_mean(args.config, args.out)}"
 
 
-def _synthesis_figure(args: argparse.Namespace) -> None:
-    submissions = {}
-    for item in args.submission:
-        name, _, folder = item.partition("=")
-        if not name or not folder:
-            raise InputError(None, f"--submission takes NAME=FOLDER, got {item!r}")
-        submissions[name] = folder
-    print(f"wrote {synthesis.case_figure(args.case, args.cases, args.truth, submissions, args.out)}")
+def _named_folder(text: str) -> tuple[str, str]:
+    """``NAME=FOLDER`` of ``synthesis-figure --submission`` -> (name, folder)."""
+    name, _, folder = text.partition("=")
+    if not name or not folder:
+        raise argparse.ArgumentTypeError(f"takes NAME=FOLDER, got {text!r}")
+    return name, folder
+
+
+def _synthesis_figure(args: argparse.Namespace) -> str:
+    submissions = dict(args.submission)
+    return f"wrote {synthesis.case_figure(args.case, args.cases, args.truth, submissions, args.out)}"
 
 
 def _add_synthesis_commands(commands: argparse._SubParsersAction, config: dict) -> None:
@@ -198,12 +211,12 @@ def _add_synthesis_commands(commands: argparse._SubParsersAction, config: dict) 
     split.add_argument("--out", required=True, help="folder for the cases with three contrasts")
     split.add_argument("--truth", required=True, help="folder for the dropped contrasts and segmentations")
     split.add_argument("--seed", type=int, default=0)
-    split.set_defaults(run=_brasyn_split)
+    split.set_defaults(run=_brasyn_split, reads=("cases",), writes={"out": "folder", "truth": "folder"})
 
     fit = commands.add_parser("fit-histogram-mean", help="the histogram-matched mean baseline from a contrast-any config")
     fit.add_argument("--config", required=True, help="brain prior config YAML with data.contrast: any")
     fit.add_argument("--out", required=True, help="model folder to write")
-    fit.set_defaults(run=_fit_histogram_mean)
+    fit.set_defaults(run=_fit_histogram_mean, reads=("config",), writes={"out": "folder"})
 
     synthesize = commands.add_parser("synthesize", help="missing contrast of every case -> BraSyn submission folder")
     synthesize.add_argument("--model", required=True, help="synthesis model folder (cWDM prior(s) or a baseline)")
@@ -214,21 +227,21 @@ def _add_synthesis_commands(commands: argparse._SubParsersAction, config: dict) 
     synthesize.add_argument("--sampler", choices=synthesis.SAMPLERS, default=config["sampler"])
     synthesize.add_argument("--seed", type=int, default=config["seed_sampling"])
     synthesize.add_argument("--device", default=config["device"], help="auto, cpu or cuda[:N]")
-    synthesize.set_defaults(run=_synthesize)
+    synthesize.set_defaults(run=_synthesize, reads=("model", "input"), writes={"output": "folder"})
 
     check = commands.add_parser("check-submission", help="check a BraSyn submission folder's layout and geometry")
     check.add_argument("--submission", required=True, help="the flat submission folder")
     check.add_argument("--cases", required=True, help="the input cases it answers")
-    check.set_defaults(run=_check_submission)
+    check.set_defaults(run=_check_submission, reads=("submission", "cases"))
 
     figure = commands.add_parser("synthesis-figure", help="PNG of one case: present contrasts, truth, syntheses, errors")
     figure.add_argument("--case", required=True, help="case id, e.g. BraTS-GLI-00400-000")
     figure.add_argument("--cases", required=True, help="the input cases folder (three contrasts each)")
     figure.add_argument("--truth", required=True, help="the truth folder of brasyn-split")
-    figure.add_argument("--submission", required=True, nargs="+", metavar="NAME=FOLDER",
+    figure.add_argument("--submission", required=True, nargs="+", metavar="NAME=FOLDER", type=_named_folder,
                         help="submission folders to show, each with its row name")
     figure.add_argument("--out", required=True, help="PNG to write")
-    figure.set_defaults(run=_synthesis_figure)
+    figure.set_defaults(run=_synthesis_figure, reads=("cases", "truth", "submission"), writes={"out": "file"})
 
 
 def _add_prior_commands(commands: argparse._SubParsersAction) -> None:
@@ -239,7 +252,7 @@ def _add_prior_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--workdir", help="checkpoints and loss log, for resuming (default <out>.work)")
     train.add_argument("--time-budget", type=float, help="stop after this many seconds (overrides the config)")
     train.add_argument("--device", help="auto, cpu or cuda (overrides the config)")
-    train.set_defaults(run=_train_prior)
+    train.set_defaults(run=_train_prior, reads=("config",), writes={"out": "folder"})
 
     draw = commands.add_parser("sample", help="draw samples from an unconditional prior -> NIfTI stack")
     draw.add_argument("--prior", required=True, help="prior directory (prior.json + weights.safetensors)")
@@ -252,7 +265,7 @@ def _add_prior_commands(commands: argparse._SubParsersAction) -> None:
     draw.add_argument("--device", default="auto", help="auto, cpu or cuda")
     draw.add_argument("--out", required=True, help="NIfTI to write: (H, W, n) slices or (D, H, W, n) volumes")
     draw.add_argument("--figure", help="also write a PNG grid of the samples")
-    draw.set_defaults(run=_sample)
+    draw.set_defaults(run=_sample, reads=("prior",), writes={"out": "file", "figure": "file"})
 
     check = commands.add_parser("check-prior", help="samples vs held-out data: histograms and power spectra -> JSON")
     check.add_argument("--prior", required=True, help="prior directory")
@@ -260,7 +273,7 @@ def _add_prior_commands(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--out", required=True, help="JSON report")
     check.add_argument("--figure", help="PNG grid: samples and held-out slices")
     check.add_argument("--device", default="auto")
-    check.set_defaults(run=_check_prior)
+    check.set_defaults(run=_check_prior, reads=("prior", "config"), writes={"out": "file", "figure": "file"})
 
 
 def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> None:
@@ -288,7 +301,7 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
                           help="mri: fully sampled centre")
     simulate.add_argument("--coils", type=int, default=config["mri"]["coils"], help="mri: receive coils")
     simulate.add_argument("--snr-db", type=float, default=config["mri"]["snr_db"], help="mri: k-space SNR in dB")
-    simulate.set_defaults(run=_simulate)
+    simulate.set_defaults(run=_simulate, reads=("volume",), writes={"out": "file", "truth_out": "file"})
 
     reconstruct = commands.add_parser("recon", help="measurement file -> NIfTI on the original grid")
     reconstruct.add_argument("measurement", help="file written by `medprior simulate`")
@@ -308,7 +321,7 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
                              help="diffusion: slices per network call, or auto (default %(default)s)")
     reconstruct.add_argument("--seed", type=int, default=diffusion["seed"], help="diffusion: random seed")
     reconstruct.add_argument("--device", default=diffusion["device"], help="diffusion: auto, cpu or cuda[:N]")
-    reconstruct.set_defaults(run=_recon)
+    reconstruct.set_defaults(run=_recon, reads=("measurement", "prior"), writes={"out": "file"})
 
     evaluate = commands.add_parser("evaluate", help="recon: PSNR, SSIM (3D and per axis), NMSE, MAE of one image; "
                                    "synthesis: BraSyn scores of a submission folder -> JSON")
@@ -321,7 +334,8 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
     evaluate.add_argument("--truth", help="synthesis: <case>/<case>-{<dropped contrast>,seg}.nii.gz folders")
     evaluate.add_argument("--cases", help="synthesis: the input cases (default: checked against the truth)")
     evaluate.add_argument("--out", required=True, help="metrics JSON")
-    evaluate.set_defaults(run=_evaluate)
+    evaluate.set_defaults(run=_evaluate, reads=("reference", "estimate", "submission", "truth", "cases"),
+                          writes={"out": "file"})
 
     figure = commands.add_parser("figure", help="PNG comparing reconstructions with the truth (slices, errors)")
     figure.add_argument("reference", help="ground truth")
@@ -330,27 +344,71 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
     figure.add_argument("--names", nargs="+", help="row names (default: file names)")
     figure.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"), help="display window")
     figure.add_argument("--title", default="", help="figure title")
-    figure.set_defaults(run=_figure)
+    figure.set_defaults(run=_figure, reads=("reference", "estimates"), writes={"out": "file"})
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line and exit status 2, like every other input error."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"medprior: error: {self.prog.removeprefix('medprior').strip() or 'usage'}: {message}", file=sys.stderr)
+        sys.exit(EXIT_INPUT_ERROR)
+
+
+def _fill_defaults(args: argparse.Namespace) -> None:
+    """Defaults that depend on other arguments, resolved before the outputs are checked."""
+    if args.command == "phantom":
+        kind_defaults = defaults()["data"][args.kind]
+        args.seed = kind_defaults["seed"] if args.seed is None else args.seed
+        args.size = kind_defaults["size"] if args.size is None else args.size
+    if args.command == "train-prior":
+        args.out = args.out or f"{defaults()['workdir_results']}/priors/{priors.load_prior_config(args.config)['name']}"
+        args.workdir = args.workdir or f"{args.out}.work"  # resumable state: outside the output transaction
+
+
+def _paths(values: object) -> list[str]:
+    """The paths in an argument value: a path, a list of them, or ``(name, path)`` pairs."""
+    if values is None:
+        return []
+    if isinstance(values, (list, tuple)) and not isinstance(values, str):
+        return [p for v in values for p in _paths(v[-1] if isinstance(v, tuple) else v)]
+    return [str(values)]
+
+
+def _run(args: argparse.Namespace) -> str:
+    """Run one subcommand as a transaction over the outputs it declares (``writes``): checked against
+    its inputs (``reads``) before any work, staged, and moved into place together on success."""
+    writes = {attr: kind for attr, kind in getattr(args, "writes", {}).items() if getattr(args, attr) is not None}
+    outputs = [Output(Path(getattr(args, attr)), kind, "--" + attr.replace("_", "-")) for attr, kind in writes.items()]
+    inputs = [p for attr in getattr(args, "reads", ()) for p in _paths(getattr(args, attr))]
+    with command_outputs(args.command, inputs, outputs) as staged:
+        finals = {str(path): str(output.path) for path, output in zip(staged, outputs)}
+        for attr, path in zip(writes, staged):
+            setattr(args, attr, str(path))
+        report = args.run(args)
+    for path, final in finals.items():  # the report names the outputs where they are now
+        report = report.replace(path, final)
+    return report
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``medprior`` (defaults come from the config schema)."""
     config = defaults()["data"]
-    parser = argparse.ArgumentParser(prog="medprior", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="medprior", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"medprior {medprior.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     info = commands.add_parser("info", help="shape, spacing, orientation, modality and value range of an image")
     info.add_argument("path", help="NIfTI file, DICOM file or DICOM series folder")
     info.add_argument("--series-uid", help="pick one series in a folder that holds several")
-    info.set_defaults(run=_info)
+    info.set_defaults(run=_info, reads=("path",))
 
     convert = commands.add_parser("convert", help="DICOM series or NIfTI to NIfTI, geometry kept exactly")
     convert.add_argument("input", nargs="+", help="a NIfTI, a DICOM folder, or DICOM files")
     convert.add_argument("output", help="output .nii or .nii.gz")
     convert.add_argument("--series-uid", help="pick one series in a folder that holds several")
     convert.add_argument("--canonical", action="store_true", help="reorient to RAS (exact axis flips/permutations)")
-    convert.set_defaults(run=_convert)
+    convert.set_defaults(run=_convert, reads=("input",), writes={"output": "file"})
 
     phantom = commands.add_parser("phantom", help="write demo phantom datasets in real on-disk layouts")
     phantom.add_argument("kind", choices=("ct", "brain", "petct"),
@@ -367,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     phantom.add_argument("--format", nargs="+", choices=data.CT_FORMATS, default=list(data.CT_FORMATS),
                          help="ct only: DICOM series folders and/or NIfTI files")
     phantom.add_argument("--center", default=config["petct"]["center"], help="petct only: centre code in case names")
-    phantom.set_defaults(run=_phantom)
+    phantom.set_defaults(run=_phantom, writes={"out": "entries"})
 
     qc = commands.add_parser("qc", help="orthogonal-slice montage PNG of one or more images")
     qc.add_argument("images", nargs="+", help="images; the first one's grid defines the slices")
@@ -375,22 +433,30 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--label", help="label map drawn as outlines (slices go through its centre)")
     qc.add_argument("--names", nargs="+", help="row names (default: file names)")
     qc.add_argument("--title", default="", help="figure title")
-    qc.set_defaults(run=_qc)
+    qc.set_defaults(run=_qc, reads=("images", "label"), writes={"out": "file"})
     _add_recon_commands(commands, defaults()["recon"])
     _add_prior_commands(commands)
     _add_synthesis_commands(commands, defaults()["synthesis"])
     return parser
 
 
+def _terminate(signum: int, frame: object) -> NoReturn:
+    """SIGTERM unwinds like an interrupt, so staged outputs are removed before the process ends."""
+    print("medprior: terminated; no partial output was kept", file=sys.stderr)
+    raise SystemExit(EXIT_TERMINATED)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medprior`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    if args.command == "phantom":
-        kind_defaults = defaults()["data"][args.kind]
-        args.seed = kind_defaults["seed"] if args.seed is None else args.seed
-        args.size = kind_defaults["size"] if args.size is None else args.size
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        args.run(args)
+        _fill_defaults(args)
+        print(_run(args))
+    except DivergenceError as error:
+        print(f"medprior: error: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
     except MedpriorError as error:
         print(f"medprior: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
@@ -399,7 +465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
         print("medprior: interrupted; no partial output was kept", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

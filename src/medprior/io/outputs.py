@@ -75,6 +75,8 @@ def check_outputs(command: str, inputs: Iterable[str | os.PathLike], outputs: Se
     for output in outputs:
         target = _resolved(output.path)
         name = output.option or str(output.path)
+        if not target.name:
+            raise InputError(output.path, f"is not a usable name for {name}")
         if output.path.name.endswith(SIDECAR_SUFFIX):
             raise InputError(output.path, f"names ending in {SIDECAR_SUFFIX} are reserved for medprior's "
                                           f"provenance sidecars; choose another name for {name}")
@@ -203,8 +205,9 @@ def command_outputs(command: str, inputs: Iterable[str | os.PathLike],
     check_outputs(command, inputs, outputs)
     stage = _Stage()
     try:
-        staged = [stage.folder_for(o.path) if o.kind == "entries" else stage.folder_for(o.path.parent) / o.path.name
-                  for o in outputs]
+        targets = [_resolved(o.path) for o in outputs]
+        staged = [stage.folder_for(t) if o.kind == "entries" else stage.folder_for(t.parent) / t.name
+                  for o, t in zip(outputs, targets)]
         yield staged
         _move_all(_planned_moves(command, stage, outputs))
     except BaseException:
