@@ -26,7 +26,7 @@ TINY = {
         "mri": {"cases": 1, "slices": 4, "size": [32, 32], "coils": 4, "methods": ["zerofill", "cgsense", "tv", "mbir"],
                 "settings": [{"name": "x4", "acceleration": 4, "center_fraction": 0.25}]},
         "solver": {"tv_iterations": 10, "cg_iterations": 10},
-        "diffusion": {"priors": {"ct": "tiny_ct", "mri": "tiny_ct"}, "dds": {"steps": 3}, "mbir": {"steps": 2}},
+        "diffusion": {"priors": {"ct": "tiny_ct", "mri": "tiny_mri"}, "dds": {"steps": 3}, "mbir": {"steps": 2}},
     },
 }
 
@@ -71,6 +71,12 @@ TINY_PRIOR = {
     "schedule": {"steps": 50}, "training": {"steps": 4, "batch_size": 4},
     "check": {"samples": 4, "steps": 4},
 }
+TINY_MRI_PRIOR = {  # a prior refuses measurements of another modality, so MRI gets its own
+    **TINY_PRIOR, "name": "tiny_mri",
+    "data": {"phantom": {"generator": "brain_mri", "seeds": [1], "holdout_seeds": [2], "size": [32, 32, 20]},
+             "contrast": "t2w", "min_foreground": 0.1},
+    "normalization": {"kind": "percentile", "low": 0.5, "high": 99.5},
+}
 TINY_SYNTHESIS = {
     "name": "tiny_any", "kind": "wavelet3d", "image_size": [48, 48, 32],
     "data": {"phantom": {"generator": "brain_mri", "seeds": [1], "holdout_seeds": [2], "size": [48, 48, 30]},
@@ -84,13 +90,14 @@ TINY_SYNTHESIS = {
 def test_tiny_workflow_runs_every_stage(tmp_path):
     (tmp_path / "priors").mkdir()
     (tmp_path / "priors/tiny_ct.yaml").write_text(yaml.safe_dump(TINY_PRIOR))
+    (tmp_path / "priors/tiny_mri.yaml").write_text(yaml.safe_dump(TINY_MRI_PRIOR))
     (tmp_path / "priors/tiny_any.yaml").write_text(yaml.safe_dump(TINY_SYNTHESIS))
     (tmp_path / "priors/tiny_regression.yaml").write_text(yaml.safe_dump(
         {"base": "tiny_any.yaml", "name": "tiny_regression", "training": {"objective": "regression"}}))
     synthesis = {"cases": 2, "seed": 40, "size": [48, 48, 30], "steps": 3,
                  "models": {"cwdm": "tiny_any", "regression": "tiny_regression", "mean": "tiny_any"}}
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "priors": {"train": ["tiny_ct"], "config_dir": str(tmp_path / "priors")},
+    config.write_text(yaml.safe_dump({**TINY, "priors": {"train": ["tiny_ct", "tiny_mri"], "config_dir": str(tmp_path / "priors")},
                                       "synthesis": synthesis}))
     result = snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -116,7 +123,7 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
     assert (tmp_path / "results/priors/tiny_ct/weights.safetensors").exists()
     assert (tmp_path / "results/priors/tiny_ct.samples.png").stat().st_size > 5_000
     prior_rows = list(csv.DictReader(open(tmp_path / "results/tables/priors.csv")))
-    assert [row["prior"] for row in prior_rows] == ["tiny_ct"] and prior_rows[0]["steps"] == "4"
+    assert [row["prior"] for row in prior_rows] == ["tiny_ct", "tiny_mri"] and prior_rows[0]["steps"] == "4"
     synthesis_rows = list(csv.DictReader(open(tmp_path / "results/tables/synthesis.csv")))
     assert [row["method"] for row in synthesis_rows] == ["cwdm", "regression", "mean"]
     assert all(0 < float(row["ssim_brain"]) <= 1 and float(row["seconds_per_volume"]) > 0 for row in synthesis_rows)

@@ -14,16 +14,17 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 
 import medprior
-from medprior.config import defaults
+from medprior.config import check_diffusion_parameters, defaults
 from medprior.devices import resolve_device
-from medprior.errors import DivergenceError, InputError, MedpriorError
+from medprior.errors import DivergenceError, InputError, MedpriorError, ParameterError
 from medprior.io import Volume, load, save
 from medprior.io.outputs import Output, command_outputs
 from medprior.challenges import brasyn
@@ -54,6 +55,27 @@ def describe(volume: Volume) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def _options(**names: str) -> Iterator[None]:
+    """A task's ParameterError names the CLI option instead of the parameter (``arc_deg`` -> ``--arc``).
+
+    Tasks check their numbers at entry, with the ranges of the config schema, before any work;
+    handlers call them (or their ``check_*`` helpers) inside this, so the one-line error names
+    what the user typed.
+    """
+    try:
+        yield
+    except ParameterError as error:
+        if error.source in names:
+            raise ParameterError(names[error.source], error.problem) from None
+        raise
+
+
+def _flags(*dests: str) -> dict[str, str]:
+    """``{"batch_size": "--batch-size", ...}``: parameters named as the options of the same name."""
+    return {dest: "--" + dest.replace("_", "-") for dest in dests}
+
+
 def _info(args: argparse.Namespace) -> str:
     return describe(load(args.path, series_uid=args.series_uid))
 
@@ -66,12 +88,13 @@ def _convert(args: argparse.Namespace) -> str:
 
 def _phantom(args: argparse.Namespace) -> str:
     common = {"cases": args.cases, "seed": args.seed, "size": args.size}
-    if args.kind == "ct":
-        written = data.make_ct_dataset(args.out, anatomy=args.anatomy, formats=args.format, **common)
-    elif args.kind == "brain":
-        written = data.make_brain_dataset(args.out, **common)
-    else:
-        written = data.make_petct_dataset(args.out, center=args.center, **common)
+    with _options(**_flags("cases", "seed", "size", "anatomy", "center")):
+        if args.kind == "ct":
+            written = data.make_ct_dataset(args.out, anatomy=args.anatomy, formats=args.format, **common)
+        elif args.kind == "brain":
+            written = data.make_brain_dataset(args.out, **common)
+        else:
+            written = data.make_petct_dataset(args.out, center=args.center, **common)
     return f"wrote {len(written)} outputs under {args.out}"
 
 
@@ -80,18 +103,25 @@ def _qc(args: argparse.Namespace) -> str:
     return f"wrote {args.out}"
 
 
+_SIMULATION_OPTIONS = {"arc_deg": "--arc", "start_deg": "--start",
+                       **_flags("views", "photons", "acceleration", "mask", "center_fraction", "coils", "snr_db",
+                                "slices", "size", "seed")}
+
+
 def _simulate(args: argparse.Namespace) -> str:
-    volume = load(args.volume, need_3d=True)
     if args.modality == "ct":
-        measurement = recon.simulate_ct(volume, views=args.views, arc_deg=args.arc, start_deg=args.start,
-                                        photons=args.photons, slices=args.slices, size=args.size, seed=args.seed,
-                                        setting=args.setting)
+        parameters = {"views": args.views, "arc_deg": args.arc, "start_deg": args.start, "photons": args.photons}
     else:
-        measurement = recon.simulate_mri(volume, acceleration=args.acceleration, mask=args.mask,
-                                         center_fraction=args.center_fraction, coils=args.coils, snr_db=args.snr_db,
-                                         slices=args.slices, size=args.size, seed=args.seed, setting=args.setting)
+        parameters = {"acceleration": args.acceleration, "mask": args.mask, "center_fraction": args.center_fraction,
+                      "coils": args.coils, "snr_db": args.snr_db}
+    parameters.update(slices=args.slices, size=args.size, seed=args.seed)
+    with _options(**_SIMULATION_OPTIONS):
+        parameters = recon.check_simulation(args.modality, **parameters)  # before the volume is read
+        volume = load(args.volume, need_3d=True)
+        simulate = recon.simulate_ct if args.modality == "ct" else recon.simulate_mri
+        measurement = simulate(volume, **parameters, setting=args.setting)  # refuses what would not fit in memory
     if args.truth_out:
-        save(recon.measured_slab(volume, args.slices, args.size), args.truth_out)
+        save(recon.measured_slab(volume, parameters["slices"], parameters["size"]), args.truth_out)
     recon.save_measurement(measurement, args.out, source=args.volume)
     return f"wrote {args.out}"
 
@@ -108,15 +138,31 @@ def _parameter(text: str) -> tuple[str, float | int]:
     return name, int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
 
 
+def _number_or_name(text: str) -> int | float | str:
+    """``--slice-batch``'s value: a number (checked by the task) or a name such as ``auto``."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _recon(args: argparse.Namespace) -> str:
     if args.method in recon.DIFFUSION_METHODS:
         _check_device(args.device)
-        options = {"slice_batch": args.slice_batch if args.slice_batch == "auto" else int(args.slice_batch),
-                   "seed": args.seed, "device": args.device, **dict(_parameter(p) for p in args.param)}
-        recon.reconstruct_file(args.measurement, args.method, args.out, prior=args.prior, **options)
+        parameters = dict(_parameter(p) for p in args.param)
+        named = {name: f"--param {name}" for name in parameters}
+        with _options(**named):
+            check_diffusion_parameters(args.method, parameters)  # names and ranges, before any work
+        options = {"slice_batch": _number_or_name(args.slice_batch), "seed": args.seed, "device": args.device,
+                   **parameters}
+        with _options(**_flags("slice_batch", "seed"), **named):  # e.g. steps beyond the prior's schedule
+            recon.reconstruct_file(args.measurement, args.method, args.out, prior=args.prior, **options)
     else:
         solver = {key: getattr(args, key) for key in defaults()["recon"]["solver"]}
-        recon.reconstruct_file(args.measurement, args.method, args.out, **solver)
+        with _options(**_flags(*solver)):
+            recon.reconstruct_file(args.measurement, args.method, args.out, **solver)
     return f"wrote {args.out}"
 
 
@@ -128,13 +174,15 @@ def _evaluate(args: argparse.Namespace) -> str:
     if args.kind == "synthesis":
         scores = synthesis.evaluate_submission(args.submission, args.truth, args.out, cases_dir=args.cases)["mean"]
     else:
-        scores = recon.evaluate_files(args.reference, args.estimate, args.out, window=args.window)
+        with _options(window="--window"):
+            scores = recon.evaluate_files(args.reference, args.estimate, args.out, window=args.window)
     return " ".join(f"{key}={value:.4g}" for key, value in scores.items() if isinstance(value, float))
 
 
 def _figure(args: argparse.Namespace) -> str:
-    recon.comparison_figure(args.reference, args.estimates, args.out, names=args.names, window=args.window,
-                            title=args.title)
+    with _options(window="--window"):
+        recon.comparison_figure(args.reference, args.estimates, args.out, names=args.names, window=args.window,
+                                title=args.title)
     return f"wrote {args.out}"
 
 
@@ -149,15 +197,17 @@ def _check_device(spec: str | None) -> None:
 
 def _train_prior(args: argparse.Namespace) -> str:
     _check_device(args.device)
-    written = priors.train_from_config(args.config, args.out, workdir=args.workdir, time_budget_s=args.time_budget,
-                                       device=args.device)
+    with _options(time_budget_s="--time-budget"):
+        written = priors.train_from_config(args.config, args.out, workdir=args.workdir,
+                                           time_budget_s=args.time_budget, device=args.device)
     return f"wrote {written}"
 
 
 def _sample(args: argparse.Namespace) -> str:
     _check_device(args.device)
-    priors.sample_prior(args.prior, args.out, n=args.n, steps=args.steps, sampler=args.sampler, eta=args.eta,
-                        seed=args.seed, batch_size=args.batch_size, device=args.device, figure=args.figure)
+    with _options(**_flags("n", "steps", "sampler", "eta", "seed", "batch_size")):  # checked before the prior loads
+        priors.sample_prior(args.prior, args.out, n=args.n, steps=args.steps, sampler=args.sampler, eta=args.eta,
+                            seed=args.seed, batch_size=args.batch_size, device=args.device, figure=args.figure)
     return f"wrote {args.out}"
 
 
@@ -171,8 +221,9 @@ def _check_prior(args: argparse.Namespace) -> str:
 
 def _synthesize(args: argparse.Namespace) -> str:
     _check_device(args.device)
-    written = synthesis.synthesize(args.model, args.input, args.output, steps=args.steps, sampler=args.sampler,
-                                   seed=args.seed, device=args.device)
+    with _options(**_flags("steps", "sampler", "seed")):
+        written = synthesis.synthesize(args.model, args.input, args.output, steps=args.steps, sampler=args.sampler,
+                                       seed=args.seed, device=args.device)
     return f"wrote {len(written)} syntheses to {args.output}"
 
 
@@ -182,7 +233,8 @@ def _check_submission(args: argparse.Namespace) -> str:
 
 
 def _brasyn_split(args: argparse.Namespace) -> str:
-    dropped = brasyn.drop_contrasts(args.cases, args.out, args.truth, seed=args.seed)
+    with _options(seed="--seed"):
+        dropped = brasyn.drop_contrasts(args.cases, args.out, args.truth, seed=args.seed)
     return f"dropped one contrast of each of {len(dropped)} cases: inputs in {args.out}, truth in {args.truth}"
 
 
@@ -448,7 +500,10 @@ def _terminate(signum: int, frame: object) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medprior`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error already printed as one line
+        return done.code
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:

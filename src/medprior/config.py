@@ -88,10 +88,36 @@ def defaults() -> dict[str, Any]:
 
 def diffusion_parameters(diffusion: dict[str, Any], method: str, mri: bool) -> dict[str, Any]:
     """A diffusion method's parameters from a config's ``recon.diffusion`` section: the method's
-    defaults, with ``mri_overrides`` over them for MRI (InputError naming an override it lacks)."""
+    defaults, with ``mri_overrides`` over them for MRI (InputError naming an override it lacks or
+    one out of the method's range)."""
     overrides = diffusion["mri_overrides"][method] if mri else {}
     unknown = set(overrides) - set(diffusion[method])
     if unknown:
         raise InputError(None, f"recon.diffusion.mri_overrides.{method}: {method} has no parameter(s) "
                                f"{sorted(unknown)}; it takes {sorted(diffusion[method])}")
+    check_diffusion_parameters(method, overrides, prefix=f"recon.diffusion.mri_overrides.{method}.")
     return {**diffusion[method], **overrides}
+
+
+def diffusion_methods() -> tuple[str, ...]:
+    """The diffusion solvers the schema's ``recon.diffusion`` section configures."""
+    diffusion = schema()["properties"]["recon"]["properties"]["diffusion"]
+    return tuple(diffusion["properties"]["mri_overrides"]["properties"])
+
+
+def check_diffusion_parameters(method: str, parameters: dict[str, Any], *, prefix: str = "") -> dict[str, Any]:
+    """``parameters`` of diffusion solver ``method`` checked against the schema's
+    ``recon.diffusion.<method>`` (names and ranges): a ParameterError names ``prefix + name``
+    (``steps``, or the CLI's ``--param steps``). Returns them typed as the schema says."""
+    from medprior.checks import require_choice, require_schema  # checks reads this module's schema
+    from medprior.errors import ParameterError
+
+    require_choice("method", method, diffusion_methods())
+    known = schema()["properties"]["recon"]["properties"]["diffusion"]["properties"][method]["properties"]
+    checked = {}
+    for name, value in parameters.items():
+        if name not in known:
+            raise ParameterError(f"{prefix}{name}",
+                                 f"{method} has no parameter {name!r}; it takes {', '.join(sorted(known))}")
+        checked[name] = require_schema(f"{prefix}{name}", value, f"recon.diffusion.{method}.{name}")
+    return checked

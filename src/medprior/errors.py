@@ -28,6 +28,12 @@ class InputError(MedpriorError):
         super().__init__(problem if source is None else f"{source}: {problem}")
 
 
+class ParameterError(InputError, ValueError):
+    """A number or name out of its range (a count below 1, a NaN weight, LOW >= HIGH, an unknown
+    parameter, a request larger than the free memory); ``source`` is the parameter or the CLI option.
+    Also a ValueError, as a bad argument of a library function is for its Python callers."""
+
+
 class DivergenceError(MedpriorError):
     """A run that went numerically wrong (a non-finite loss or weight): not the user's input, but
     nothing non-finite is written and the last good state is kept. The CLI exits with status 1."""

@@ -13,7 +13,8 @@ from medprior.io.measurement import Measurement, read_measurement, write_measure
 def _measurement():
     rng = np.random.default_rng(0)
     kspace = (rng.standard_normal((3, 2, 8, 8)) + 1j * rng.standard_normal((3, 2, 8, 8))).astype(np.complex64)
-    return Measurement("MR", kspace, {"operator": "CartesianMRI", "coils": 2}, (8, 8, 3),
+    return Measurement("MR", kspace, {"operator": "CartesianMRI", "image_shape": [8, 8], "coils": 2,
+                                         "calibration_lines": 2}, (8, 8, 3),
                        np.diag([-1.0, -1.0, 2.0, 1.0]), {"mask": rng.random(8) > 0.5}, {"setting": "x4", "seed": 3})
 
 

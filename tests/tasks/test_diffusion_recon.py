@@ -89,7 +89,7 @@ def test_cli_diffusion_recon_and_its_errors(ct_volume, tmp_path):
 
     done = run("--method", "dds", "--prior", str(prior), "--param", "steps=2", "--out", str(out))
     assert done.returncode == 0, done.stderr
-    sidecar = json.loads(out.with_name("dds.json").read_text())
+    sidecar = json.loads(out.with_name("dds.nii.gz.provenance.json").read_text())
     assert sidecar["config"]["steps"] == 2 and sidecar["config"]["nfe_per_slice"] == 2
     for args, message in [(("--method", "dds"), "needs a prior"),
                           (("--method", "dds", "--prior", str(prior), "--param", "steps"), "NAME=NUMBER"),

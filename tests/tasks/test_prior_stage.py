@@ -145,7 +145,7 @@ def test_train_sample_and_check_through_the_cli(tmp_path, capsys):
     data = np.asarray(nib.load(samples).dataobj)
     assert data.shape == (16, 16, 3) and data.min() >= -1000 and data.max() <= 1000
     assert figure.stat().st_size > 1000
-    assert json.loads((tmp_path / "samples.json").read_text())["config"]["sampler"] == "dpmpp"
+    assert json.loads((tmp_path / "samples.nii.gz.provenance.json").read_text())["config"]["sampler"] == "dpmpp"
 
     report_path = tmp_path / "check.json"
     assert main(["check-prior", "--prior", str(prior_dir), "--config", str(config), "--out", str(report_path),
@@ -165,7 +165,7 @@ def test_cli_bad_prior_dir_and_config_exit_2_without_output(tmp_path, capsys):
     bad.write_text("name: x\nkind: slice2d\n")
     assert main(["train-prior", "--config", str(bad), "--out", str(tmp_path / "p")]) == 2
     assert "bad.yaml" in capsys.readouterr().err and not (tmp_path / "p").exists()
-    assert main(["sample", "--prior", str(tmp_path), "--out", str(out), "--device", "tpu"]) == 2
+    assert main(["sample", "--prior", str(tmp_path / "missing"), "--out", str(out), "--device", "tpu"]) == 2
     assert "--device" in capsys.readouterr().err and not out.exists()
 
 

@@ -54,6 +54,7 @@ import numpy as np
 
 from medprior import metrics
 from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
+from medprior.checks import require_seed
 from medprior.errors import InputError
 from medprior.io import atomic_path, load_nifti, write_json, write_sidecar
 
@@ -76,7 +77,8 @@ def drop_contrasts(cases_root: str | os.PathLike, out_root: str | os.PathLike, t
     contrasts are copied byte for byte to ``out_root/<case>/``, the dropped one and the seg (if
     any) to ``truth_root/<case>/``; ``out_root/missing.json`` holds the returned mapping, and
     ``out_root.json`` / ``truth_root.json`` the provenance sidecars. Inputs are checked before
-    anything is written, and each folder appears complete or not at all.
+    anything is written (every image is read: :func:`check_case_volumes`), and each folder
+    appears complete or not at all.
 
     Args:
         cases_root: BraTS cases (see :func:`~medprior.challenges.brats.find_brats_cases`), each
@@ -85,8 +87,7 @@ def drop_contrasts(cases_root: str | os.PathLike, out_root: str | os.PathLike, t
         truth_root: new (or empty) folder for the dropped contrasts; separate from the other two.
         seed: non-negative integer.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError("seed", f"must be a non-negative integer, got {seed!r}")
+    seed = require_seed("seed", seed)
     cases = find_brats_cases(cases_root)
     if not cases:
         raise InputError(cases_root, "holds no BraTS case folders")
@@ -95,9 +96,7 @@ def drop_contrasts(cases_root: str | os.PathLike, out_root: str | os.PathLike, t
         if lacking:
             raise InputError(Path(cases_root) / case_id, f"lacks {', '.join(lacking)}; every case needs all "
                              "four contrasts to drop one")
-        shapes = {name: _geometry(path)[0] for name, path in files.items()}
-        if len(set(shapes.values())) != 1:
-            raise InputError(Path(cases_root) / case_id, f"holds images of different shapes {shapes}")
+        check_case_volumes(files)
     _check_new_folders(cases_root, out_root, truth_root)
 
     case_ids = sorted(cases)
@@ -116,6 +115,30 @@ def drop_contrasts(cases_root: str | os.PathLike, out_root: str | os.PathLike, t
         write_sidecar(root, config={"cases_root": str(cases_root), "drop_order": list(DROP_ORDER)},
                       seeds={"drop_contrasts": int(seed)})
     return dropped
+
+
+def check_case_volumes(files: Mapping[str, str | os.PathLike]) -> None:
+    """Read every image of one case and check it: a readable, complete 3D NIfTI with finite voxels
+    and a finite, invertible affine (:func:`~medprior.io.load_nifti`), all on one grid (the same
+    shape, affines within 1e-4 mm).
+
+    Raises:
+        InputError: naming the offending file and the problem.
+    """
+    first: tuple[Path, tuple[int, ...], np.ndarray] | None = None
+    for name in sorted(files, key=lambda n: (n not in BRATS_CONTRASTS, n)):
+        path = Path(files[name])
+        volume = load_nifti(path)
+        if first is None:
+            first = (path, volume.shape, volume.affine)
+            continue
+        if volume.shape != first[1]:
+            raise InputError(path, f"has shape {volume.shape}, but {first[0].name} of the same case has {first[1]}; "
+                                   "a case's images share one grid")
+        deviation = float(np.max(np.abs(volume.affine - first[2])))
+        if deviation > _AFFINE_TOLERANCE_MM:
+            raise InputError(path, f"has an affine {deviation:.3g} mm off {first[0].name} of the same case "
+                                   f"(allowed {_AFFINE_TOLERANCE_MM:g} mm); a case's images share one grid")
 
 
 def missing_contrast(case_files: Mapping[str, str | os.PathLike]) -> str:
@@ -261,7 +284,7 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(kept)) if kept else float("nan")
 
 
-def _geometry(path: Path) -> tuple[tuple[int, ...], np.ndarray]:
+def nifti_geometry(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray]:
     """Shape and affine (RAS+ mm) from a NIfTI header, without reading the voxels."""
     try:
         image = nib.load(path)
@@ -321,7 +344,7 @@ def _check_files(submission_dir: str | os.PathLike, expected: Mapping[str, tuple
         path = folder / name
         if not path.is_file():
             raise InputError(path, f"is missing: case {case} lacks {expected[case][0]}, whose synthesis this is")
-        (shape, affine), (want_shape, want_affine) = _geometry(path), _geometry(expected[case][1])
+        (shape, affine), (want_shape, want_affine) = nifti_geometry(path), nifti_geometry(expected[case][1])
         if shape != want_shape:
             raise InputError(path, f"has shape {shape}; a 3D image of the case's shape {want_shape} is needed")
         deviation = float(np.max(np.abs(affine - want_affine)))

@@ -3,17 +3,19 @@
 ``prior.json`` holds everything needed to rebuild the prior (its
 :meth:`~medprior.diffusion.priors.Prior.description`), how it was trained (data provenance,
 data hash, steps, wall time, command, config: whatever the caller records) and the weights'
-SHA-256, dtype and parameter count::
+SHA-256, dtype and parameter count, and the modality of its training data (``"CT"`` or ``"MR"``;
+derived for priors saved without it, see :func:`prior_modality`)::
 
     {"format": "medprior-prior", "format_version": 1, "medprior_version": "0.1.0",
      "created": "2025-01-01T12:00:00+00:00", "kind": "slice2d", "image_size": [64, 64], ...,
-     "training": {...},
+     "modality": "CT", "training": {...},
      "weights": {"file": "weights.safetensors", "sha256": "...", "dtype": "float32",
                  "parameters": 123456}}
 
 :func:`load_prior` checks all of it before a single sample is drawn: the hash (a corrupted or
-swapped weights file), the format, the prior kind, and every tensor name and shape, loading the
-state dict strictly. Any problem raises an :class:`~medprior.errors.InputError` naming the file.
+swapped weights file), the format, the prior kind, every tensor name and shape (loading the
+state dict strictly), and that every weight is finite. Any problem raises an
+:class:`~medprior.errors.InputError` naming the file.
 
 Example:
     >>> save_prior(prior, "priors/ct_body", training={"steps": 2000})   # doctest: +SKIP
@@ -36,7 +38,7 @@ import medprior
 from medprior.devices import resolve_device
 from medprior.diffusion.networks import parameter_count
 from medprior.diffusion.priors import PRIOR_CLASSES, Prior, prior_from_description
-from medprior.errors import InputError
+from medprior.errors import InputError, MedpriorError
 from medprior.io.atomic import atomic_path, file_sha256, write_json
 
 PRIOR_FORMAT = "medprior-prior"
@@ -44,12 +46,51 @@ PRIOR_FORMAT_VERSION = 1
 PRIOR_JSON = "prior.json"
 WEIGHTS_FILE = "weights.safetensors"
 WEIGHTS_DTYPES = {"float32": torch.float32, "float16": torch.float16}
-ENVELOPE_KEYS = ("format", "format_version", "medprior_version", "created", "training", "weights")
+ENVELOPE_KEYS = ("format", "format_version", "medprior_version", "created", "training", "weights", "modality")
 """Keys of prior.json that are not part of the prior's description."""
+MODALITIES = ("CT", "MR")
+UNITS = {"CT": "HU", "MR": "arbitrary units"}
+"""The intensity units of each modality's images in medprior: CT in Hounsfield units, MR magnitudes
+uncalibrated (their scale depends on scanner, coils and source file)."""
+_GENERATOR_MODALITIES = {"brain_mri": "MR", "ct_body": "CT", "ct_head": "CT"}
+
+
+def prior_modality(content: dict[str, Any]) -> tuple[str, str]:
+    """The modality (``"CT"`` or ``"MR"``) a prior was trained on, and how that was decided.
+
+    From its prior.json content, in this order: the ``modality`` that :func:`save_prior` records
+    (priors saved since it does); the phantom generator of its training data (``training.data.phantom``
+    or ``training.config.data.phantom``: ``ct_*`` is CT, ``brain_mri`` MR), which decides the shipped
+    priors; else its normalisation: a fixed intensity window is CT's HU convention, per-volume
+    percentiles MR's (medprior's CT priors are windowed in HU, its MR priors percentile-normalised).
+    """
+    recorded = content.get("modality")
+    if recorded in MODALITIES:
+        return recorded, "recorded in prior.json"
+    training = content.get("training") if isinstance(content.get("training"), dict) else {}
+    for section in (training.get("data"), (training.get("config") or {}).get("data")):
+        phantom = section.get("phantom") if isinstance(section, dict) else None
+        generator = phantom.get("generator") if isinstance(phantom, dict) else None
+        if generator in _GENERATOR_MODALITIES:
+            return _GENERATOR_MODALITIES[generator], f"trained on {generator} phantoms"
+    kind = (content.get("normalization") or {}).get("kind")
+    if kind == "window":
+        return "CT", "normalised with a fixed intensity window (the HU convention of CT)"
+    return "MR", "normalised by per-volume percentiles (the convention for MR's arbitrary units)"
+
+
+def intensity_convention(content: dict[str, Any]) -> str:
+    """A prior's intensity convention in words: its window and units, or its percentiles."""
+    normalization = content.get("normalization") or {}
+    low, high = (f"{v:g}" if isinstance(v, (int, float)) else repr(v)
+                 for v in (normalization.get("low"), normalization.get("high")))
+    if normalization.get("kind") == "window":
+        return f"a fixed window [{low}, {high}] {UNITS[prior_modality(content)[0]]}"
+    return f"per-volume percentiles {low}..{high}"
 
 
 def save_prior(prior: Prior, directory: str | os.PathLike, training: dict[str, Any],
-               weights_dtype: torch.dtype = torch.float32) -> Path:
+               weights_dtype: torch.dtype = torch.float32, modality: str | None = None) -> Path:
     """Write ``prior`` (its network's current weights) as a prior folder, atomically.
 
     Args:
@@ -59,9 +100,15 @@ def save_prior(prior: Prior, directory: str | os.PathLike, training: dict[str, A
         training: provenance stored under ``"training"`` in prior.json (JSON-serialisable).
         weights_dtype: ``torch.float32``, or ``torch.float16`` for half-size files (shipped
             demo priors); loading always gives float32.
+        modality: ``"CT"`` or ``"MR"``, recorded in prior.json; ``None`` derives it from
+            ``training`` and the normalisation (:func:`prior_modality`).
 
     Returns:
         ``directory`` as a Path.
+
+    Raises:
+        MedpriorError: a weight is NaN or Inf, in the network or once cast to ``weights_dtype``
+            (float16 overflows above 65504); nothing is written and an earlier prior stays.
     """
     names = {dtype: name for name, dtype in WEIGHTS_DTYPES.items()}
     if weights_dtype not in names:
@@ -70,6 +117,16 @@ def save_prior(prior: Prior, directory: str | os.PathLike, training: dict[str, A
     tensors = {name: (tensor.detach().to("cpu", weights_dtype) if tensor.is_floating_point()
                       else tensor.detach().cpu()).contiguous().clone()
                for name, tensor in prior.network.state_dict().items()}
+    bad = _nonfinite(tensors)
+    if bad:
+        overflow = (f"in {names[weights_dtype]} (which holds at most {torch.finfo(weights_dtype).max:g}) "
+                    if weights_dtype != torch.float32 else "")
+        raise MedpriorError(f"{directory}: not written: {len(bad)} weight tensor(s) hold NaN or Inf {overflow}"
+                            f"({_few(bad)}); the training diverged")
+    if modality is None:
+        modality = prior_modality({**prior.description(), "training": training})[0]
+    elif modality not in MODALITIES:
+        raise ValueError(f"modality {modality!r}: expected one of {MODALITIES}")
     with atomic_path(directory, directory=True) as temporary:
         save_file(tensors, temporary / WEIGHTS_FILE, metadata={"format": PRIOR_FORMAT})
         write_json(temporary / PRIOR_JSON, {
@@ -78,6 +135,7 @@ def save_prior(prior: Prior, directory: str | os.PathLike, training: dict[str, A
             "medprior_version": medprior.__version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **prior.description(),
+            "modality": modality,
             "training": training,
             "weights": {
                 "file": WEIGHTS_FILE,
@@ -123,6 +181,8 @@ def read_prior_json(directory: str | os.PathLike) -> dict[str, Any]:
                                f'{"|".join(WEIGHTS_DTYPES)}, "parameters"}}')
     if Path(weights["file"]).name != weights["file"]:
         raise InputError(path, f"weights file {weights['file']!r} must be a plain file name in the prior folder")
+    if "modality" in content and content["modality"] not in MODALITIES:
+        raise InputError(path, f"modality: is {content['modality']!r}; expected one of {list(MODALITIES)}")
     return content
 
 
@@ -154,9 +214,23 @@ def load_prior(directory: str | os.PathLike, device: str | torch.device = "auto"
     except (SafetensorError, OSError, ValueError) as error:
         raise InputError(weights_path, f"unreadable safetensors file ({error})") from None
     _check_state(prior.network.state_dict(), tensors, weights_path)
+    bad = _nonfinite(tensors)
+    if bad:
+        raise InputError(weights_path, f"{len(bad)} weight tensor(s) hold NaN or Inf ({_few(bad)}): the prior's "
+                                       "training diverged; it cannot be used")
     floats = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in tensors.items()}
     prior.network.load_state_dict(floats, strict=True)
     return prior.to(resolve_device(device)).eval()
+
+
+def _nonfinite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding NaN or Inf."""
+    return [name for name, tensor in tensors.items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
 def _check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], path: Path) -> None:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor
 
+from medprior.errors import ParameterError
+
 SCHEDULE_KINDS = ("linear", "cosine")
 
 
@@ -79,7 +81,7 @@ class VPSchedule:
         Every sampler takes one network evaluation per entry, so ``n`` is its NFE.
         """
         if not 1 <= n <= self.steps:
-            raise ValueError(f"sampling steps must be in 1..{self.steps}, got {n}")
+            raise ParameterError("steps", f"sampling steps must be in 1..{self.steps} (the prior's schedule), got {n}")
         if n == 1:
             return torch.tensor([self.steps - 1])
         return torch.linspace(self.steps - 1, 0, n, dtype=torch.float64).round().long()

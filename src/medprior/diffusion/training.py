@@ -71,7 +71,7 @@ from medprior.devices import autocast, resolve_device
 from medprior.diffusion import parametrization as param
 from medprior.diffusion.priors import Prior
 from medprior.diffusion.schedule import broadcast
-from medprior.errors import InputError
+from medprior.errors import DivergenceError, InputError
 from medprior.io.atomic import atomic_path
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -190,7 +190,12 @@ def train_prior(prior: Prior, examples: Tensor, config: TrainingConfig, workdir:
 
     Raises:
         ValueError: examples or conditions that do not fit the prior.
-        InputError: a checkpoint in ``workdir`` that cannot be resumed by this call.
+        InputError: a checkpoint in ``workdir`` that cannot be resumed by this call, or training
+            data holding NaN or Inf.
+        DivergenceError: the loss or a weight became NaN or Inf (checked at every ``log_every``
+            and ``checkpoint_every`` step and at the end). Nothing non-finite is written: the
+            checkpoint in ``workdir`` is the last good one (if any), the log ends before the bad
+            window, and the prior's weights must not be used.
     """
     device = resolve_device(config.device)
     examples, conditions = _check_data(prior, examples, conditions)
@@ -213,14 +218,35 @@ def train_prior(prior: Prior, examples: Tensor, config: TrainingConfig, workdir:
     if checkpoint_path.exists():
         checkpoint = _read_checkpoint(checkpoint_path)
         _check_resumable(checkpoint, checkpoint_path, config, description, data_sha256)
+        bad = _nonfinite_tensors(checkpoint["network"]) + _nonfinite_tensors(checkpoint["ema"])
+        if bad:
+            raise InputError(checkpoint_path, f"cannot resume: the checkpoint holds non-finite weights "
+                                              f"({_few(bad)}); delete it to start afresh")
         network.load_state_dict(checkpoint["network"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         ema_state = checkpoint["ema"]
         draws.load_state_dict(checkpoint["draws"])
         state = _LoopState(**checkpoint["loop"])
     ema = _Ema(network, config.ema_decay, ema_state)
+    last_checkpoint = state.step  # the step of the checkpoint on disk, if there is one
+
+    def diverged(what: str) -> DivergenceError:
+        kept = (f"the last good checkpoint (step {last_checkpoint}) is kept in {checkpoint_path}"
+                if checkpoint_path.exists() else f"no checkpoint had been written yet in {workdir}")
+        return DivergenceError(f"training diverged at step {state.step}: {what} became non-finite (NaN or Inf); "
+                               f"{kept} and no prior is written; lower training.learning_rate "
+                               f"(now {config.learning_rate:g}){'' if config.grad_clip else ' or set training.grad_clip'}")
+
+    def check_weights() -> None:
+        bad = _nonfinite_tensors(network.state_dict())
+        bad_ema = _nonfinite_tensors(ema.state_dict())
+        if bad or bad_ema:
+            raise diverged(f"the weights ({_few(bad)})" if bad else f"the EMA weights ({_few(bad_ema)})")
 
     def result(stopped_by: str) -> TrainingResult:
+        bad = _nonfinite_tensors(ema.state_dict())
+        if bad:
+            raise diverged(f"the EMA weights ({_few(bad)})")
         ema.copy_to(network)
         prior.eval()
         return TrainingResult(steps_done=state.step, wall_time_s=state.elapsed_s, final_loss=state.last_loss,
@@ -234,7 +260,6 @@ def train_prior(prior: Prior, examples: Tensor, config: TrainingConfig, workdir:
     _truncate_log(log_path, state.step - state.step % config.log_every)
     schedule = prior.schedule
     stopped_by = "steps"
-    last_checkpoint = state.step
     started = time.perf_counter()
     base_elapsed = state.elapsed_s
     window_started = started
@@ -278,6 +303,8 @@ def train_prior(prior: Prior, examples: Tensor, config: TrainingConfig, workdir:
             finished = out_of_time or state.step >= config.steps
             if state.step % config.log_every == 0 or finished:
                 state.window_sum = float(window_sum)
+                if not math.isfinite(state.window_sum):
+                    raise diverged(f"the loss of steps {state.step - state.window_count + 1}..{state.step}")
                 state.last_loss = state.window_sum / state.window_count
                 speed = state.window_count / max(now - window_started, 1e-9)
                 _append_log(log_path, {"step": state.step, "loss": state.last_loss,
@@ -290,6 +317,9 @@ def train_prior(prior: Prior, examples: Tensor, config: TrainingConfig, workdir:
                     window_started = now
             if state.step % config.checkpoint_every == 0 or finished:
                 state.window_sum = float(window_sum)
+                if not math.isfinite(state.window_sum):
+                    raise diverged(f"the loss of steps {state.step - state.window_count + 1}..{state.step}")
+                check_weights()  # a checkpoint is written only with finite weights: it stays the last good one
                 _write_checkpoint(checkpoint_path, network, ema, optimizer, draws, state, config,
                                   description, data_sha256)
                 last_checkpoint = state.step
@@ -371,6 +401,19 @@ class _Ema:
         return self.shadow
 
 
+def _nonfinite_tensors(state: Mapping[str, Tensor]) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold NaN or Inf (one sync for all)."""
+    floats = [(name, tensor) for name, tensor in state.items() if torch.is_tensor(tensor) and tensor.is_floating_point()]
+    if not floats:
+        return []
+    finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in floats]).cpu().tolist()
+    return [name for (name, _), ok in zip(floats, finite) if not ok]
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
 def _check_data(prior: Prior, examples: Tensor, conditions: Tensor | None) -> tuple[Tensor, Tensor | None]:
     expected = (prior.channels, *prior.image_size)
     if not torch.is_tensor(examples) or not examples.is_floating_point():
@@ -380,6 +423,11 @@ def _check_data(prior: Prior, examples: Tensor, conditions: Tensor | None) -> tu
                          f"prior: expected (N, {', '.join(map(str, expected))})")
     if examples.shape[0] == 0:
         raise ValueError("no training examples")
+    for name, tensor in (("examples", examples), ("conditions", conditions)):
+        if tensor is not None and torch.is_tensor(tensor) and tensor.is_floating_point():
+            bad = int(tensor.numel() - torch.isfinite(tensor).sum())
+            if bad:
+                raise InputError(None, f"training {name}: {bad} non-finite values (NaN or Inf)")
     if prior.condition_channels == 0:
         if conditions is not None:
             raise ValueError("this prior is unconditional but conditions were given")

@@ -31,6 +31,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import DSfloat
 
+from medprior.checks import require_finite_output
 from medprior.errors import InputError
 from medprior.io.atomic import atomic_path
 from medprior.io.volume import Volume
@@ -201,8 +202,16 @@ def _pixels(file: Path, ds: Dataset) -> np.ndarray:
         pixels = np.asarray(ds.pixel_array, dtype=np.float64)
     except Exception as error:
         raise InputError(file, f"has unreadable pixel data ({type(error).__name__}: {error})") from error
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    try:
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    except (TypeError, ValueError) as error:
+        raise InputError(file, f"has an unreadable RescaleSlope or RescaleIntercept ({error})") from error
+    if not (np.isfinite(slope) and np.isfinite(intercept)):
+        raise InputError(file, f"RescaleSlope {slope} / RescaleIntercept {intercept}: must be finite numbers")
+    bad = int(pixels.size - np.count_nonzero(np.isfinite(pixels)))
+    if bad:
+        raise InputError(file, f"PixelData: holds {bad} non-finite values (NaN or Inf)")
     return (pixels * slope + intercept).T
 
 
@@ -329,6 +338,7 @@ def save_dicom_series(volume: Volume, folder: str | os.PathLike, *, series_descr
         ``folder`` as a :class:`~pathlib.Path`.
     """
     folder = Path(folder)
+    require_finite_output(folder, volume.data, "the image")
     lps = LPS_FROM_RAS @ volume.affine
     dc, dr = np.linalg.norm(lps[:3, 0]), np.linalg.norm(lps[:3, 1])
     x, y = lps[:3, 0] / dc, lps[:3, 1] / dr

@@ -13,6 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from medprior.checks import require_finite_output
 from medprior.errors import InputError
 from medprior.io.atomic import NIFTI_SUFFIXES, atomic_path
 from medprior.io.volume import Volume
@@ -71,12 +72,28 @@ def load_nifti(path: str | os.PathLike) -> Volume:
     bad = int(np.count_nonzero(~np.isfinite(data)))
     if bad:
         raise InputError(path, f"contains {bad} non-finite voxels (NaN or Inf)")
-    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise InputError(path, "has a singular or non-finite affine")
+    form = _affine_source(image.header)
+    if not np.all(np.isfinite(affine)):
+        raise InputError(path, f"affine ({form}): holds NaN or Inf; the image cannot be placed in space")
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise InputError(path, f"affine ({form}): is singular (a zero voxel size or collinear axes); "
+                               "the image cannot be placed in space")
     descrip = image.header.get("descrip")
     match = _MODALITY_TAG.search(bytes(descrip).decode("ascii", "ignore") if descrip is not None else "")
     modality = match.group(1) if match else "unknown"
     return Volume(data, affine, modality=modality, metadata={"source": str(path)})
+
+
+def _affine_source(header) -> str:
+    """Which header fields nibabel took the affine from: the sform, the qform, or pixdim alone."""
+    try:
+        if int(header["sform_code"]) > 0:
+            return "sform srow_x/srow_y/srow_z"
+        if int(header["qform_code"]) > 0:
+            return "qform quatern_*/qoffset_*/pixdim"
+    except (KeyError, ValueError, TypeError):
+        pass
+    return "pixdim"
 
 
 def save_nifti(volume: Volume, path: str | os.PathLike) -> Path:
@@ -91,10 +108,14 @@ def save_nifti(volume: Volume, path: str | os.PathLike) -> Path:
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        MedpriorError: the image holds NaN or Inf (nothing is written; an earlier file stays).
     """
     path = Path(path)
     if not is_nifti_path(path):
         raise InputError(path, "is not a NIfTI file name; use a .nii or .nii.gz suffix")
+    require_finite_output(path, volume.data, "the image")
     image = volume.to_nifti()
     image.set_data_dtype(np.float32)
     image.header["descrip"] = f"medprior modality={volume.modality}"[:79].encode("ascii", "replace")

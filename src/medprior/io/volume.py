@@ -37,8 +37,8 @@ class Volume:
         affine = np.asarray(self.affine, dtype=np.float64)
         if data.ndim != 3:
             raise ValueError(f"Volume data must be 3D (I, J, K), got shape {data.shape}")
-        if affine.shape != (4, 4) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-            raise ValueError("Volume affine must be an invertible 4x4 matrix")
+        if affine.shape != (4, 4) or not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+            raise ValueError("Volume affine must be a finite, invertible 4x4 matrix")
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "affine", affine)
 

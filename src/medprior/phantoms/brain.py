@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from medprior.checks import require_seed
+from medprior.errors import ParameterError
 from medprior.io.volume import Volume
 from medprior.phantoms.mni_templates import MNITissues, mni152_tissues
 
@@ -101,8 +103,7 @@ def brain_mri(seed: int, shape: tuple[int, int, int] = BRATS_SHAPE) -> BrainCase
         ``phantom`` ("brain"), ``seed``.
     """
     shape = _checked_shape(shape)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = require_seed("seed", seed)
     mni = mni152_tissues()
     anatomy_rng, tumour_rng, contrast_rng = (np.random.default_rng(s)
                                              for s in np.random.SeedSequence(int(seed)).spawn(3))
@@ -145,7 +146,7 @@ def _checked_shape(shape: tuple[int, int, int]) -> tuple[int, int, int]:
     values = tuple(int(n) for n in shape)
     if len(values) != 3 or any(n != m for n, m in zip(values, shape)) or \
             any(n < lo for n, lo in zip(values, _MIN_SHAPE)):
-        raise ValueError(f"shape must be three integers of at least {_MIN_SHAPE}, got {shape!r}")
+        raise ParameterError("shape", f"must be three integers of at least {_MIN_SHAPE}, got {shape!r}")
     return values  # type: ignore[return-value]
 
 

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from medprior.checks import require_seed
 from medprior.io.volume import Volume
 from medprior.phantoms.shapes import (Grid, branching_tree, check_grid, ellipsoid_radius, lps_affine,
                                       paint_tubes, smooth_random_field)
@@ -55,7 +56,7 @@ def ct_body(seed: int, shape: Sequence[int] = CT_BODY_SHAPE,
         and ``lesions`` (list of ``{"centre_mm", "radius_mm", "hu", "organ"}`` in world mm).
     """
     shape, spacing, affine, grid, scale = _grid(shape, spacing, CT_BODY_SHAPE, CT_BODY_SPACING)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(require_seed("seed", seed))
     p = _BodyParams.draw(rng)
     X, Y, Z = grid.x[:, None, None], grid.y[None, :, None], grid.z[None, None, :]
     corr = [18.0 / v for v in grid.voxel]
@@ -352,7 +353,7 @@ def ct_head(seed: int, shape: Sequence[int] = CT_HEAD_SHAPE,
         and ``lesions`` (``{"kind", "centre_mm", "radius_mm", "hu"}`` in world mm).
     """
     shape, spacing, affine, grid, scale = _grid(shape, spacing, CT_HEAD_SHAPE, CT_HEAD_SPACING)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(require_seed("seed", seed))
     u = rng.uniform(-1.0, 1.0, 4)
     centre, semi = (0.0, -5.0, 8.0), (72.0 * (1 + 0.04 * u[0]), 92.0 * (1 + 0.04 * u[1]), 86.0)
     X, Y, Z = grid.x[:, None, None], grid.y[None, :, None], grid.z[None, None, :]

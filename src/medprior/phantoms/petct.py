@@ -23,6 +23,7 @@ from scipy import ndimage as ndi
 
 from medprior.io.volume import Volume
 from medprior.phantoms.ct import _finish_ct
+from medprior.checks import require_seed
 from medprior.phantoms.shapes import Grid, check_grid, ellipsoid_radius, lps_affine, smooth_random_field
 
 PETCT_CT_SHAPE = (128, 128, 96)
@@ -100,7 +101,7 @@ def petct_head_neck(seed: int, ct_shape: Sequence[int] = PETCT_CT_SHAPE,
     """
     ct_shape, ct_spacing = check_grid(ct_shape, ct_spacing, "ct_shape")
     pet_shape, pet_spacing = check_grid(pet_shape, pet_spacing, "pet_shape")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(require_seed("seed", seed))
     scale = tuple(rn * rs / (n * s) for rn, rs, n, s in zip(PETCT_CT_SHAPE, PETCT_CT_SPACING, ct_shape, ct_spacing))
     lesions = _draw_lesions(rng)
 

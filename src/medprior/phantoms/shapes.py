@@ -17,15 +17,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from medprior.errors import InputError
+from medprior.errors import ParameterError
 
 
 def check_grid(shape: Sequence[int], spacing: Sequence[float], name: str = "shape") -> tuple:
     """Validate a grid size (3 ints >= 4) and spacing (3 positive mm); return them as tuples."""
     if len(shape) != 3 or any(int(n) != n or n < 4 for n in shape):
-        raise InputError(None, f"{name} must be 3 integers >= 4, got {tuple(shape)}")
+        raise ParameterError(name, f"must be 3 integers >= 4, got {tuple(shape)}")
     if len(spacing) != 3 or any(not np.isfinite(s) or s <= 0 for s in spacing):
-        raise InputError(None, f"spacing must be 3 positive numbers in mm, got {tuple(spacing)}")
+        raise ParameterError("spacing", f"must be 3 positive numbers in mm, got {tuple(spacing)}")
     return tuple(int(n) for n in shape), tuple(float(s) for s in spacing)
 
 

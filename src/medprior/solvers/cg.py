@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 
+from medprior.checks import require_float, require_int
 from medprior.physics.operator import LinearOperator
 
 
@@ -34,6 +35,8 @@ def conjugate_gradient(apply_m: Callable[[torch.Tensor], torch.Tensor], b: torch
     Returns:
         ``x`` with the shape and dtype of ``b``.
     """
+    iterations = require_int("iterations", iterations, minimum=0)
+    tolerance = require_float("tolerance", tolerance, minimum=0)
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = b - apply_m(x) if x0 is not None else b.clone()
     p = r.clone()
@@ -67,5 +70,6 @@ def cgls(operator: LinearOperator, y: torch.Tensor, x0: torch.Tensor | None = No
         damping: Tikhonov weight (same units as ``||A x||^2 / ||x||^2``).
         tolerance: relative residual of the normal equations at which to stop.
     """
+    damping = require_float("damping", damping, minimum=0)
     return conjugate_gradient(lambda x: operator.normal(x) + damping * x, operator.adjoint(y), x0,
                               iterations=iterations, tolerance=tolerance)

@@ -49,6 +49,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
+from medprior.checks import require_int
+from medprior.config import check_diffusion_parameters
 from medprior.diffusion.denoiser import Denoiser
 from medprior.diffusion.samplers import ddim_step, grid, noise_like
 from medprior.physics.finite_difference import FiniteDifference
@@ -68,6 +70,13 @@ def denoise_slices(denoiser: Denoiser, x: Tensor, t: int, slice_batch: int) -> T
             timesteps = torch.full((chunk.shape[0],), t, dtype=torch.long, device=x.device)
             out[start:start + slice_batch] = denoiser(chunk, timesteps)[:, 0]
     return out
+
+
+def _check(method: str, slice_batch: int, **parameters: float) -> None:
+    """Refuse parameters outside the ranges of the schema's ``recon.diffusion.<method>`` before any
+    work (:class:`~medprior.errors.ParameterError`, a ValueError, naming the parameter)."""
+    check_diffusion_parameters(method, parameters)
+    require_int("slice_batch", slice_batch, minimum=1)
 
 
 def _grid(denoiser: Denoiser, steps: int, progress: bool, name: str) -> Iterator[tuple[tuple[int, float], ...]]:
@@ -143,8 +152,8 @@ def dds(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int =
         generator: seeds the start and the re-noising.
         progress: tqdm bar over the steps (one per sample).
     """
-    if samples < 1:
-        raise ValueError(f"DDS: samples must be >= 1, got {samples}")
+    _check("dds", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho,
+           admm_iterations=admm_iterations, samples=samples)
     total = None
     for sample in range(samples):
         name = "DDS" if samples == 1 else f"DDS {sample + 1}/{samples}"
@@ -178,6 +187,7 @@ def mbir(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int 
 
     Arguments as :func:`dds`; ``eta = 1`` makes the prior step ancestral (the paper's predictor).
     """
+    _check("mbir", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho)
     consistency = DataConsistency(operator, y, cg_iterations=cg_iterations, lam=lam, rho=rho)
     x = noise_like(consistency.aty, generator)
     for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DiffusionMBIR"):
@@ -222,6 +232,7 @@ def dps(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int =
     of the residual). ``evaluations`` (optional) is called with the network evaluations per slice
     of each step. Other arguments as :func:`dds`.
     """
+    _check("dps", slice_batch, steps=steps, eta=eta, step_size=step_size)
     x = noise_like(operator.adjoint(y).real, generator)
     for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DPS"):
         x0, gradient, cost = _residual_gradient(operator, y, denoiser, x, t, slice_batch)
@@ -258,6 +269,7 @@ def reddiff(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: i
         start: initial ``u`` (e.g. the normalised FBP / zero-filled image), default zeros.
         Others as :func:`dds`.
     """
+    _check("reddiff", slice_batch, steps=steps, lr=lr, lam=lam)
     aty = operator.adjoint(y)
     scale = normal_norm(operator, aty)
     u = torch.zeros_like(aty) if start is None else start.to(aty).clone()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from medprior.errors import InputError
+from medprior.checks import require_float
 from medprior.physics.operator import LinearOperator
 from medprior.solvers.cg import conjugate_gradient
 
@@ -40,8 +40,7 @@ def cg_sense(operator: LinearOperator, y: torch.Tensor, iterations: int = 30, da
     Returns:
         ``x`` ``(B, *domain_shape)``, dtype of ``A^H y``.
     """
-    if damping < 0:
-        raise InputError(None, f"damping must be >= 0, got {damping}")
+    damping = require_float("damping", damping, minimum=0)
     rhs = operator.adjoint(y)
     if damping == 0:
         apply = operator.normal

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 from tqdm import tqdm
 
+from medprior.checks import require_float, require_int
 from medprior.physics.finite_difference import FiniteDifference
 from medprior.physics.operator import LinearOperator
 from medprior.solvers.cg import conjugate_gradient
@@ -73,10 +74,11 @@ def admm_tv(operator: LinearOperator, y: torch.Tensor, *, lam: float, rho: float
     Returns:
         ``x``, shape ``(B, *domain_shape)``, the dtype of ``A^H y`` (complex for complex physics).
     """
-    if lam < 0 or not rho > 0:
-        raise ValueError(f"need lam >= 0 and rho > 0, got lam={lam}, rho={rho}")
-    if iterations < 0 or cg_iterations < 1:
-        raise ValueError(f"need iterations >= 0 and cg_iterations >= 1, got {iterations}, {cg_iterations}")
+    lam = require_float("lam", lam, minimum=0)
+    rho = require_float("rho", rho, minimum=0, exclusive_minimum=True)
+    iterations = require_int("iterations", iterations, minimum=0)
+    cg_iterations = require_int("cg_iterations", cg_iterations, minimum=1)
+    cg_tolerance = require_float("cg_tolerance", cg_tolerance, minimum=0)
     difference = FiniteDifference(operator.domain_shape, axes, weights)
     aty = operator.adjoint(y)
     if nonnegative and aty.is_complex():

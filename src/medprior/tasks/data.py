@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from medprior.challenges import brats_case_id, hecktor_case_id, write_brats_case, write_hecktor_case
+from medprior.checks import require_int, require_memory, require_schema, require_seed
 from medprior.errors import InputError
 from medprior.figures import orthogonal_montage
 from medprior.io import load, save, write_sidecar
@@ -35,10 +36,24 @@ def same_field_of_view(size: Sequence[int], shape: Sequence[int], spacing: Seque
     return tuple(n0 * s0 / n for n, n0, s0 in zip(size, shape, spacing))
 
 
-def _seeds(cases: int, seed: int) -> range:
-    if cases < 1 or seed < 0:
-        raise InputError(None, f"need at least one case and a non-negative seed, got cases={cases}, seed={seed}")
-    return range(seed, seed + cases)
+# Peak memory of one phantom per voxel, measured (ru_maxrss): CT body 82 B at 128^2 x 64 and 256^2 x 128,
+# PET/CT 38 B, brain at most 190 B at 192^2 x 120 (of which 800 MB are the MNI templates, counted apart).
+_PHANTOM_BYTES_PER_VOXEL = 128
+_BRAIN_TEMPLATES_BYTES = 0.8e9
+
+
+def check_dataset(kind: str, *, cases: int, seed: int, size: Sequence[int]) -> tuple[int, int, list[int]]:
+    """``cases`` (>= 1), ``seed`` and ``size`` (the schema's ``data.<kind>.size`` range) of a phantom
+    dataset, checked before any work, with the memory one case needs against the free memory
+    (ParameterError naming the parameter)."""
+    cases = require_int("cases", cases, minimum=1)
+    seed = require_seed("seed", seed)
+    require_seed("seed", seed + cases - 1)  # the last case's seed
+    size = require_schema("size", size, f"data.{kind}.size")
+    extra = _BRAIN_TEMPLATES_BYTES if kind == "brain" else 0.0
+    require_memory("size", _PHANTOM_BYTES_PER_VOXEL * float(np.prod(size, dtype=np.float64)) + extra,
+                   f"a {' x '.join(map(str, size))} {kind} phantom")
+    return cases, seed, size
 
 
 def make_ct_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: Sequence[int],
@@ -48,6 +63,8 @@ def make_ct_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: Sequ
     DICOM files get random names in random order, as many exports do, so ingest must sort by
     geometry. Returns the written paths.
     """
+    cases, seed, size = check_dataset("ct", cases=cases, seed=seed, size=size)
+    anatomy = require_schema("anatomy", anatomy, "data.ct.anatomy")
     phantom, default_shape, default_spacing = {
         "body": (ct_body, CT_BODY_SHAPE, CT_BODY_SPACING), "head": (ct_head, CT_HEAD_SHAPE, CT_HEAD_SPACING)}[anatomy]
     spacing = same_field_of_view(size, default_shape, default_spacing)
@@ -55,7 +72,7 @@ def make_ct_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: Sequ
     if unknown:
         raise InputError(None, f"unknown CT output formats {sorted(unknown)}; choose from {CT_FORMATS}")
     written = []
-    for case_seed in tqdm(_seeds(cases, seed), desc=f"CT {anatomy} phantoms", unit="case"):
+    for case_seed in tqdm(range(seed, seed + cases), desc=f"CT {anatomy} phantoms", unit="case"):
         volume = phantom(case_seed, shape=tuple(size), spacing=spacing)
         case = ct_case_id(case_seed)
         provenance = {"config": {"anatomy": anatomy, "size": list(size)}, "seeds": {"phantom": case_seed}}
@@ -70,8 +87,9 @@ def make_ct_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: Sequ
 
 def make_brain_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: Sequence[int]) -> list[Path]:
     """Write BraTS-layout brain MRI phantoms (t1n, t1c, t2w, t2f, seg) under ``out``; returns case folders."""
+    cases, seed, size = check_dataset("brain", cases=cases, seed=seed, size=size)
     written = []
-    for case_seed in tqdm(_seeds(cases, seed), desc="brain MRI phantoms", unit="case"):
+    for case_seed in tqdm(range(seed, seed + cases), desc="brain MRI phantoms", unit="case"):
         case = brain_mri(case_seed, shape=tuple(size))
         written.append(write_brats_case({**case.contrasts, "seg": case.seg}, out, brats_case_id(case_seed),
                                         provenance={"config": {"size": list(size)}, "seeds": {"phantom": case_seed}}))
@@ -84,11 +102,13 @@ def make_petct_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: S
 
     The CT grid is ``size``, the PET grid half as fine; both keep the default fields of view.
     """
+    cases, seed, size = check_dataset("petct", cases=cases, seed=seed, size=size)
+    center = require_schema("center", center, "data.petct.center")
     pet_size = tuple(max(n // 2, 4) for n in size)
     grids = {"ct_shape": tuple(size), "ct_spacing": same_field_of_view(size, PETCT_CT_SHAPE, PETCT_CT_SPACING),
              "pet_shape": pet_size, "pet_spacing": same_field_of_view(pet_size, PETCT_PET_SHAPE, PETCT_PET_SPACING)}
     written = []
-    for case_seed in tqdm(_seeds(cases, seed), desc="PET/CT phantoms", unit="case"):
+    for case_seed in tqdm(range(seed, seed + cases), desc="PET/CT phantoms", unit="case"):
         case = petct_head_neck(case_seed, **grids)
         paths = write_hecktor_case(case.ct, case.pet, case.label, out, hecktor_case_id(center, case_seed % 1000),
                                    provenance={"config": {"size": list(size)}, "seeds": {"phantom": case_seed}})

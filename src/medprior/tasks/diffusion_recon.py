@@ -2,6 +2,9 @@
 
 What happens between a measurement file and :mod:`medprior.solvers.diffusion`:
 
+0. The prior must fit the measurement, judged from its prior.json before any work
+   (:func:`check_prior_fits`): the same modality, an intensity convention the images have, the
+   same slice size.
 1. A classical start image in data units (CT: FBP in HU; MRI: CG-SENSE magnitude) gives the
    prior's intensity range (a fixed HU window, or the volume's percentiles).
 2. The prior's normalisation ``x = a u + b`` (``u`` in [-1, 1]; CT ``x`` is attenuation in 1/mm,
@@ -20,6 +23,7 @@ priors learned from), so a prior never denoises upside-down anatomy.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import nibabel as nib
@@ -28,7 +32,7 @@ from torch import Tensor
 
 from medprior.devices import resolve_device
 from medprior.diffusion.denoiser import Denoiser
-from medprior.diffusion.prior_file import load_prior, read_prior_json
+from medprior.diffusion.prior_file import PRIOR_JSON, intensity_convention, load_prior, prior_modality, read_prior_json
 from medprior.diffusion.priors import SlicePrior2D
 from medprior.errors import InputError
 from medprior.io.measurement import Measurement
@@ -85,6 +89,49 @@ def auto_slice_batch(prior: SlicePrior2D, slices: int, device: torch.device, gra
     return max(1, min(slices, int(free // 2 // per_slice)))
 
 
+def check_prior_fits(measurement: Measurement, prior_dir: str | os.PathLike,
+                     source: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Refuse, from prior.json alone (before any work), a prior that cannot reconstruct ``measurement``.
+
+    The prior must have been trained on the measurement's modality (:func:`prior_modality`) with an
+    intensity convention its images have (CT in HU: a window or percentiles; MR magnitudes in
+    arbitrary units: percentiles only), and be an unconditional one-channel slice2d prior of the
+    measurement's slice size. ``source`` names the measurement (its file) in the error.
+
+    Returns:
+        The prior.json content.
+
+    Raises:
+        InputError: naming prior.json, both modalities or conventions, and the measurement.
+    """
+    content = read_prior_json(prior_dir)
+    json_path = Path(prior_dir) / PRIOR_JSON
+    named = f"{_a(measurement.modality)} measurement"
+    named = f"{source}, {named}" if source else named
+    modality, decided = prior_modality(content)
+    if modality != measurement.modality:
+        raise InputError(json_path, f"is {_a(modality)} prior ({decided}) and cannot reconstruct {named}; "
+                                    f"give {_a(measurement.modality)} prior")
+    if modality == "MR" and (content.get("normalization") or {}).get("kind") == "window":
+        raise InputError(json_path, f"is an MR prior trained on {intensity_convention(content)}, but {named} gives "
+                                    "magnitudes in arbitrary units (their scale varies by scan); an MR prior needs "
+                                    "per-volume percentile normalisation")
+    kind, channels, conditions = content.get("kind"), content.get("channels", 1), content.get("condition_channels", 0)
+    if kind != "slice2d" or channels != 1 or conditions:
+        raise InputError(prior_dir, f"needs an unconditional single-channel slice2d prior, found {kind} with "
+                                    f"{channels} channel(s) and {conditions} condition(s)")
+    size, shape = tuple(content.get("image_size", ())), tuple(measurement.image_shape[:2])
+    if size != shape:
+        raise InputError(prior_dir, f"the prior models {size} slices but the measurement has "
+                                    f"{shape} images; simulate at the prior's size (medprior simulate --size)")
+    return content
+
+
+def _a(acronym: str) -> str:
+    """``acronym`` with its article as spoken: "a CT", "an MR"."""
+    return ("an " if acronym[:1] in "AEFHILMNORSX" else "a ") + acronym
+
+
 def _load_slice_prior(prior_dir: str | os.PathLike, device: torch.device, shape: tuple[int, int]) -> SlicePrior2D:
     prior = load_prior(prior_dir, device)
     if not isinstance(prior, SlicePrior2D) or prior.channels != 1 or prior.condition_channels:
@@ -126,6 +173,7 @@ def reconstruct_diffusion(measurement: Measurement, method: str, prior_dir: str 
     """
     if method not in METHODS:
         raise InputError(None, f"unknown diffusion method {method!r}; choose from {METHODS}")
+    content = check_prior_fits(measurement, prior_dir)
     target = resolve_device(device)
     y = torch.from_numpy(measurement.data).to(target)
     if measurement.modality == "CT":
@@ -143,7 +191,7 @@ def reconstruct_diffusion(measurement: Measurement, method: str, prior_dir: str 
     y_scaled = (y - operator.forward(torch.full_like(start, offset))) / (slope * norm ** 0.5)
     batch = auto_slice_batch(prior, start.shape[0], target, method == "dps") if slice_batch == "auto" else int(slice_batch)
     generator = torch.Generator().manual_seed(seed)
-    orientation = training_orientation(read_prior_json(prior_dir)["training"])
+    orientation = training_orientation(content.get("training") or {})
     flips = in_plane_flips(measurement.affine, orientation)
     denoiser = FlippedDenoiser(prior.denoiser(), flips) if flips else prior.denoiser()
     evaluations: list[int] = []

@@ -34,6 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
+from medprior.checks import require_finite_output
+from medprior.checks import (available_memory_bytes, require_float, require_int, require_memory, require_schema,
+                             require_seed)
 from medprior.config import merged, read_yaml_mapping, validate_config
 from medprior.devices import resolve_device
 from medprior.diffusion import sample
@@ -230,6 +233,7 @@ def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *,
     Checkpoints and the loss log go to ``workdir`` (default ``<out>.work``), so an interrupted
     run resumes where it stopped; the prior directory appears only when training is complete.
     """
+    time_budget_s = require_schema("time_budget_s", time_budget_s, "training.time_budget_s", "prior")
     config = load_prior_config(config_path)
     config["source"] = str(config_path)
     training = dict(config["training"])
@@ -271,8 +275,13 @@ def sample_prior(prior_dir: str | os.PathLike, out: str | os.PathLike, *, n: int
 
     slice2d: an (H, W, n) stack, one sample per k; wavelet3d: an (D, H, W, n) 4D image.
     Percentile-normalised priors write [0, 1]. ``figure`` writes a PNG grid of the samples.
+    The numbers are checked first (ParameterError naming the parameter), and a request whose
+    samples or activations would not fit in the free memory is refused before the prior is loaded.
     """
+    n, steps, sampler, eta, seed, batch_size = check_sampling(n=n, steps=steps, sampler=sampler, eta=eta, seed=seed,
+                                                            batch_size=batch_size)
     device = resolve_device(device)
+    require_sampling_memory(read_prior_json(prior_dir), n, steps, batch_size, device)
     prior = load_prior(prior_dir, device=device)
     if prior.condition_channels:
         raise InputError(prior_dir, f"this prior needs {prior.condition_channels} condition volumes; "
@@ -281,6 +290,7 @@ def sample_prior(prior_dir: str | os.PathLike, out: str | os.PathLike, *, n: int
                           progress=progress)
     written_range = _written_range(prior.normalization)
     data = prior.normalization.invert(images[:, 0], written_range).cpu().numpy().astype(np.float32)
+    require_finite_output(out, data, "the samples")  # a diverged prior or sampler: nothing is written
     with atomic_path(out) as temporary:  # (H, W, n) or (D, H, W, n): one sample per last index
         nib.save(nib.Nifti1Image(np.moveaxis(data, 0, -1), np.eye(4)), str(temporary))
     write_sidecar(out, config={"prior": str(prior_dir), "prior_sha256": read_prior_json(prior_dir)["weights"]["sha256"],
@@ -291,6 +301,50 @@ def sample_prior(prior_dir: str | os.PathLike, out: str | os.PathLike, *, n: int
         sample_grid(_planes(data), figure, window=(low, high),
                     title=f"{Path(prior_dir).name}: {n} samples, {sampler}, {steps} steps")
     return Path(out)
+
+
+# Bytes of activations per pixel per UNet channel of one sample in a network call (forward only), as
+# medprior.tasks.diffusion_recon estimates them; wavelet3d networks run at half the resolution per axis.
+_ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 160
+_SAMPLE_COPIES = 6  # drawn batches, their concatenation, the inverted normalisation, float32 numpy, NIfTI
+
+
+def check_sampling(*, n: int, steps: int, sampler: str, eta: float, seed: int, batch_size: int) -> tuple:
+    """The numbers of :func:`sample_prior`, checked before any work with the prior schema's ranges
+    (``check.samples``, ``check.steps``, ``check.sampler``, ``check.seed``; ``eta`` in [0, 1],
+    ``batch_size`` >= 1): a ParameterError names the parameter. Returns them typed, in order."""
+    return (require_schema("n", n, "check.samples", "prior"), require_schema("steps", steps, "check.steps", "prior"),
+            require_schema("sampler", sampler, "check.sampler", "prior"),
+            require_float("eta", eta, minimum=0, maximum=1), require_seed("seed", seed),
+            require_int("batch_size", batch_size, minimum=1))
+
+
+def sampling_bytes(description: dict[str, Any], n: int, batch_size: int) -> tuple[float, float]:
+    """Estimated memory (bytes) of drawing ``n`` samples from the prior ``description`` (its
+    prior.json): the samples on the host, and the network activations of one batch."""
+    pixels = float(np.prod(description.get("image_size", [1]), dtype=np.float64))
+    samples = _SAMPLE_COPIES * 4.0 * n * description.get("channels", 1) * pixels
+    coarser = 8 if description.get("kind") == "wavelet3d" else 1
+    activations = (_ACTIVATION_BYTES_PER_PIXEL_CHANNEL * min(n, batch_size) * pixels / coarser
+                   * sum(description.get("network", {}).get("channels", [1])))
+    return samples, activations
+
+
+def require_sampling_memory(description: dict[str, Any], n: int, steps: int, batch_size: int,
+                            device: torch.device) -> None:
+    """Refuse ``steps`` beyond the prior's schedule, and ``n`` samples (or a batch) that would not fit
+    in the free memory of the host (or of the GPU), from the prior's prior.json, before it is loaded."""
+    require_int("steps", steps, minimum=1, maximum=description.get("schedule", {}).get("steps"))
+    samples, activations = sampling_bytes(description, n, batch_size)
+    size = " x ".join(str(v) for v in description.get("image_size", []))
+    if device.type == "cuda":
+        require_memory("n", samples, f"{n} samples of {size}")
+        require_memory("batch_size", activations, f"a batch of {min(n, batch_size)} samples of {size}",
+                       free=torch.cuda.mem_get_info(device)[0], where=f"free memory on {device}")
+    elif samples + activations > available_memory_bytes() and activations > samples:
+        require_memory("batch_size", samples + activations, f"a batch of {min(n, batch_size)} samples of {size}")
+    else:
+        require_memory("n", samples + activations, f"{n} samples of {size}")
 
 
 def _written_range(normalization: Normalization) -> tuple[float, float] | None:
@@ -316,6 +370,7 @@ def draw_samples(prior: Prior, n: int, *, steps: int, sampler: str = "dpmpp", et
     ``conditions`` (n, Cc, *image_size): normalised condition images, one per sample, for a
     conditional prior.
     """
+    n, batch_size = require_int("n", n, minimum=1), require_int("batch_size", batch_size, minimum=1)
     device = next(prior.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     batches = []
@@ -393,6 +448,7 @@ def check_prior(prior_dir: str | os.PathLike, config_path: str | os.PathLike, ou
     count = check["samples"] if conditions is None else conditions.shape[0]
     samples = draw_samples(prior, count, steps=check["steps"], sampler=check["sampler"], seed=check["seed"],
                            conditions=conditions, progress=progress)
+    require_finite_output(out, samples, "the prior's samples")  # a diverged prior: no report of NaN statistics
     sampling_s = time.perf_counter() - started
     reference = torch.from_numpy(_planes(holdout[:, 0].numpy()))
     chosen = torch.randperm(training.shape[0], generator=generator)[:count]

@@ -20,13 +20,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from medprior.config import defaults, diffusion_parameters
-from medprior.errors import InputError
+from medprior.checks import require_finite_output
+from medprior.checks import require_choice, require_memory, require_schema, require_seed, require_window
+from medprior.config import check_diffusion_parameters, defaults, diffusion_parameters
+from medprior.errors import InputError, ParameterError
 from medprior.figures import reconstruction_figure
 from medprior.io import Volume, load, save, sidecar_path, write_json, write_sidecar
 from medprior.io.measurement import Measurement, read_measurement, write_measurement
 from medprior.io.resample import resample_like
 from medprior.metrics import image_metrics
+from medprior.physics.ct_parallel import default_n_detectors
 from medprior.physics import (CartesianMRI, LinearOperator, ParallelBeamCT, attenuation_to_hu,
                               birdcage_sensitivities, complex_gaussian_noise, estimate_sensitivities,
                               gaussian_mask_1d, hu_to_attenuation, poisson_transmission_noise, random_mask_1d,
@@ -34,7 +37,7 @@ from medprior.physics import (CartesianMRI, LinearOperator, ParallelBeamCT, atte
 from medprior.physics import acceleration as mask_acceleration
 from medprior.solvers import admm_tv, cg_sense, fbp, zero_filled
 from medprior.solvers.diffusion import METHODS
-from medprior.tasks.diffusion_recon import reconstruct_diffusion
+from medprior.tasks.diffusion_recon import check_prior_fits, reconstruct_diffusion
 
 CT_METHODS = ("fbp", "tv")
 DIFFUSION_METHODS = METHODS
@@ -93,6 +96,66 @@ def _in_plane_pixel_mm(volume: Volume) -> float:
     return sx
 
 
+SIMULATION_KEYS = {
+    "ct": {"views": "recon.ct.settings[].views", "arc_deg": "recon.ct.settings[].arc_deg",
+           "start_deg": "recon.ct.settings[].start_deg", "photons": "recon.ct.settings[].photons",
+           "slices": "recon.ct.slices", "size": "recon.ct.size"},
+    "mri": {"acceleration": "recon.mri.settings[].acceleration", "mask": "recon.mri.settings[].mask",
+            "center_fraction": "recon.mri.settings[].center_fraction", "coils": "recon.mri.coils",
+            "snr_db": "recon.mri.snr_db", "slices": "recon.mri.slices", "size": "recon.mri.size"},
+}
+"""The config schema key whose range each simulation parameter shares (``seed``: any seed)."""
+
+# Peak memory of simulate_ct, measured (ru_maxrss) at 64^2 x 2000 views, 128^2 x 1000 views and 64^2 x
+# 400 slices: the footprint system matrix has about 2.3 nonzeros per view and pixel, and building A and
+# A^T (COO triplets, their concatenation, two CSR copies, the float32 torch copies) peaks at 62-68 bytes
+# per nonzero; the float32 sinograms and slabs are copied about 8 times (forward, noise in float64, file).
+_CT_MATRIX_BYTES_PER_VIEW_PIXEL = 2.3 * 72
+_COPIES = 8
+
+
+def check_simulation(modality: str, **parameters: Any) -> dict[str, Any]:
+    """Simulation parameters (those of :func:`simulate_ct` or :func:`simulate_mri`) checked against
+    the ranges of the schema's ``recon.ct`` / ``recon.mri`` keys before any work: a ParameterError
+    names the parameter. Returns them typed (ints, floats, lists)."""
+    keys = SIMULATION_KEYS[require_choice("modality", modality, tuple(SIMULATION_KEYS))]
+    checked = {}
+    for name, value in parameters.items():
+        if name == "seed":
+            checked[name] = require_seed(name, value)
+        elif name == "setting":
+            checked[name] = str(value)
+        elif name in keys:
+            checked[name] = require_schema(name, value, keys[name])
+        else:
+            raise ParameterError(name, f"is not a {modality} simulation parameter; they are {', '.join(keys)}, seed")
+    return checked
+
+
+def slab_shape(volume_shape: Sequence[int], slices: int, size: Sequence[int] | None) -> tuple[int, int, int]:
+    """The (I, J, K) shape :func:`measured_slab` gives, without computing it."""
+    depth = int(volume_shape[2])
+    in_plane = tuple(int(n) for n in (size if size is not None else volume_shape[:2]))
+    return (*in_plane, depth if slices <= 0 or slices >= depth else int(slices))  # type: ignore[return-value]
+
+
+def ct_simulation_bytes(shape: Sequence[int], views: int) -> float:
+    """Estimated peak memory (bytes) of :func:`simulate_ct` for a slab ``shape`` (I, J, K): the
+    system matrix (views x pixels) and the sinograms (slices x views x detectors)."""
+    height, width, slices = (int(n) for n in shape)
+    detectors = default_n_detectors((height, width), 1.0)
+    return (_CT_MATRIX_BYTES_PER_VIEW_PIXEL * views * height * width
+            + _COPIES * 4.0 * slices * (views * detectors + height * width))
+
+
+def mri_simulation_bytes(shape: Sequence[int], coils: int) -> float:
+    """Estimated peak memory (bytes) of :func:`simulate_mri` for a slab ``shape`` (I, J, K): complex64
+    k-space of every coil and slice (measured: 5.7-6.2 copies at 128^2 and 256^2, 4-64 coils) and the
+    coil maps."""
+    height, width, slices = (int(n) for n in shape)
+    return _COPIES * 8.0 * height * width * (slices * (coils + 1) + 2 * coils)
+
+
 def ct_angles(views: int, arc_deg: float = 180.0, start_deg: float = 0.0) -> np.ndarray:
     """``views`` equispaced projection angles (degrees) over ``[start, start + arc)``."""
     return start_deg + arc_deg * np.arange(views) / views
@@ -111,7 +174,16 @@ def simulate_ct(volume: Volume, *, views: int, arc_deg: float = 180.0, start_deg
         size: in-plane image size (I, J) to area-average the volume to first (None: as is).
         seed: noise seed.
         setting: name recorded in the file.
+
+    Raises ParameterError (naming the parameter) for a value out of the schema's range or a
+    request larger than the free memory, before any work.
     """
+    checked = check_simulation("ct", views=views, arc_deg=arc_deg, start_deg=start_deg, photons=photons,
+                               slices=slices, size=size, seed=seed)
+    views, arc_deg, start_deg, photons, slices, size, seed = checked.values()
+    shape = slab_shape(volume.shape, slices, size)
+    require_memory("views", ct_simulation_bytes(shape, views),
+                   f"simulating {views} views of {shape[2]} slices of {shape[0]} x {shape[1]}")
     slab = measured_slab(volume, slices, size)
     pixel_mm = _in_plane_pixel_mm(slab)
     angles = ct_angles(views, arc_deg, start_deg)
@@ -144,10 +216,17 @@ def simulate_mri(volume: Volume, *, acceleration: float, mask: str = "uniform", 
     """Multi-coil Cartesian k-space of an MR magnitude volume, 2D per axial slice.
 
     The image is the magnitude times a smooth random phase; readout runs along ``i`` (fully
-    sampled), phase encoding along ``j`` with a 1D line mask (the same for every slice).
+    sampled), phase encoding along ``j`` with a 1D line mask (the same for every slice). A parameter
+    out of the schema's range, or a request larger than the free memory, raises ParameterError
+    (naming it) before any work.
     """
-    if mask not in MASKS:
-        raise InputError(None, f"unknown mask {mask!r}; choose from {sorted(MASKS)}")
+    checked = check_simulation("mri", acceleration=acceleration, mask=mask, center_fraction=center_fraction,
+                               coils=coils, snr_db=snr_db, slices=slices, size=size, seed=seed)
+    acceleration, mask, center_fraction, coils, snr_db, slices, size, seed = checked.values()
+    require_choice("mask", mask, tuple(MASKS))
+    shape = slab_shape(volume.shape, slices, size)
+    require_memory("coils", mri_simulation_bytes(shape, coils),
+                   f"simulating {coils} coils of {shape[2]} slices of {shape[0]} x {shape[1]}")
     rng = np.random.default_rng(seed)
     slab = measured_slab(volume, slices, size)
     image = slab.data * np.exp(1j * _smooth_phase(slab.shape, rng))
@@ -203,6 +282,31 @@ def _tv(operator: LinearOperator, y: torch.Tensor, start: torch.Tensor, *, lam: 
     return x * scale
 
 
+def check_solver_options(solver: dict[str, Any]) -> dict[str, Any]:
+    """Classical solver options checked against the schema's ``recon.solver`` (names and ranges):
+    a ParameterError names the option. Returns them typed."""
+    known = defaults()["recon"]["solver"]
+    unknown = sorted(set(solver) - set(known))
+    if unknown:
+        raise ParameterError(unknown[0], f"unknown solver parameters {unknown}; they are {', '.join(known)}")
+    return {name: require_schema(name, value, f"recon.solver.{name}") for name, value in solver.items()}
+
+
+def check_diffusion_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Options of :func:`reconstruct_with_prior` checked before any work: ``slice_batch``
+    (``auto`` or >= 1), ``seed`` and the method's parameters, against the schema's
+    ``recon.diffusion`` (a ParameterError names the option). Returns them typed."""
+    general = {}
+    if "slice_batch" in options:
+        general["slice_batch"] = require_schema("slice_batch", options["slice_batch"], "recon.diffusion.slice_batch")
+    if "seed" in options:
+        general["seed"] = require_seed("seed", options["seed"])
+    if "device" in options:
+        general["device"] = options["device"]
+    rest = {key: value for key, value in options.items() if key not in ("slice_batch", "seed", "device")}
+    return {**general, **check_diffusion_parameters(method, rest)}
+
+
 def reconstruct(measurement: Measurement, method: str, **solver: Any) -> Volume:
     """Reconstruct a measurement with a classical method; returns a Volume on its image grid.
 
@@ -212,10 +316,7 @@ def reconstruct(measurement: Measurement, method: str, **solver: Any) -> Volume:
     ``solver`` overrides the schema's ``recon.solver`` defaults (cg_iterations, tv_iterations,
     tv_cg_iterations, ct_tv_lambda, ct_tv_rho, mri_tv_lambda, mri_tv_rho).
     """
-    unknown = set(solver) - set(defaults()["recon"]["solver"])
-    if unknown:
-        raise InputError(None, f"unknown solver parameters {sorted(unknown)}")
-    p = {**defaults()["recon"]["solver"], **solver}
+    p = {**defaults()["recon"]["solver"], **check_solver_options(solver)}
     allowed = CT_METHODS if measurement.modality == "CT" else MRI_METHODS
     if method not in allowed:
         raise InputError(measurement.metadata.get("source"),
@@ -250,8 +351,8 @@ def reconstruct_with_prior(measurement: Measurement, method: str, prior_dir: str
     Returns the Volume (HU or magnitude) and the run facts.
     """
     settings = defaults()["recon"]["diffusion"]
-    if method not in DIFFUSION_METHODS:
-        raise InputError(None, f"unknown diffusion method {method!r}; choose from {DIFFUSION_METHODS}")
+    require_choice("method", method, DIFFUSION_METHODS)
+    options = check_diffusion_options(method, options)
     general = {key: options.pop(key, settings[key]) for key in ("slice_batch", "seed", "device")}
     parameters = diffusion_parameters(settings, method, mri=measurement.modality != "CT")
     unknown = set(options) - set(parameters)
@@ -271,18 +372,22 @@ def reconstruct_file(measurement_path: str | os.PathLike, method: str, out: str 
     """Read a measurement file, reconstruct it, write the NIfTI and its sidecar (method, seconds, facts).
 
     Classical methods take :func:`reconstruct`'s solver options; diffusion methods need ``prior``
-    and take :func:`reconstruct_with_prior`'s options.
+    and take :func:`reconstruct_with_prior`'s options; both are checked before the file is read.
     """
+    require_choice("method", method, (*CT_METHODS, *MRI_METHODS, *DIFFUSION_METHODS))
+    options = check_diffusion_options(method, options) if method in DIFFUSION_METHODS else check_solver_options(options)
     measurement = read_measurement(measurement_path)
     start = time.perf_counter()
     if method in DIFFUSION_METHODS:
         if prior is None:
             raise InputError(None, f"method {method} needs a prior (--prior DIR)")
+        check_prior_fits(measurement, prior, source=measurement_path)  # before the coil maps and the start image
         volume, facts = reconstruct_with_prior(measurement, method, prior, **options)
         inputs = [measurement_path, Path(prior) / "prior.json"]
     else:
         volume, facts, inputs = reconstruct(measurement, method, **options), {"method": method, **options}, [measurement_path]
     seconds = time.perf_counter() - start
+    require_finite_output(out, volume.data, f"the {method} reconstruction")  # diverged: nothing is written
     written = save(volume, out)
     write_sidecar(written, config={**facts, "seconds": seconds}, inputs=inputs)
     return written
@@ -293,6 +398,7 @@ def evaluate(reference: Volume, estimate: Volume, *, window: tuple[float, float]
 
     ``window`` clips both and sets the data range (e.g. a HU window); default ``[0, max(reference)]``.
     """
+    window = require_window("window", window)
     truth = resample_like(reference, estimate).data
     low, high = window if window is not None else (0.0, float(truth.max()))
     return image_metrics(truth, estimate.data, data_range=high - low, window=(low, high))
@@ -301,6 +407,7 @@ def evaluate(reference: Volume, estimate: Volume, *, window: tuple[float, float]
 def evaluate_files(reference: str | os.PathLike, estimate: str | os.PathLike, out: str | os.PathLike, *,
                    window: tuple[float, float] | None = None) -> dict[str, Any]:
     """Evaluate two image files and write the metrics JSON (with the estimate's sidecar config)."""
+    window = require_window("window", window)
     scores = evaluate(load(reference), load(estimate), window=window)
     sidecar = sidecar_path(estimate)
     provenance = json.loads(sidecar.read_text())["config"] if sidecar.is_file() else {}
@@ -313,6 +420,7 @@ def comparison_figure(reference: str | os.PathLike, estimates: Sequence[str | os
                       *, names: Sequence[str] | None = None, window: tuple[float, float] | None = None,
                       title: str = "") -> Path:
     """PNG of the truth (on the first estimate's grid) and each estimate, with error maps."""
+    window = require_window("window", window)
     names = list(names) if names else [Path(p).name for p in estimates]
     if len(names) != len(estimates):
         raise InputError(None, f"{len(names)} names given for {len(estimates)} estimates")

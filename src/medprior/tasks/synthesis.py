@@ -45,10 +45,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from medprior.challenges.brasyn import check_submission, evaluate_synthesis, missing_contrast
+from medprior.challenges.brasyn import check_submission, evaluate_synthesis, missing_contrast, nifti_geometry
 from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
+from medprior.checks import require_schema, require_seed
 from medprior.devices import resolve_device
-from medprior.diffusion.prior_file import PRIOR_JSON, load_prior, read_prior_json
+from medprior.diffusion.prior_file import PRIOR_JSON, load_prior, prior_modality, read_prior_json
 from medprior.diffusion.priors import Prior
 from medprior.diffusion.normalization import Normalization
 from medprior.errors import InputError
@@ -62,6 +63,7 @@ SAMPLERS = ("ddim", "dpmpp")
 HISTOGRAM_FILE = "histogram_mean.json"
 QUANTILE_LEVELS = 1001  # reference quantiles per contrast: levels 0, 0.001, ..., 1
 UNIT_NORMALIZATION = Normalization("percentile", 0.5, 99.5)
+AFFINE_TOLERANCE_MM = 1e-4
 
 
 @dataclass
@@ -106,16 +108,62 @@ class SynthesisModel:
         key = ANY_CONTRAST if self.unified else target
         if key not in self._loaded:
             directory = self.prior_dir(target)
-            training = read_prior_json(directory)["training"]
+            content = read_prior_json(directory)
+            training = content.get("training") or {}
             trained_for = training.get("config", {}).get("data", {}).get("contrast")
             if trained_for != key:
                 raise InputError(directory / PRIOR_JSON, f"this prior synthesizes {trained_for!r}, "
                                                          f"the model folder needs one for {key!r}")
+            modality, decided = prior_modality(content)
+            if modality != "MR" or content.get("kind") != "wavelet3d" or not content.get("condition_channels"):
+                article = "an" if modality == "MR" else "a"
+                raise InputError(directory / PRIOR_JSON, f"is {article} {modality} {content.get('kind')} prior ({decided}) "
+                                                         f"with {content.get('condition_channels', 0)} condition "
+                                                         "channel(s); brain MRI synthesis needs a conditional MR "
+                                                         "wavelet3d prior")
             self._loaded[key] = load_prior(directory, device=resolve_device(self.device)), training
         return self._loaded[key]
 
     def prior(self, target: str) -> Prior:
         return self._load(target)[0]
+
+    def check_case(self, files: dict[str, Path], target: str) -> None:
+        """Refuse, from the headers (before any work), a case this model cannot synthesize ``target`` of.
+
+        Its present contrasts must be the ones the model was trained to condition on, 3D, and on
+        one grid (the same shape, affines within :data:`AFFINE_TOLERANCE_MM`), at least half the
+        model's network grid along every axis (a smaller image would be mostly padding, a 2D
+        slice all of it).
+
+        Raises:
+            InputError: naming the file (or model folder) and the problem.
+        """
+        present = [c for c in BRATS_CONTRASTS if c != target and c in files]
+        if not self.unified and self.histograms is None:
+            order = self._load(target)[1]["config"]["data"]["conditions"]
+            absent = [c for c in order if c not in files]
+            if absent:
+                raise InputError(self.prior_dir(target), f"needs condition contrast(s) {absent} that the case "
+                                                         f"{Path(files[present[0]]).parent if present else ''} lacks")
+        first = Path(files[present[0]])
+        shape, affine = _volume_geometry(first)
+        if len(shape) != 3 or min(shape) < 2:
+            raise InputError(first, f"has shape {shape}; synthesis needs a 3D volume")
+        for contrast in present[1:]:
+            other_shape, other_affine = _volume_geometry(Path(files[contrast]))
+            if other_shape != shape:
+                raise InputError(files[contrast], f"has shape {other_shape}, but {first.name} of the same case has "
+                                                  f"{shape}; a case's contrasts share one grid")
+            deviation = float(np.max(np.abs(other_affine - affine)))
+            if deviation > AFFINE_TOLERANCE_MM:
+                raise InputError(files[contrast], f"has an affine {deviation:.3g} mm off {first.name} of the same case "
+                                                  f"(allowed {AFFINE_TOLERANCE_MM:g} mm); a case's contrasts share one grid")
+        if self.histograms is None:
+            grid = tuple(self.prior(target).image_size)
+            if any(n < m / 2 for n, m in zip(shape, grid)):
+                raise InputError(first, f"has shape {shape}, less than half the model's network grid {grid} along "
+                                        "some axis; the case does not fit this model (resample it, or use a model "
+                                        "trained at its size)")
 
     def orientation(self, target: str) -> str:
         return training_orientation(self._load(target)[1])
@@ -134,6 +182,14 @@ class SynthesisModel:
         if absent:
             raise InputError(self.prior_dir(target), f"needs condition contrast(s) {absent} that the case lacks")
         return torch.stack([present[c] for c in order])[None]
+
+
+def _volume_geometry(path: Path) -> tuple[tuple[int, ...], np.ndarray]:
+    """Shape (trailing singleton dimensions beyond the third dropped) and affine from a NIfTI header."""
+    shape, affine = nifti_geometry(path)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape, affine
 
 
 def _read_histograms(path: Path) -> dict[str, np.ndarray]:
@@ -167,7 +223,11 @@ def synthesize_case(model: SynthesisModel, files: dict[str, Path], *, steps: int
     ``files``: ``{contrast: path}`` of the present contrasts (as :func:`find_brats_cases` gives).
     """
     target = missing_contrast(files)
+    model.check_case(files, target)
     native = {c: load_nifti(files[c]) for c in BRATS_CONTRASTS if c != target}
+    for contrast, volume in native.items():
+        if volume.modality not in ("MR", "unknown"):
+            raise InputError(files[contrast], f"is tagged modality {volume.modality}; brain MRI synthesis needs MR contrasts")
     reference = next(iter(native.values()))
     brain = np.any([v.data != 0 for v in native.values()], axis=0)
     if model.histograms is not None:
@@ -251,10 +311,9 @@ def synthesize(model_dir: str | os.PathLike, input_dir: str | os.PathLike, outpu
     Every case is checked (exactly one contrast missing, the model has a prior for it) before
     anything is computed, and the folder appears only when all cases are written.
     """
-    if sampler not in SAMPLERS:
-        raise InputError(None, f"unknown sampler {sampler!r}; choose from {SAMPLERS}")
-    if steps < 1:
-        raise InputError(None, f"steps must be at least 1, got {steps}")
+    sampler = require_schema("sampler", sampler, "synthesis.sampler")
+    steps = require_schema("steps", steps, "synthesis.steps")
+    seed = require_seed("seed", seed)
     cases = find_brats_cases(input_dir)
     if not cases:
         raise InputError(input_dir, "holds no BraTS case folders")
@@ -262,6 +321,8 @@ def synthesize(model_dir: str | os.PathLike, input_dir: str | os.PathLike, outpu
     targets = {case: missing_contrast(files) for case, files in cases.items()}
     for target in sorted(set(targets.values())):
         model.check(target)
+    for case, files in cases.items():
+        model.check_case(files, targets[case])
     output = Path(output_dir)
     with atomic_path(output, directory=True) as temporary:
         for case, files in tqdm(cases.items(), desc="synthesis", unit="case", disable=not progress):
