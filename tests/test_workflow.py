@@ -73,7 +73,7 @@ TINY_PRIOR = {
 }
 TINY_MRI_PRIOR = {  # a prior refuses measurements of another modality, so MRI gets its own
     **TINY_PRIOR, "name": "tiny_mri",
-    "data": {"phantom": {"generator": "brain_mri", "seeds": [1], "holdout_seeds": [2], "size": [32, 32, 20]},
+    "data": {"phantom": {"generator": "brain_mri", "seeds": [1], "holdout_seeds": [2], "size": [48, 48, 30]},
              "contrast": "t2w", "min_foreground": 0.1},
     "normalization": {"kind": "percentile", "low": 0.5, "high": 99.5},
 }

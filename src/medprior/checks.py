@@ -3,7 +3,11 @@ named in the error.
 
 Every public entry point and every CLI option goes through these, so that ``--views 0``,
 ``eta=nan`` or a NaN sinogram fail with one line (:class:`~medprior.errors.InputError`) before any
-work, instead of a traceback or a NaN result.
+work, instead of a traceback or a NaN result. A number or name out of range raises
+:class:`~medprior.errors.ParameterError` (an InputError, and a ValueError for library callers)
+naming the parameter; the CLI renames it to the option. Where a parameter is a key of the config
+schema, :func:`require_schema` takes its range (``minimum``, ``exclusiveMinimum``, ``maximum``,
+``enum``, ``pattern``, item counts) from there, so the config file, the option and the API agree.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ from medprior.diffusion.normalization import Normalization
 from medprior.diffusion.prior_file import load_prior, read_prior_json, save_prior
 from medprior.diffusion.priors import Prior, prior_from_description
 from medprior.diffusion.training import TrainingConfig, train_prior
-from medprior.errors import InputError
+from medprior.errors import InputError, ParameterError
 from medprior.figures import sample_grid
 from medprior.io import Volume, atomic_path, load, write_json, write_sidecar
 from medprior.io.crop import crop_or_pad
@@ -330,11 +330,18 @@ def sampling_bytes(description: dict[str, Any], n: int, batch_size: int) -> tupl
     return samples, activations
 
 
+def require_schedule_steps(description: dict[str, Any], steps: int) -> None:
+    """Refuse more sampling ``steps`` than the schedule of the prior ``description`` (its prior.json) has."""
+    most = description.get("schedule", {}).get("steps")
+    if most is not None and not 1 <= steps <= most:
+        raise ParameterError("steps", f"sampling steps must be in 1..{most} (the prior's schedule), got {steps}")
+
+
 def require_sampling_memory(description: dict[str, Any], n: int, steps: int, batch_size: int,
                             device: torch.device) -> None:
     """Refuse ``steps`` beyond the prior's schedule, and ``n`` samples (or a batch) that would not fit
     in the free memory of the host (or of the GPU), from the prior's prior.json, before it is loaded."""
-    require_int("steps", steps, minimum=1, maximum=description.get("schedule", {}).get("steps"))
+    require_schedule_steps(description, steps)
     samples, activations = sampling_bytes(description, n, batch_size)
     size = " x ".join(str(v) for v in description.get("image_size", []))
     if device.type == "cuda":

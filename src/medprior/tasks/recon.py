@@ -37,6 +37,8 @@ from medprior.physics import (CartesianMRI, LinearOperator, ParallelBeamCT, atte
 from medprior.physics import acceleration as mask_acceleration
 from medprior.solvers import admm_tv, cg_sense, fbp, zero_filled
 from medprior.solvers.diffusion import METHODS
+from medprior.diffusion.prior_file import read_prior_json
+from medprior.tasks.priors import require_schedule_steps
 from medprior.tasks.diffusion_recon import check_prior_fits, reconstruct_diffusion
 
 CT_METHODS = ("fbp", "tv")
@@ -355,6 +357,7 @@ def reconstruct_with_prior(measurement: Measurement, method: str, prior_dir: str
     options = check_diffusion_options(method, options)
     general = {key: options.pop(key, settings[key]) for key in ("slice_batch", "seed", "device")}
     parameters = diffusion_parameters(settings, method, mri=measurement.modality != "CT")
+    require_schedule_steps(read_prior_json(prior_dir), {**parameters, **options}["steps"])  # before the work
     unknown = set(options) - set(parameters)
     if unknown:
         raise InputError(None, f"{method} has no parameter(s) {sorted(unknown)}; it takes {sorted(parameters)}")
