@@ -22,6 +22,7 @@ from typing import NoReturn
 import numpy as np
 
 import medprior
+from medprior import progress
 from medprior.config import check_diffusion_parameters, defaults
 from medprior.devices import resolve_device
 from medprior.errors import DivergenceError, InputError, MedpriorError, ParameterError
@@ -98,8 +99,22 @@ def _phantom(args: argparse.Namespace) -> str:
     return f"wrote {len(written)} outputs under {args.out}"
 
 
+def _phantom_members(args: argparse.Namespace) -> list[Output]:
+    """Every case folder, file and sidecar ``phantom`` will write, checked before any work."""
+    with _options(**_flags("cases", "seed", "size", "anatomy", "center")):
+        members = data.dataset_outputs(args.kind, args.out, cases=args.cases, seed=args.seed, size=args.size,
+                                       formats=args.format, center=args.center)
+    return [Output(path, kind, "--out") for path, kind in members]
+
+
+def _config_data(args: argparse.Namespace) -> list[Path]:
+    """The data files a prior config names: inputs of the commands that read the config."""
+    return priors.data_files(args.config)
+
+
 def _qc(args: argparse.Namespace) -> str:
-    data.qc_montage(args.images, args.out, label=args.label, names=args.names, title=args.title)
+    with _options(names="--names"):
+        data.qc_montage(args.images, args.out, label=args.label, names=args.names, title=args.title)
     return f"wrote {args.out}"
 
 
@@ -180,7 +195,7 @@ def _evaluate(args: argparse.Namespace) -> str:
 
 
 def _figure(args: argparse.Namespace) -> str:
-    with _options(window="--window"):
+    with _options(window="--window", names="--names"):
         recon.comparison_figure(args.reference, args.estimates, args.out, names=args.names, window=args.window,
                                 title=args.title)
     return f"wrote {args.out}"
@@ -268,7 +283,7 @@ def _add_synthesis_commands(commands: argparse._SubParsersAction, config: dict) 
     fit = commands.add_parser("fit-histogram-mean", help="the histogram-matched mean baseline from a contrast-any config")
     fit.add_argument("--config", required=True, help="brain prior config YAML with data.contrast: any")
     fit.add_argument("--out", required=True, help="model folder to write")
-    fit.set_defaults(run=_fit_histogram_mean, reads=("config",), writes={"out": "folder"})
+    fit.set_defaults(run=_fit_histogram_mean, reads=("config", _config_data), writes={"out": "folder"})
 
     synthesize = commands.add_parser("synthesize", help="missing contrast of every case -> BraSyn submission folder")
     synthesize.add_argument("--model", required=True, help="synthesis model folder (cWDM prior(s) or a baseline)")
@@ -304,7 +319,7 @@ def _add_prior_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--workdir", help="checkpoints and loss log, for resuming (default <out>.work)")
     train.add_argument("--time-budget", type=float, help="stop after this many seconds (overrides the config)")
     train.add_argument("--device", help="auto, cpu or cuda (overrides the config)")
-    train.set_defaults(run=_train_prior, reads=("config",), writes={"out": "folder"})
+    train.set_defaults(run=_train_prior, reads=("config", _config_data), writes={"out": "folder"})
 
     draw = commands.add_parser("sample", help="draw samples from an unconditional prior -> NIfTI stack")
     draw.add_argument("--prior", required=True, help="prior directory (prior.json + weights.safetensors)")
@@ -325,7 +340,7 @@ def _add_prior_commands(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--out", required=True, help="JSON report")
     check.add_argument("--figure", help="PNG grid: samples and held-out slices")
     check.add_argument("--device", default="auto")
-    check.set_defaults(run=_check_prior, reads=("prior", "config"), writes={"out": "file", "figure": "file"})
+    check.set_defaults(run=_check_prior, reads=("prior", "config", _config_data), writes={"out": "file", "figure": "file"})
 
 
 def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> None:
@@ -416,6 +431,11 @@ def _fill_defaults(args: argparse.Namespace) -> None:
     if args.command == "train-prior":
         args.out = args.out or f"{defaults()['workdir_results']}/priors/{priors.load_prior_config(args.config)['name']}"
         args.workdir = args.workdir or f"{args.out}.work"  # resumable state: outside the output transaction
+        work = Path(args.workdir).resolve()
+        for option, given in (("--out", args.out), ("--config", args.config)):
+            other = Path(given).resolve()
+            if work == other or work in other.parents or other in work.parents:
+                raise InputError(args.workdir, f"--workdir (checkpoints) must be apart from {option} {given}")
 
 
 def _paths(values: object) -> list[str]:
@@ -428,11 +448,15 @@ def _paths(values: object) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> str:
-    """Run one subcommand as a transaction over the outputs it declares (``writes``): checked against
-    its inputs (``reads``) before any work, staged, and moved into place together on success."""
+    """Run one subcommand as a transaction over the outputs it declares (``writes``: argument -> kind;
+    an ``"entries"`` folder lists what goes in it with ``members(args)``): checked against its inputs
+    (``reads``: arguments, or functions of the arguments) before any work, staged, and moved into
+    place together on success."""
     writes = {attr: kind for attr, kind in getattr(args, "writes", {}).items() if getattr(args, attr) is not None}
-    outputs = [Output(Path(getattr(args, attr)), kind, "--" + attr.replace("_", "-")) for attr, kind in writes.items()]
-    inputs = [p for attr in getattr(args, "reads", ()) for p in _paths(getattr(args, attr))]
+    outputs = [Output(Path(getattr(args, attr)), kind, "--" + attr.replace("_", "-"),
+                      tuple(args.members(args)) if kind == "entries" else ()) for attr, kind in writes.items()]
+    inputs = [p for item in getattr(args, "reads", ())
+              for p in (item(args) if callable(item) else _paths(getattr(args, item)))]
     with command_outputs(args.command, inputs, outputs) as staged:
         finals = {str(path): str(output.path) for path, output in zip(staged, outputs)}
         for attr, path in zip(writes, staged):
@@ -477,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     phantom.add_argument("--format", nargs="+", choices=data.CT_FORMATS, default=list(data.CT_FORMATS),
                          help="ct only: DICOM series folders and/or NIfTI files")
     phantom.add_argument("--center", default=config["petct"]["center"], help="petct only: centre code in case names")
-    phantom.set_defaults(run=_phantom, writes={"out": "entries"})
+    phantom.set_defaults(run=_phantom, writes={"out": "entries"}, members=_phantom_members)
 
     qc = commands.add_parser("qc", help="orthogonal-slice montage PNG of one or more images")
     qc.add_argument("images", nargs="+", help="images; the first one's grid defines the slices")
@@ -506,6 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return done.code
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    progress.enabled = sys.stderr.isatty()  # in a log, stderr holds the error line alone
     try:
         _fill_defaults(args)
         print(_run(args))
@@ -522,6 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("medprior: interrupted; no partial output was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
+        progress.enabled = True
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
     return 0

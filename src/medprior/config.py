@@ -7,7 +7,9 @@ The schema (``config.schema.yaml``, shipped inside the package and linked from
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterator
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -46,7 +48,11 @@ def _copy(value: Any) -> Any:
 
 def validate_config(config: dict[str, Any], source: str | os.PathLike | None = None,
                     schema_name: str = "config") -> dict[str, Any]:
-    """Fill in defaults (in place) and validate; an invalid config raises InputError naming the key."""
+    """Fill in defaults (in place) and validate; an invalid config raises InputError naming the key.
+    Numbers must be finite (YAML's ``.nan`` and ``.inf`` satisfy the schema's type)."""
+    for key, value in _numbers(config):
+        if not math.isfinite(value):
+            raise InputError(source, f"config key {key}: {value} is not a finite number")
     validator = _filling_validator()(schema(schema_name))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
     if errors:
@@ -54,6 +60,18 @@ def validate_config(config: dict[str, Any], source: str | os.PathLike | None = N
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise InputError(source, f"config key {key}: {error.message}")
     return config
+
+
+def _numbers(value: Any, key: str = "") -> Iterator[tuple[str, float]]:
+    """Every float in a nested config, with its dotted key."""
+    if isinstance(value, float):
+        yield key or "(top level)", value
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from _numbers(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _numbers(item, f"{key}[{index}]")
 
 
 def read_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:

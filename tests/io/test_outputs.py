@@ -90,14 +90,25 @@ def test_folder_output_replaces_its_own_earlier_output_and_an_empty_folder(tmp_p
 
 
 def test_all_outputs_appear_together_with_what_the_task_wrote_beside_them(tmp_path):
-    outputs = [Output(tmp_path / "r.nii.gz"), Output(tmp_path / "figures" / "r.png"), Output(tmp_path / "data", "entries")]
+    data = tmp_path / "data"
+    (data / "imagesTr").mkdir(parents=True)
+    (data / "imagesTr" / "A__CT.nii.gz").write_text("an earlier case")
+    members = (Output(data / "CT-0001", "folder"), Output(data / "imagesTr" / "B__CT.nii.gz"),
+               Output(data / "labelsTr" / "B.nii.gz"), Output(data / "B.provenance.json"))
+    outputs = [Output(tmp_path / "r.nii.gz"), Output(tmp_path / "figures" / "r.png"), Output(data, "entries", members=members)]
     with command_outputs("x", [], outputs) as (image, figure, entries):
         image.write_text("image")
         image.with_name(image.name + ".provenance.json").write_text("{}")
         figure.write_text("png")
         (entries / "CT-0001").mkdir()
+        for name in ("imagesTr", "labelsTr"):
+            (entries / name).mkdir()
+        (entries / "imagesTr" / "B__CT.nii.gz").write_text("ct")
+        (entries / "labelsTr" / "B.nii.gz").write_text("label")
         assert not (tmp_path / "r.nii.gz").exists()  # nothing in place before the command ends
-    assert sorted(tree(tmp_path)) == ["data", "data/CT-0001", f"data/CT-0001/{MARKER}", "figures", "figures/r.png",
+    assert sorted(tree(tmp_path)) == ["data", "data/CT-0001", f"data/CT-0001/{MARKER}", "data/imagesTr",
+                                      "data/imagesTr/A__CT.nii.gz", "data/imagesTr/B__CT.nii.gz", "data/labelsTr",
+                                      "data/labelsTr/B.nii.gz", "figures", "figures/r.png",
                                       "r.nii.gz", "r.nii.gz.provenance.json"]
 
 
@@ -116,10 +127,10 @@ def test_entries_never_replace_user_folders(tmp_path):
     (tmp_path / "CT-0001").mkdir()
     (tmp_path / "CT-0001" / "mine.dcm").write_text("user")
     before = tree(tmp_path)
+    members = (Output(tmp_path / "CT-0001", "folder"), Output(tmp_path / "CT-0001.nii.gz"))
     with pytest.raises(InputError, match="not written by medprior"):
-        with command_outputs("phantom", [], [Output(tmp_path, "entries")]) as (entries,):
-            (entries / "CT-0001").mkdir()
-            (entries / "CT-0001.nii.gz").write_text("new")
+        with command_outputs("phantom", [], [Output(tmp_path, "entries", members=members)]):
+            raise AssertionError("the command must not start")
     assert tree(tmp_path) == before
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
+from medprior.progress import progress_bar
 
 from medprior.diffusion import parametrization as param
 from medprior.diffusion.denoiser import Denoiser
@@ -38,7 +38,7 @@ def grid(schedule: VPSchedule, steps: int, progress: bool, desc: str = "sampling
          ) -> Iterator[tuple[tuple[int, float], ...]]:
     """Consecutive grid times and their abar: ((t, abar_t), (s, abar_s)), then ((0, abar_0), (None, 1.0))."""
     points = [(t, float(schedule.alphas_cumprod[t])) for t in schedule.timesteps(steps).tolist()]
-    return zip(tqdm(points, desc=desc, unit="step", leave=leave, disable=not progress), [*points[1:], (None, 1.0)])
+    return zip(progress_bar(points, desc=desc, unit="step", leave=leave, show=progress), [*points[1:], (None, 1.0)])
 
 
 def _denoise(denoiser: Denoiser, x: Tensor, t: int) -> Tensor:

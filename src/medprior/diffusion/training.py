@@ -65,7 +65,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from medprior.progress import progress_bar
 
 from medprior.devices import autocast, resolve_device
 from medprior.diffusion import parametrization as param
@@ -264,7 +264,7 @@ def train_prior(prior: Prior, examples: Tensor, config: TrainingConfig, workdir:
     base_elapsed = state.elapsed_s
     window_started = started
     window_sum = torch.tensor(state.window_sum, dtype=torch.float64, device=device)
-    bar = tqdm(total=config.steps, initial=state.step, disable=not progress, desc="training", unit="step",
+    bar = progress_bar(total=config.steps, initial=state.step, show=progress, desc="training", unit="step",
                dynamic_ncols=True)
     network.train()
     try:

@@ -51,13 +51,17 @@ class Output:
     Args:
         path: where it goes.
         kind: ``"file"``; ``"folder"`` (replaced as a whole); or ``"entries"``, a folder the
-            command adds named files and folders to (``phantom --out``), kept with its other content.
+            command adds the files and folders of ``members`` to (``phantom --out``), keeping the
+            rest of its content.
         option: the command-line option that names it, for error messages.
+        members: with ``"entries"``: each file or folder the command writes in ``path``, sidecars
+            included, so they are checked before any work and only they are moved there.
     """
 
     path: Path
     kind: OutputKind = "file"
     option: str = ""
+    members: tuple[Output, ...] = ()
 
 
 def _resolved(path: str | os.PathLike) -> Path:
@@ -72,12 +76,12 @@ def check_outputs(command: str, inputs: Iterable[str | os.PathLike], outputs: Se
     """Refuse, before any work, outputs that would destroy an input, each other, or user data."""
     inputs = [(Path(p), _resolved(p)) for p in inputs]
     seen: dict[Path, Output] = {}
-    for output in outputs:
+    for output in (*outputs, *(m for o in outputs for m in o.members)):
         target = _resolved(output.path)
         name = output.option or str(output.path)
         if not target.name:
             raise InputError(output.path, f"is not a usable name for {name}")
-        if output.path.name.endswith(SIDECAR_SUFFIX):
+        if output in outputs and output.path.name.endswith(SIDECAR_SUFFIX):  # members may be sidecars
             raise InputError(output.path, f"names ending in {SIDECAR_SUFFIX} are reserved for medprior's "
                                           f"provenance sidecars; choose another name for {name}")
         if target in seen:
@@ -128,22 +132,23 @@ def _write_markers(command: str, staged: Path) -> None:
 
 
 class _Stage:
-    """The staging folders of one command run, one per destination folder."""
+    """The staging folders of one command run: one per destination folder of plain outputs, and
+    one inside each ``"entries"`` folder, standing for it."""
 
     def __init__(self) -> None:
-        self.folders: dict[Path, Path] = {}
+        self.folders: dict[tuple[Path, bool], Path] = {}
         self.created: list[Path] = []  # destination folders this run made, removed again if it fails
 
-    def folder_for(self, destination: Path) -> Path:
+    def folder_for(self, destination: Path, *, entries: bool = False) -> Path:
         destination = _resolved(destination)
-        if destination not in self.folders:
+        if (destination, entries) not in self.folders:
             missing = [f for f in (destination, *destination.parents) if not f.exists()]
             destination.mkdir(parents=True, exist_ok=True)
             self.created.extend(missing)
             remove_stale_temporaries(destination, STAGE_PREFIX)
-            self.folders[destination] = destination / scratch_name(STAGE_PREFIX)
-            self.folders[destination].mkdir()
-        return self.folders[destination]
+            self.folders[destination, entries] = destination / scratch_name(STAGE_PREFIX)
+            self.folders[destination, entries].mkdir()
+        return self.folders[destination, entries]
 
     def remove(self, *, failed: bool) -> None:
         for folder in self.folders.values():
@@ -156,26 +161,37 @@ class _Stage:
 
 
 def _planned_moves(command: str, stage: _Stage, outputs: Sequence[Output]) -> list[tuple[Path, Path]]:
-    """Every staged entry with its final place, each checked against what is there now."""
+    """Every staged entry with its final place, each checked against what is there now: all that a
+    plain output's staging folder holds (the output and what the task wrote beside it, such as its
+    sidecar), and the declared members of each ``"entries"`` output."""
+    candidates = []  # (staged, target, kind)
     kinds = {_resolved(o.path): o.kind for o in outputs}
+    for (destination, entries), folder in stage.folders.items():
+        if not entries:
+            candidates += [(entry, destination / entry.name, kinds.get(destination / entry.name, "file"))
+                           for entry in sorted(folder.iterdir()) if not entry.name.startswith(".")]
+    for output in outputs:
+        root = _resolved(output.path)
+        for member in output.members:
+            target = _resolved(member.path)
+            candidates.append((stage.folder_for(root, entries=True) / target.relative_to(root), target, member.kind))
     moves = []
-    for destination, folder in stage.folders.items():
-        for entry in sorted(folder.iterdir()):
-            target = destination / entry.name
-            if entry.name.startswith("."):  # a temporary of a writer inside the stage: goes with it
-                continue
-            kind = kinds.get(target, "folder" if entry.is_dir() else "file")
-            if entry.is_dir():
-                _write_markers(command, entry)
-            _check_replaceable(command, target, kind)
-            moves.append((entry, target))
+    for staged, target, kind in candidates:
+        if not staged.exists():  # a declared member this run did not write (an optional sidecar)
+            continue
+        if staged.is_dir():
+            _write_markers(command, staged)
+        _check_replaceable(command, target, "folder" if staged.is_dir() else kind)
+        moves.append((staged, target))
     return moves
 
 
 def _move_all(moves: list[tuple[Path, Path]]) -> None:
     """Rename every staged entry onto its target, whatever is there set aside first; if one rename
-    fails, undo every rename made so far, so the targets are as they were."""
+    fails, undo every rename made so far (and remove the folders made for them), so the targets are
+    as they were."""
     done: list[tuple[Path, Path]] = []
+    made: list[Path] = []
 
     def rename(source: Path, target: Path) -> None:
         os.replace(source, target)
@@ -183,12 +199,17 @@ def _move_all(moves: list[tuple[Path, Path]]) -> None:
 
     try:
         for entry, target in moves:
+            missing = [f for f in target.parents if not f.exists()]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made = missing + made  # deepest first
             if target.exists() or target.is_symlink():  # set aside until every move has succeeded
                 rename(target, entry.parent / (entry.name + ".retired"))
             rename(entry, target)
     except BaseException:
         for source, target in reversed(done):
             os.replace(target, source)
+        for folder in made:
+            folder.rmdir()
         raise
 
 
@@ -206,7 +227,7 @@ def command_outputs(command: str, inputs: Iterable[str | os.PathLike],
     stage = _Stage()
     try:
         targets = [_resolved(o.path) for o in outputs]
-        staged = [stage.folder_for(t) if o.kind == "entries" else stage.folder_for(t.parent) / t.name
+        staged = [stage.folder_for(t, entries=True) if o.kind == "entries" else stage.folder_for(t.parent) / t.name
                   for o, t in zip(outputs, targets)]
         yield staged
         _move_all(_planned_moves(command, stage, outputs))

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from tqdm import tqdm
+from medprior.progress import progress_bar
 
 from medprior.checks import require_float, require_int
 from medprior.physics.finite_difference import FiniteDifference
@@ -97,7 +97,7 @@ def admm_tv(operator: LinearOperator, y: torch.Tensor, *, lam: float, rho: float
             out = out + rho * image
         return out[None]
 
-    for iteration in tqdm(range(iterations), desc="ADMM-TV", disable=not progress):
+    for iteration in progress_bar(range(iterations), desc="ADMM-TV", show=progress):
         rhs = aty + rho * difference.adjoint(z - u)
         if nonnegative:
             rhs = rhs + rho * (v - w)

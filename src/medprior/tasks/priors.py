@@ -161,6 +161,13 @@ def _brats_files(case_dir: Path) -> dict[str, Path]:
     return cases[case_dir.name]
 
 
+def data_files(config_path: str | os.PathLike) -> list[Path]:
+    """The files and folders a prior config reads (its ``data.files``; none for phantom data), so a
+    command can keep its outputs off them."""
+    files = load_prior_config(config_path)["data"].get("files") or {}
+    return _expand([*files.get("train", []), *files.get("holdout", [])], config_path)
+
+
 def _expand(patterns: Sequence[str], source: Any) -> list[Path]:
     paths: list[Path] = []
     for pattern in patterns:

@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from medprior.checks import require_finite_output
-from medprior.checks import require_choice, require_memory, require_schema, require_seed, require_window
+from medprior.checks import (require_choice, require_finite_output, require_memory, require_schema, require_seed,
+                             require_window)
 from medprior.config import check_diffusion_parameters, defaults, diffusion_parameters
 from medprior.errors import InputError, ParameterError
 from medprior.figures import reconstruction_figure
@@ -29,6 +28,7 @@ from medprior.io import Volume, load, save, sidecar_path, write_json, write_side
 from medprior.io.measurement import Measurement, read_measurement, write_measurement
 from medprior.io.resample import resample_like
 from medprior.metrics import image_metrics
+from medprior.progress import progress_bar
 from medprior.physics.ct_parallel import default_n_detectors
 from medprior.physics import (CartesianMRI, LinearOperator, ParallelBeamCT, attenuation_to_hu,
                               birdcage_sensitivities, complex_gaussian_noise, estimate_sensitivities,
@@ -141,6 +141,13 @@ def slab_shape(volume_shape: Sequence[int], slices: int, size: Sequence[int] | N
     return (*in_plane, depth if slices <= 0 or slices >= depth else int(slices))  # type: ignore[return-value]
 
 
+def require_slab_fits(shape: Sequence[int]) -> None:
+    """Refuse, naming ``size``, a slab (I, J, K) whose float32 copies alone exceed the free memory,
+    before the views or coils that multiply it are counted."""
+    require_memory("size", _COPIES * 4.0 * float(np.prod(shape, dtype=np.float64)),
+                   f"a {' x '.join(str(int(n)) for n in shape)} slab")
+
+
 def ct_simulation_bytes(shape: Sequence[int], views: int) -> float:
     """Estimated peak memory (bytes) of :func:`simulate_ct` for a slab ``shape`` (I, J, K): the
     system matrix (views x pixels) and the sinograms (slices x views x detectors)."""
@@ -184,6 +191,7 @@ def simulate_ct(volume: Volume, *, views: int, arc_deg: float = 180.0, start_deg
                                slices=slices, size=size, seed=seed)
     views, arc_deg, start_deg, photons, slices, size, seed = checked.values()
     shape = slab_shape(volume.shape, slices, size)
+    require_slab_fits(shape)
     require_memory("views", ct_simulation_bytes(shape, views),
                    f"simulating {views} views of {shape[2]} slices of {shape[0]} x {shape[1]}")
     slab = measured_slab(volume, slices, size)
@@ -227,6 +235,7 @@ def simulate_mri(volume: Volume, *, acceleration: float, mask: str = "uniform", 
     acceleration, mask, center_fraction, coils, snr_db, slices, size, seed = checked.values()
     require_choice("mask", mask, tuple(MASKS))
     shape = slab_shape(volume.shape, slices, size)
+    require_slab_fits(shape)
     require_memory("coils", mri_simulation_bytes(shape, coils),
                    f"simulating {coils} coils of {shape[2]} slices of {shape[0]} x {shape[1]}")
     rng = np.random.default_rng(seed)
@@ -272,7 +281,7 @@ def coil_maps(measurement: Measurement, y: torch.Tensor) -> torch.Tensor | None:
     lines = measurement.geometry["calibration_lines"]  # fully sampled readout x central ky lines
     calibration = (min(y.shape[-2], 32), lines)
     return torch.stack([estimate_sensitivities(kspace, calibration_size=calibration, kernel_size=min(6, lines))
-                        for kspace in tqdm(y, desc="ESPIRiT coil maps", unit="slice")])
+                        for kspace in progress_bar(y, desc="ESPIRiT coil maps", unit="slice")])
 
 
 def _tv(operator: LinearOperator, y: torch.Tensor, start: torch.Tensor, *, lam: float, rho: float,
@@ -426,7 +435,7 @@ def comparison_figure(reference: str | os.PathLike, estimates: Sequence[str | os
     window = require_window("window", window)
     names = list(names) if names else [Path(p).name for p in estimates]
     if len(names) != len(estimates):
-        raise InputError(None, f"{len(names)} names given for {len(estimates)} estimates")
+        raise ParameterError("names", f"{len(names)} names given for {len(estimates)} estimates")
     volumes = [load(p) for p in estimates]
     truth = resample_like(load(reference), volumes[0])
     return reconstruction_figure(truth, list(zip(names, volumes)), out, window=window, title=title)

@@ -43,12 +43,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from medprior.challenges.brasyn import check_submission, evaluate_synthesis, missing_contrast, nifti_geometry
 from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
 from medprior.checks import require_schema, require_seed
 from medprior.devices import resolve_device
+from medprior.progress import progress_bar
 from medprior.diffusion.prior_file import PRIOR_JSON, load_prior, prior_modality, read_prior_json
 from medprior.diffusion.priors import Prior
 from medprior.diffusion.normalization import Normalization
@@ -128,12 +128,12 @@ class SynthesisModel:
         return self._load(target)[0]
 
     def check_case(self, files: dict[str, Path], target: str) -> None:
-        """Refuse, from the headers (before any work), a case this model cannot synthesize ``target`` of.
+        """Refuse, before any work, a case this model cannot synthesize ``target`` of.
 
         Its present contrasts must be the ones the model was trained to condition on, 3D, and on
         one grid (the same shape, affines within :data:`AFFINE_TOLERANCE_MM`), at least half the
         model's network grid along every axis (a smaller image would be mostly padding, a 2D
-        slice all of it).
+        slice all of it), and readable to the last voxel, all finite.
 
         Raises:
             InputError: naming the file (or model folder) and the problem.
@@ -164,6 +164,8 @@ class SynthesisModel:
                 raise InputError(first, f"has shape {shape}, less than half the model's network grid {grid} along "
                                         "some axis; the case does not fit this model (resample it, or use a model "
                                         "trained at its size)")
+        for contrast in present:  # the voxels too: a truncated file or NaN/Inf is refused before any work
+            load_nifti(files[contrast])
 
     def orientation(self, target: str) -> str:
         return training_orientation(self._load(target)[1])
@@ -199,9 +201,10 @@ def _read_histograms(path: Path) -> dict[str, np.ndarray]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise InputError(path, f"unreadable histogram-mean model ({type(error).__name__}: {error})") from None
     bad = [c for c, q in quantiles.items() if c not in BRATS_CONTRASTS or q.shape != (QUANTILE_LEVELS,)
-           or np.any(np.diff(q) < 0)]
+           or not np.isfinite(q).all() or np.any(np.diff(q) < 0)]
     if bad:
-        raise InputError(path, f"quantiles of {bad}: expected {QUANTILE_LEVELS} non-decreasing values per contrast")
+        raise InputError(path, f"quantiles of {bad}: expected {QUANTILE_LEVELS} finite non-decreasing values "
+                               "per contrast")
     return quantiles
 
 
@@ -325,7 +328,7 @@ def synthesize(model_dir: str | os.PathLike, input_dir: str | os.PathLike, outpu
         model.check_case(files, targets[case])
     output = Path(output_dir)
     with atomic_path(output, directory=True) as temporary:
-        for case, files in tqdm(cases.items(), desc="synthesis", unit="case", disable=not progress):
+        for case, files in progress_bar(cases.items(), desc="synthesis", unit="case", show=progress):
             target, volume = synthesize_case(model, files, steps=steps, sampler=sampler, seed=seed)
             save_nifti(volume, temporary / f"{case}-{target}.nii.gz")
         check_submission(temporary, input_dir)
