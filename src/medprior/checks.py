@@ -153,9 +153,8 @@ def _conform(name: str, value: Any, spec: dict[str, Any]) -> Any:
 
 def require_finite(source: Any, array: Any, what: str = "data") -> None:
     """Refuse an array (numpy or torch) holding NaN or Inf; ``source`` is the file, ``what`` the key."""
-    values = array.detach().cpu().numpy() if hasattr(array, "detach") else np.asarray(array)
-    if values.dtype.kind in "fc" and not np.isfinite(values).all():
-        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    bad = count_nonfinite(array)
+    if bad:
         raise InputError(source, f"{what} holds {bad} non-finite values (NaN or Inf)")
 
 

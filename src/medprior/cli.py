@@ -458,13 +458,22 @@ def _run(args: argparse.Namespace) -> str:
     inputs = [p for item in getattr(args, "reads", ())
               for p in (item(args) if callable(item) else _paths(getattr(args, item)))]
     with command_outputs(args.command, inputs, outputs) as staged:
-        finals = {str(path): str(output.path) for path, output in zip(staged, outputs)}
+        args.finals = {str(path): str(output.path) for path, output in zip(staged, outputs)}
         for attr, path in zip(writes, staged):
             setattr(args, attr, str(path))
-        report = args.run(args)
-    for path, final in finals.items():  # the report names the outputs where they are now
-        report = report.replace(path, final)
-    return report
+        return _final_names(args.run(args), args)
+
+
+def _final_names(text: str, args: argparse.Namespace) -> str:
+    """``text`` (a report or an error) with each staged output path replaced by the path the user gave."""
+    for staged, final in getattr(args, "finals", {}).items():
+        text = text.replace(staged, final)
+    return text
+
+
+def _error(message: str, args: argparse.Namespace, status: int) -> int:
+    print(f"medprior: error: {_final_names(message, args)}", file=sys.stderr)
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -535,14 +544,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fill_defaults(args)
         print(_run(args))
     except DivergenceError as error:
-        print(f"medprior: error: {error}", file=sys.stderr)
-        return EXIT_DIVERGED
+        return _error(str(error), args, EXIT_DIVERGED)
     except MedpriorError as error:
-        print(f"medprior: error: {error}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
+        return _error(str(error), args, EXIT_INPUT_ERROR)
     except OSError as error:  # an output that cannot be written: a bad path the user gave
-        print(f"medprior: error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
+        return _error(f"{error.filename or ''}: {error.strerror or error}", args, EXIT_INPUT_ERROR)
     except KeyboardInterrupt:
         print("medprior: interrupted; no partial output was kept", file=sys.stderr)
         return EXIT_INTERRUPTED

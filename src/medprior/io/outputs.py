@@ -209,7 +209,10 @@ def _move_all(moves: list[tuple[Path, Path]]) -> None:
         for source, target in reversed(done):
             os.replace(target, source)
         for folder in made:
-            folder.rmdir()
+            try:
+                folder.rmdir()
+            except OSError:  # another run (a parallel workflow job) has put something there
+                pass
         raise
 
 
