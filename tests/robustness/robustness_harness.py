@@ -162,7 +162,7 @@ def check_failure(row, code, escaped, elapsed, stderr, before, after) -> list[st
             problems.append(f"[name] stderr does not name {' or '.join(map(repr, options))}: {_short(stderr)}")
     changed = [p for p in before if p in after and before[p] != after[p]]
     removed = [p for p in before if p not in after]
-    new = [p for p in after if p not in before]
+    new = [p for p in after if p not in before and not _matches(p, row.may_create)]  # kept state (a workdir)
     if changed or removed:
         problems.append(f"[inputs-changed] changed: {_few(changed)}; removed: {_few(removed)}")
     if new:

@@ -1129,7 +1129,24 @@ row("fit-histogram-mean-contrast-not-any-onto-good-model", E, [*FIT, "--out", "{
 row("synthesis-figure-unknown-case-onto-good-figure", E,
     [*SFIG[:2], "BraTS-GLI-09999-000", *SFIG[3:], "--out", "{t}/f.png"], uses=U_SFIG,
     build=good(*SFIG, "--out", "{t}/f.png"), names=("BraTS-GLI-09999-000",))
+row("train-prior-lr=1e30-diverges-onto-good-prior", E, [*TRAIN, "--workdir", "{t}/w2", "--out", "{t}/p"],
+    uses=U_TRAIN, build=steps(TRAIN_GOOD, edit_yaml("train.yaml", set_key("training.learning_rate", 1e30))),
+    code=1, names=("learning_rate",), may_create=("w2", "w2/*"),
+    notes="divergence: exit 1, one line, the earlier prior byte-identical; the workdir keeps what was good")
+row("sample-figure-is-user-folder-onto-good-samples", E,
+    [*SAMPLE, "--seed", "1", "--out", "{t}/s.nii.gz", "--figure", "{t}/figs"], uses=U_SAMPLE,
+    build=steps(SAMPLE_GOOD, mkdir("figs")), names=("figs",), notes="another seed: an overwrite would show")
+row("simulate-out-is-user-folder-with-truth-out", E, [*SIM_CT, "--out", "{t}/m.h5", "--truth-out", "{t}/t.nii.gz"],
+    uses=U_SIM, build=mkdir("m.h5"), names=("m.h5",), notes="--truth-out must not appear when --out fails")
+row("simulate-out-under-a-file-with-truth-out", E,
+    [*SIM_CT, "--out", "{t}/ct.nii.gz/m.h5", "--truth-out", "{t}/t.nii.gz"], uses=U_SIM, names=("ct.nii.gz/m.h5",))
 # chains: a later command's output must not clobber an earlier command's outputs or sidecars
+row("evaluate-twice-after-recon-out-r.json", E,
+    ["evaluate", "--reference", "{t}/ct.nii.gz", "--estimate", "{t}/r.nii.gz", "--out", "{t}/r.json"],
+    uses=("ct.h5", "ct.nii.gz"),
+    build=steps(RECON_GOOD, good("evaluate", "--reference", "{t}/ct.nii.gz", "--estimate", "{t}/r.nii.gz", "--out",
+                                 "{t}/r.json")), code=0, changes=("r.json",),
+    notes="the README's chain run twice: the second evaluate used to fail on its own metrics read as a sidecar")
 row("evaluate-after-recon-out-r.json", E,
     ["evaluate", "--reference", "{t}/ct.nii.gz", "--estimate", "{t}/r.nii.gz", "--out", "{t}/r.json"],
     uses=("ct.h5", "ct.nii.gz"), build=RECON_GOOD, code=0, creates=("r.json",))
