@@ -139,16 +139,21 @@ def names(text: str, name: str) -> bool:
     return re.search(pattern, text) is not None
 
 
+def _exit_problems(row, code, escaped, detail: str) -> list[str]:
+    """An exception that escaped main, a timeout, or an exit status other than the row's."""
+    if escaped is not None:
+        return [f"[traceback] an exception escaped main: {_short(escaped.strip().splitlines()[-1])}"]
+    if code == "timeout":
+        return [f"[timeout] still running after {row.timeout} s"]
+    if code != row.code:
+        return [f"[exit] exit status {code}, expected {row.code}{detail}"]
+    return []
+
+
 def check_failure(row, code, escaped, elapsed, stderr, before, after) -> list[str]:
     """Problems of a row that must fail: exit status, one stderr line naming the culprit, no
     traceback, the folder exactly as before (inputs and earlier outputs byte-identical, nothing new)."""
-    problems = []
-    if escaped is not None:
-        problems.append(f"[traceback] an exception escaped main: {_short(escaped.strip().splitlines()[-1])}")
-    elif code == "timeout":
-        problems.append(f"[timeout] still running after {row.timeout} s")
-    elif code != row.code:
-        problems.append(f"[exit] exit status {code}, expected {row.code}")
+    problems = _exit_problems(row, code, escaped, "")
     lines = stderr.strip().splitlines()
     if "Traceback" in stderr:
         problems.append("[traceback] 'Traceback' on stderr")
@@ -175,13 +180,7 @@ def check_failure(row, code, escaped, elapsed, stderr, before, after) -> list[st
 def check_success(row, code, escaped, elapsed, stderr, before, after) -> list[str]:
     """Problems of a row that must succeed: exit 0, every expected output there, nothing else new
     (but sidecars of outputs and markers in new folders), everything else unchanged."""
-    problems = []
-    if escaped is not None:
-        problems.append(f"[traceback] an exception escaped main: {_short(escaped.strip().splitlines()[-1])}")
-    elif code == "timeout":
-        problems.append(f"[timeout] still running after {row.timeout} s")
-    elif code != row.code:
-        problems.append(f"[exit] exit status {code}, expected {row.code}: {_short(stderr)}")
+    problems = _exit_problems(row, code, escaped, f": {_short(stderr)}")
     new = [p for p in after if p not in before]
     for pattern in row.creates:
         if not any(fnmatch.fnmatchcase(p, pattern) for p in after):
