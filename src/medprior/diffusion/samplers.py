@@ -17,11 +17,11 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor
-from medprior.progress import progress_bar
 
 from medprior.diffusion import parametrization as param
 from medprior.diffusion.denoiser import Denoiser
 from medprior.diffusion.schedule import VPSchedule
+from medprior.progress import progress_bar
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
 

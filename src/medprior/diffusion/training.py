@@ -65,7 +65,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from medprior.progress import progress_bar
 
 from medprior.devices import autocast, resolve_device
 from medprior.diffusion import parametrization as param
@@ -73,6 +72,7 @@ from medprior.diffusion.priors import Prior
 from medprior.diffusion.schedule import broadcast
 from medprior.errors import DivergenceError, InputError
 from medprior.io.atomic import atomic_path
+from medprior.progress import progress_bar
 
 CHECKPOINT_FILE = "checkpoint.pt"
 LOSS_LOG_FILE = "loss.jsonl"

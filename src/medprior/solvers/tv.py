@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from medprior.progress import progress_bar
 
 from medprior.checks import require_float, require_int
 from medprior.physics.finite_difference import FiniteDifference
 from medprior.physics.operator import LinearOperator
+from medprior.progress import progress_bar
 from medprior.solvers.cg import conjugate_gradient
 
 
