@@ -2,6 +2,7 @@
 #   snakemake -n                       show what would run (the DAG)
 #   snakemake --cores 2                run the embedded demo (configs/default.yaml)
 #   snakemake --profile workflows/profiles/slurm   run on a SLURM cluster
+#   snakemake --report report.html     after a run: landing page (config, seeds), versions, every table and figure
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -15,11 +16,14 @@ validate(config, "workflows/schemas/config.schema.yaml")
 DATA = config["workdir_data"]
 RESULTS = config["workdir_results"]
 
+report: "workflows/report/workflow.rst"
+
 
 include: "workflows/rules/data.smk"
 include: "workflows/rules/priors.smk"
 include: "workflows/rules/recon.smk"
 include: "workflows/rules/synthesis.smk"
+include: "workflows/rules/run_info.smk"
 
 
 rule all:
@@ -28,4 +32,5 @@ rule all:
         rules.recon_all.input,
         rules.priors_all.input,
         rules.synthesis_all.input,
+        rules.run_info.output,
     default_target: True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 import subprocess
 import sys
@@ -131,4 +132,19 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
         assert len(list((tmp_path / f"results/synthesis/{method}/submission").glob("BraTS-GLI-*.nii.gz"))) == 2
     for case in ("BraTS-GLI-00040-000", "BraTS-GLI-00041-000"):
         assert (tmp_path / f"results/synthesis/figures/{case}.png").stat().st_size > 10_000
+    run_info = list(csv.DictReader(open(tmp_path / "results/tables/run_info.csv")))
+    facts = {(row["kind"], row["name"]): row["value"] for row in run_info}
+    assert facts[("seed", "config data.ct.seed")] == "11" and ("version", "torch") in facts
+    assert ("seed", "prior tiny_ct data.phantom.seeds") in facts
+    for bench in ("data/qc_ct/CT-0011", "recon/simulate/ct/CT-0011/sv8", "priors/check/tiny_ct",
+                  "synthesis/synthesis_table"):
+        assert (tmp_path / f"results/benchmarks/{bench}.tsv").exists(), bench
+    report = snakemake(tmp_path, "--configfile", str(config), "--report", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = re.sub(r"(\\n|\s)+", " ", (tmp_path / "report.html").read_text())  # captions, whatever their line breaks
+    for caption in ("Every image of the data stage", "One row per prior", "Every configured reconstruction method",
+                    "the classical baselines and the diffusion-prior solvers alike", "Missing-contrast synthesis",
+                    "The software this run used", "Seeds", "Configuration", "samples drawn with the check settings",
+                    "One demo case", "CT phantom CT-0011 after DICOM ingest"):
+        assert caption in html, caption
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)

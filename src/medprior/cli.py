@@ -6,6 +6,14 @@ touch an input or user data are refused before any work, and all outputs appear 
 all. Errors in the user's input print one line (``medprior: error: <file or option>: <problem>``)
 and exit with status 2, a numerical divergence exits with 1, an interrupt (SIGINT) with 130 and a
 SIGTERM (SLURM's cancel) with 143, each without a traceback and without touching earlier outputs.
+
+Output: stdout gets the one report line of a successful command (always, ``--quiet`` included: it
+names what was written); stderr gets the error line, and log records (``HH:MM:SS LEVEL logger:
+message``) by verbosity, given before or after the subcommand (``medprior -v recon ...``):
+``-q/--quiet`` no log records and no progress bars; default: warnings and progress bars, both only
+when stderr is a terminal (a log file or pipe gets no carriage-return noise, and a failure leaves its
+one error line alone); ``-v`` also INFO (e.g. each solver's iterations and final residual); ``-vv``
+also DEBUG (e.g. the residual of every solver iteration).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import NoReturn
 import numpy as np
 
 import medprior
-from medprior import progress
+from medprior import logs, progress
 from medprior.config import check_diffusion_parameters, defaults
 from medprior.devices import resolve_device
 from medprior.errors import DivergenceError, InputError, MedpriorError, ParameterError
@@ -522,7 +530,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recon_commands(commands, defaults()["recon"])
     _add_prior_commands(commands)
     _add_synthesis_commands(commands, defaults()["synthesis"])
+    _add_verbosity(parser, 0)
+    for command in commands.choices.values():  # also accepted after the subcommand
+        _add_verbosity(command, argparse.SUPPRESS)
     return parser
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    """``-v/--verbose`` (repeatable) and ``-q/--quiet``; a subcommand's have ``SUPPRESS`` defaults so
+    that they leave the top-level ones alone when absent."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="count", default=default,
+                       help="log progress and solver residuals on stderr (-vv: every iteration)")
+    group.add_argument("-q", "--quiet", action="store_true", default=False if default == 0 else default,
+                       help="no log records and no progress bars (errors still print their one line)")
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:
@@ -537,12 +558,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, --version, or a usage error already printed as one line
         return done.code
+    if args.verbose and args.quiet:  # one before the subcommand, the other after it
+        return _error("-v/--verbose and -q/--quiet exclude each other", args, EXIT_INPUT_ERROR)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
-    progress.enabled = sys.stderr.isatty()  # in a log, stderr holds the error line alone
+    terminal = sys.stderr.isatty()
+    progress.enabled = terminal and not args.quiet  # in a log, stderr holds the error line alone
     try:
-        _fill_defaults(args)
-        print(_run(args))
+        with logs.configured(-1 if args.quiet else args.verbose, terminal):
+            _fill_defaults(args)
+            print(_run(args))
     except DivergenceError as error:
         return _error(str(error), args, EXIT_DIVERGED)
     except MedpriorError as error:

@@ -1,4 +1,6 @@
-"""Operator wrappers: exact adjoints of the scaled and known-phase operators; the calibration phase."""
+"""Operator wrappers: the known-phase operator's adjoint, scaling by ``operator * c``; the calibration phase.
+
+The generic adjoint test of every operator, these included, is in test_operator.py."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import numpy as np
 import torch
 
 from medprior.physics import CartesianMRI, birdcage_sensitivities, uniform_mask_1d
-from medprior.physics.wrappers import KnownPhase, ScaledOperator, calibration_phase
+from medprior.physics.wrappers import KnownPhase, calibration_phase
 
 
 def mri_operator(dtype: torch.dtype = torch.complex128) -> CartesianMRI:
@@ -36,7 +38,7 @@ def test_known_phase_adjoint_is_exact_for_the_real_inner_product() -> None:
 
 def test_scaled_operator_scales_forward_adjoint_and_normal() -> None:
     base = mri_operator()
-    scaled = ScaledOperator(base, 0.5)
+    scaled = base * 0.5
     x = torch.randn(2, 16, 16, dtype=torch.complex128, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(scaled.forward(x), 0.5 * base.forward(x))
     torch.testing.assert_close(scaled.normal(x), 0.25 * base.normal(x))

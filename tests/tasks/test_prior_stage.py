@@ -13,7 +13,8 @@ from medprior.diffusion.prior_file import read_prior_json
 from medprior.errors import InputError
 from medprior.io import save
 from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING
-from medprior.tasks import priors
+from medprior import metrics
+from medprior.tasks import datasets, priors
 from medprior.tasks.data import same_field_of_view
 
 TINY = {
@@ -35,22 +36,22 @@ def write_config(tmp_path, **changes):
 
 def test_slice_examples_are_normalised_resampled_axial_slices(tmp_path):
     config = priors.load_prior_config(write_config(tmp_path))
-    examples, names, orientation = priors.examples(config, "train")
+    examples, names, orientation = datasets.examples(config, "train")
     assert names == ["ct_body-1", "ct_body-2"] and orientation == "LPS"
     assert examples.shape[1:] == (1, 16, 16) and 8 <= examples.shape[0] <= 16
     assert examples.min() >= -1 and examples.max() <= 1
-    holdout, holdout_names, _ = priors.examples(config, "holdout")
+    holdout, holdout_names, _ = datasets.examples(config, "holdout")
     assert holdout_names == ["ct_body-3"] and not torch.equal(holdout[:1], examples[:1])
 
 
 def test_file_examples_are_canonical_and_say_so(tmp_path):
     """Files are read RAS-canonical: an LPS phantom file gives its slices flipped in plane, and RAS."""
     size = (32, 32, 8)
-    save(priors.ct_body(1, shape=size, spacing=same_field_of_view(size, CT_BODY_SHAPE, CT_BODY_SPACING)),
+    save(datasets.ct_body(1, shape=size, spacing=same_field_of_view(size, CT_BODY_SHAPE, CT_BODY_SPACING)),
          tmp_path / "ct.nii.gz")
-    from_phantom, _, _ = priors.examples(priors.load_prior_config(write_config(tmp_path)), "train")
+    from_phantom, _, _ = datasets.examples(priors.load_prior_config(write_config(tmp_path)), "train")
     config = priors.load_prior_config(write_config(tmp_path, data={"files": {"train": [str(tmp_path / "ct.nii.gz")]}}))
-    from_file, names, orientation = priors.examples(config, "train")
+    from_file, names, orientation = datasets.examples(config, "train")
     assert names == ["ct.nii.gz"] and orientation == "RAS"
     first = from_phantom[:from_file.shape[0]]
     torch.testing.assert_close(from_file, first.flip(-2, -1))
@@ -62,7 +63,7 @@ def test_wavelet_examples_carry_the_condition_contrasts(tmp_path):
                               "contrast": "t2f", "conditions": ["t1n", "t2w"]},
                         normalization={"kind": "percentile", "low": 0.5, "high": 99.5})
     config = priors.load_prior_config(path)
-    examples, _, _ = priors.examples(config, "train")
+    examples, _, _ = datasets.examples(config, "train")
     assert examples.shape == (1, 3, 16, 16, 8)
     assert config["parametrization"] == "x0"
     prior = priors.build_prior(config)
@@ -77,18 +78,18 @@ def test_one_model_for_any_missing_contrast_gets_four_examples_per_volume(tmp_pa
                               "contrast": "any"},
                         normalization={"kind": "percentile", "low": 0.5, "high": 99.5})
     config = priors.load_prior_config(path)
-    examples, _, _ = priors.examples(config, "train")
+    examples, _, _ = datasets.examples(config, "train")
     assert examples.shape == (4, 5, 52, 44, 32)
     assert priors.build_prior(config).condition_channels == 4
-    case = priors.brain_mri(5, shape=(48, 48, 30))
-    normalization = priors.Normalization("percentile", 0.5, 99.5)
-    for k, contrast in enumerate(priors.BRATS_CONTRASTS):
+    case = datasets.brain_mri(5, shape=(48, 48, 30))
+    normalization = datasets.Normalization("percentile", 0.5, 99.5)
+    for k, contrast in enumerate(datasets.BRATS_CONTRASTS):
         native = torch.from_numpy(case.contrasts[contrast].data)
         expected = normalization.apply(native, normalization.range_of(native))[:, 2:46]
         torch.testing.assert_close(examples[k, 0, 2:50, :, 1:31], expected)
         assert examples[k, 0, :2].eq(-1).all() and examples[k, 0, 50:].eq(-1).all()
         assert examples[k, 0, ..., 0].eq(-1).all() and examples[k, 0, ..., 31].eq(-1).all()
-        assert examples[k, 1 + k].eq(priors.MISSING_VALUE).all()
+        assert examples[k, 1 + k].eq(datasets.MISSING_VALUE).all()
         others = [c for c in range(4) if c != k]
         torch.testing.assert_close(examples[k, [1 + c for c in others]], examples[others, 0])
 
@@ -105,7 +106,7 @@ def test_bad_prior_configs_name_the_problem(tmp_path, change, message):
     path = write_config(tmp_path, **change)
     with pytest.raises(InputError, match=message):
         config = priors.load_prior_config(path)
-        priors.examples(config, "train")
+        datasets.examples(config, "train")
 
 
 def test_a_config_starts_from_its_base_file(tmp_path):
@@ -172,8 +173,8 @@ def test_cli_bad_prior_dir_and_config_exit_2_without_output(tmp_path, capsys):
 def test_statistics_tell_matching_images_from_noise():
     generator = torch.Generator().manual_seed(0)
     smooth = torch.nn.functional.avg_pool2d(torch.rand(40, 1, 36, 36, generator=generator), 5, 1)[:, 0] * 2 - 1
-    same = priors.image_statistics(smooth[:20], smooth[20:])
-    noise = priors.image_statistics(torch.rand(20, 32, 32, generator=generator) * 2 - 1, smooth[20:])
+    same = metrics.image_statistics(smooth[:20], smooth[20:])
+    noise = metrics.image_statistics(torch.rand(20, 32, 32, generator=generator) * 2 - 1, smooth[20:])
     assert same["histogram_intersection"] > 0.9 and same["spectrum_db"] < 1.0
     assert noise["histogram_intersection"] < 0.6 and noise["spectrum_db"] > 5
 
@@ -181,5 +182,5 @@ def test_statistics_tell_matching_images_from_noise():
 def test_radial_power_spectrum_of_a_single_frequency_peaks_at_its_radius():
     grid = torch.arange(32, dtype=torch.float64)
     wave = torch.cos(2 * torch.pi * 5 * grid / 32)[None, :, None].expand(1, 32, 32)
-    spectrum = priors.radial_power_spectrum(wave)
+    spectrum = metrics.radial_power_spectrum(wave)
     assert int(spectrum.argmax()) == 5

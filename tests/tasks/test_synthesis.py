@@ -14,7 +14,7 @@ from medprior.cli import main
 from medprior.errors import InputError
 from medprior.io import load_nifti, save_nifti
 from medprior.phantoms import brain_mri
-from medprior.tasks import priors, synthesis
+from medprior.tasks import datasets, priors, synthesis
 
 TINY = {
     "kind": "wavelet3d", "image_size": [16, 16, 8],
@@ -153,7 +153,7 @@ def test_unified_model_blanks_the_target_channel(models):
     present = {c: np.full((2, 2, 2), i + 1.0, dtype=np.float32) for i, c in enumerate(BRATS_CONTRASTS) if c != "t2w"}
     conditions = model.conditions("t2w", {c: torch.from_numpy(v) for c, v in present.items()})
     assert conditions.shape == (1, 4, 2, 2, 2)
-    assert conditions[0, :, 0, 0, 0].tolist() == [1.0, 2.0, priors.MISSING_VALUE, 4.0]
+    assert conditions[0, :, 0, 0, 0].tolist() == [1.0, 2.0, datasets.MISSING_VALUE, 4.0]
 
 
 def test_bad_models_and_cases_name_the_problem(models, split, tmp_path):

@@ -110,6 +110,8 @@ rule qc_ct:
                caption="../report/qc_ct.rst"),
     log:
         f"logs/data/qc_ct/{{ct_case}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/qc_ct/{{ct_case}}.tsv"
     threads: 1
     resources:
         runtime=5,
@@ -129,6 +131,8 @@ rule qc_brain:
         names=" ".join(BRATS_CONTRASTS),
     log:
         f"logs/data/qc_brain/{{brain_case}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/qc_brain/{{brain_case}}.tsv"
     threads: 1
     resources:
         runtime=5,
@@ -148,6 +152,8 @@ rule qc_petct:
                caption="../report/qc_petct.rst"),
     log:
         f"logs/data/qc_petct/{{petct_case}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/qc_petct/{{petct_case}}.tsv"
     threads: 1
     resources:
         runtime=5,
@@ -183,6 +189,8 @@ rule data_table:
         images=data_table_images(),
     log:
         "logs/data/data_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/data_table.tsv"
     threads: 1
     resources:
         runtime=10,

@@ -53,6 +53,8 @@ rule check_prior:
         figure=report(f"{RESULTS}/priors/{{prior}}.samples.png", caption="../report/priors.rst", category="Priors"),
     log:
         "logs/priors/check/{prior}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/priors/check/{{prior}}.tsv"
     threads: 2
     resources:
         gpu=1,
@@ -69,9 +71,15 @@ rule prior_table:
         priors=[prior_path(name) for name in PRIORS["train"]],
     output:
         csv=f"{RESULTS}/tables/priors.csv",
-        markdown=f"{RESULTS}/tables/priors.md",
+        markdown=report(f"{RESULTS}/tables/priors.md", category="Tables", caption="../report/prior_table.rst"),
     log:
         "logs/priors/table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/priors/table.tsv"
+    threads: 1
+    resources:
+        runtime=5,
+        mem_mb=2000,
     script:
         "../scripts/prior_table.py"
 

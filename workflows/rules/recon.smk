@@ -55,6 +55,8 @@ rule simulate:
         args=simulate_args,
     log:
         "logs/recon/simulate/{modality}/{case}/{setting}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/recon/simulate/{{modality}}/{{case}}/{{setting}}.tsv"
     threads: 2
     resources:
         runtime=20,
@@ -125,6 +127,8 @@ rule evaluate:
         window=lambda wc: WINDOW[wc.modality],
     log:
         "logs/recon/evaluate/{modality}/{case}/{setting}/{method}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/recon/evaluate/{{modality}}/{{case}}/{{setting}}/{{method}}.tsv"
     threads: 1
     resources:
         runtime=10,
@@ -151,6 +155,8 @@ rule recon_figure:
         window=lambda wc: WINDOW[wc.modality],
     log:
         "logs/recon/figure/{modality}/{case}/{setting}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/recon/figure/{{modality}}/{{case}}/{{setting}}.tsv"
     threads: 1
     resources:
         runtime=5,
@@ -178,6 +184,8 @@ rule recon_table:
         jobs=recon_jobs(),
     log:
         "logs/recon/recon_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/recon/recon_table.tsv"
     threads: 1
     resources:
         runtime=5,

@@ -28,6 +28,8 @@ rule synthesis_phantoms:
         size=" ".join(str(n) for n in SYN["size"]),
     log:
         "logs/synthesis/phantoms.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/synthesis/phantoms.tsv"
     threads: 1
     resources:
         runtime=10,
@@ -44,6 +46,8 @@ rule brasyn_split:
         truth=directory(f"{DATA}/brasyn/truth"),
     log:
         "logs/synthesis/split.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/synthesis/split.tsv"
     threads: 1
     resources:
         runtime=5,
@@ -60,6 +64,8 @@ rule fit_histogram_mean:
         directory(f"{SYN_DIR}/models/mean"),
     log:
         "logs/synthesis/fit_histogram_mean.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/synthesis/fit_histogram_mean.tsv"
     threads: 1
     resources:
         runtime=10,
@@ -97,6 +103,8 @@ rule evaluate_synthesis:
         f"{SYN_DIR}/{{synthesis_method}}/scores.json",
     log:
         "logs/synthesis/evaluate/{synthesis_method}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/synthesis/evaluate/{{synthesis_method}}.tsv"
     threads: 1
     resources:
         runtime=10,
@@ -119,6 +127,8 @@ rule synthesis_figure:
         submissions=" ".join(f"{m}={SYN_DIR}/{m}/submission" for m in SYN["methods"]),
     log:
         "logs/synthesis/figure/{synthesis_case}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/synthesis/figure/{{synthesis_case}}.tsv"
     threads: 1
     resources:
         runtime=5,
@@ -142,6 +152,12 @@ rule synthesis_table:
         cases=len(SYN_CASES),
     log:
         "logs/synthesis/table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/synthesis/synthesis_table.tsv"
+    threads: 1
+    resources:
+        runtime=5,
+        mem_mb=2000,
     script:
         "../scripts/synthesis_table.py"
 

@@ -1,5 +1,9 @@
 """Training a diffusion prior: denoising regression with AdamW, EMA weights and exact resume.
 
+This module holds the training options (:class:`TrainingConfig`), the loop (:func:`train_prior`,
+whose steps are the methods of ``_Run``), the random draws, the EMA and the data checks; the
+files of a run (checkpoint and loss log) are written and read by :mod:`medprior.diffusion.checkpoints`.
+
 One step (DDPM's objective, in the prior's parametrization):
 
     x      = a batch of examples (B, C, *image_size), normalised to [-1, 1]
@@ -36,6 +40,7 @@ Files in ``workdir``:
   not bitwise: some kernels there (cuDNN weight gradients, the backward of nearest upsampling)
   sum with atomics in a varying order. A checkpoint from a different prior, data or
   trajectory-changing config (:data:`RESUME_KEYS`) is refused with an :class:`InputError`.
+  Reading, writing and the resume checks are in :mod:`medprior.diffusion.checkpoints`.
 - ``loss.jsonl``: one JSON object per ``log_every`` steps, ``{"step", "loss", "lr",
   "elapsed_s", "it_per_s"}``, where ``loss`` is the mean loss over the steps since the previous
   line (the window ``(step - log_every, step]``), ``elapsed_s`` the training time so far
@@ -68,20 +73,17 @@ from torch import Tensor, nn
 
 from medprior.devices import autocast, resolve_device
 from medprior.diffusion import parametrization as param
+from medprior.diffusion.checkpoints import (CHECKPOINT_FILE, LOSS_LOG_FILE, RESUME_KEYS, check_resumable,
+                                            read_checkpoint, truncate_log, write_checkpoint)
+from medprior.diffusion.checkpoints import append_log as _append_log  # a name here, so a test can intercept it
 from medprior.diffusion.priors import Prior
 from medprior.diffusion.schedule import broadcast
 from medprior.errors import DivergenceError, InputError
-from medprior.io.atomic import atomic_path
 from medprior.progress import progress_bar
 
-CHECKPOINT_FILE = "checkpoint.pt"
-LOSS_LOG_FILE = "loss.jsonl"
-CHECKPOINT_FORMAT = "medprior-training-checkpoint"
-CHECKPOINT_VERSION = 1
-RESUME_KEYS = ("batch_size", "learning_rate", "weight_decay", "ema_decay", "grad_clip", "seed", "log_every",
-               "objective")
-"""Config fields that change the trajectory or the log: a checkpoint resumes only if they match.
-``steps``, ``time_budget_s``, ``checkpoint_every`` and ``device`` may change between runs."""
+__all__ = ["CHECKPOINT_FILE", "LOSS_LOG_FILE", "OBJECTIVES", "RESUME_KEYS", "TrainingConfig", "TrainingResult",
+           "train_prior"]
+
 OBJECTIVES = ("denoising", "regression")
 
 
@@ -197,139 +199,181 @@ def train_prior(prior: Prior, examples: Tensor, config: TrainingConfig, workdir:
             checkpoint in ``workdir`` is the last good one (if any), the log ends before the bad
             window, and the prior's weights must not be used.
     """
-    device = resolve_device(config.device)
-    examples, conditions = _check_data(prior, examples, conditions)
-    regression = config.objective == "regression"
-    if regression and prior.parametrization != "x0":
-        raise ValueError(f"the regression objective needs the x0 parametrization, the prior has {prior.parametrization!r}")
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path, log_path = workdir / CHECKPOINT_FILE, workdir / LOSS_LOG_FILE
+    run = _Run(prior, examples, config, workdir, conditions)
+    if run.state.step >= config.steps:
+        return run.result("steps")
+    if config.time_budget_s is not None and run.state.elapsed_s >= config.time_budget_s:
+        return run.result("time_budget")
+    return run.train(progress)
 
-    network = prior.network
-    prior.to(device)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
-    draws = _Draws(examples.shape[0], config.seed)
-    state = _LoopState()
-    description = _json_normalised(prior.description())
-    data_sha256 = _data_sha256(examples, conditions)
-    ema_state: dict[str, Tensor] | None = None
-    if checkpoint_path.exists():
-        checkpoint = _read_checkpoint(checkpoint_path)
-        _check_resumable(checkpoint, checkpoint_path, config, description, data_sha256)
+
+class _Run:
+    """One call of :func:`train_prior`, in named steps: set-up (or resume from the checkpoint),
+    the loop of optimisation steps, the closing of a logging window, a checkpoint, and the result.
+
+    Every step keeps the order of the random draws and floating-point operations of one loop, so a
+    resumed run is bitwise the uninterrupted one on the CPU.
+    """
+
+    def __init__(self, prior: Prior, examples: Tensor, config: TrainingConfig, workdir: str | os.PathLike,
+                 conditions: Tensor | None) -> None:
+        """Set up the run: check the data, build the optimizer, the draws and the EMA, and resume from
+        ``workdir/checkpoint.pt`` if it exists."""
+        self.device = device = resolve_device(config.device)
+        self.examples, self.conditions = _check_data(prior, examples, conditions)
+        self.regression = config.objective == "regression"
+        if self.regression and prior.parametrization != "x0":
+            raise ValueError(f"the regression objective needs the x0 parametrization, the prior has {prior.parametrization!r}")
+        self.workdir = workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_path, self.log_path = workdir / CHECKPOINT_FILE, workdir / LOSS_LOG_FILE
+        self.prior, self.config = prior, config
+
+        self.network = network = prior.network
+        prior.to(device)
+        self.optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        self.draws = _Draws(self.examples.shape[0], config.seed)
+        self.state = _LoopState()
+        self.description = _json_normalised(prior.description())
+        self.data_sha256 = _data_sha256(self.examples, self.conditions)
+        ema_state = self._resume() if self.checkpoint_path.exists() else None
+        self.ema = _Ema(network, config.ema_decay, ema_state)
+        self.last_checkpoint = self.state.step  # the step of the checkpoint on disk, if there is one
+
+    def _resume(self) -> dict[str, Tensor]:
+        """Load the checkpoint into the network, optimizer, draws and loop state; its EMA weights."""
+        checkpoint = read_checkpoint(self.checkpoint_path)
+        check_resumable(checkpoint, self.checkpoint_path, self.config, self.description, self.data_sha256)
         bad = _nonfinite_tensors(checkpoint["network"]) + _nonfinite_tensors(checkpoint["ema"])
         if bad:
-            raise InputError(checkpoint_path, f"cannot resume: the checkpoint holds non-finite weights "
-                                              f"({_few(bad)}); delete it to start afresh")
-        network.load_state_dict(checkpoint["network"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        ema_state = checkpoint["ema"]
-        draws.load_state_dict(checkpoint["draws"])
-        state = _LoopState(**checkpoint["loop"])
-    ema = _Ema(network, config.ema_decay, ema_state)
-    last_checkpoint = state.step  # the step of the checkpoint on disk, if there is one
+            raise InputError(self.checkpoint_path, f"cannot resume: the checkpoint holds non-finite weights "
+                                                   f"({_few(bad)}); delete it to start afresh")
+        self.network.load_state_dict(checkpoint["network"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.draws.load_state_dict(checkpoint["draws"])
+        self.state = _LoopState(**checkpoint["loop"])
+        return checkpoint["ema"]
 
-    def diverged(what: str) -> DivergenceError:
-        kept = (f"the last good checkpoint (step {last_checkpoint}) is kept in {checkpoint_path}"
-                if checkpoint_path.exists() else f"no checkpoint had been written yet in {workdir}")
-        return DivergenceError(f"training diverged at step {state.step}: {what} became non-finite (NaN or Inf); "
+    def diverged(self, what: str) -> DivergenceError:
+        config = self.config
+        kept = (f"the last good checkpoint (step {self.last_checkpoint}) is kept in {self.checkpoint_path}"
+                if self.checkpoint_path.exists() else f"no checkpoint had been written yet in {self.workdir}")
+        return DivergenceError(f"training diverged at step {self.state.step}: {what} became non-finite (NaN or Inf); "
                                f"{kept} and no prior is written; lower training.learning_rate "
                                f"(now {config.learning_rate:g}){'' if config.grad_clip else ' or set training.grad_clip'}")
 
-    def check_weights() -> None:
-        bad = _nonfinite_tensors(network.state_dict())
-        bad_ema = _nonfinite_tensors(ema.state_dict())
+    def check_weights(self) -> None:
+        bad = _nonfinite_tensors(self.network.state_dict())
+        bad_ema = _nonfinite_tensors(self.ema.state_dict())
         if bad or bad_ema:
-            raise diverged(f"the weights ({_few(bad)})" if bad else f"the EMA weights ({_few(bad_ema)})")
+            raise self.diverged(f"the weights ({_few(bad)})" if bad else f"the EMA weights ({_few(bad_ema)})")
 
-    def result(stopped_by: str) -> TrainingResult:
-        bad = _nonfinite_tensors(ema.state_dict())
+    def result(self, stopped_by: str) -> TrainingResult:
+        """Hand the EMA weights to the prior (in eval mode) and say what was done."""
+        bad = _nonfinite_tensors(self.ema.state_dict())
         if bad:
-            raise diverged(f"the EMA weights ({_few(bad)})")
-        ema.copy_to(network)
-        prior.eval()
-        return TrainingResult(steps_done=state.step, wall_time_s=state.elapsed_s, final_loss=state.last_loss,
-                              stopped_by=stopped_by, device=str(device))
+            raise self.diverged(f"the EMA weights ({_few(bad)})")
+        self.ema.copy_to(self.network)
+        self.prior.eval()
+        return TrainingResult(steps_done=self.state.step, wall_time_s=self.state.elapsed_s,
+                              final_loss=self.state.last_loss, stopped_by=stopped_by, device=str(self.device))
 
-    if state.step >= config.steps:
-        return result("steps")
-    if config.time_budget_s is not None and state.elapsed_s >= config.time_budget_s:
-        return result("time_budget")
+    def train(self, progress: bool) -> TrainingResult:
+        """Take optimisation steps up to ``config.steps`` or the time budget, logging and checkpointing."""
+        config, state = self.config, self.state
+        truncate_log(self.log_path, state.step - state.step % config.log_every)
+        stopped_by = "steps"
+        self.started = time.perf_counter()
+        self.base_elapsed = state.elapsed_s
+        self.window_started = self.started
+        self.window_sum = torch.tensor(state.window_sum, dtype=torch.float64, device=self.device)
+        self.bar = progress_bar(total=config.steps, initial=state.step, show=progress, desc="training", unit="step",
+                                dynamic_ncols=True)
+        self.network.train()
+        try:
+            while state.step < config.steps:
+                now = self.step()
+                out_of_time = (config.time_budget_s is not None and state.elapsed_s >= config.time_budget_s
+                               and state.step < config.steps)
+                finished = out_of_time or state.step >= config.steps
+                if state.step % config.log_every == 0 or finished:
+                    self.log_window(now)
+                if state.step % config.checkpoint_every == 0 or finished:
+                    self.write_checkpoint()
+                if out_of_time:
+                    stopped_by = "time_budget"
+                    break
+        finally:
+            self.bar.close()
+        assert self.last_checkpoint == state.step
+        return self.result(stopped_by)
 
-    _truncate_log(log_path, state.step - state.step % config.log_every)
-    schedule = prior.schedule
-    stopped_by = "steps"
-    started = time.perf_counter()
-    base_elapsed = state.elapsed_s
-    window_started = started
-    window_sum = torch.tensor(state.window_sum, dtype=torch.float64, device=device)
-    bar = progress_bar(total=config.steps, initial=state.step, show=progress, desc="training", unit="step",
-               dynamic_ncols=True)
-    network.train()
-    try:
-        while state.step < config.steps:
-            indices = draws.indices(config.batch_size)
-            z0 = prior.encode(examples[indices].to(device, non_blocking=True))
-            if regression:
-                t = torch.zeros(config.batch_size, dtype=torch.long)
-                z_t, target = torch.zeros_like(z0), z0
-            else:
-                t = torch.randint(0, schedule.steps, (config.batch_size,), generator=draws.generator)
-                noise = torch.randn(z0.shape, generator=draws.generator, dtype=z0.dtype).to(device, non_blocking=True)
-                z_t = schedule.add_noise(z0, noise, t)
-                alpha, sigma = broadcast(schedule.alpha(t), z0), broadcast(schedule.sigma(t), z0)
-                target = param.target(z0, noise, alpha, sigma, prior.parametrization)
-            if conditions is not None:
-                z_t = torch.cat([z_t, prior.encode(conditions[indices].to(device, non_blocking=True))], dim=1)
-            with autocast(device):
-                output = network(z_t, t.to(device))
-            loss = F.mse_loss(output.float(), target.float())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
-            optimizer.step()
-            state.step += 1
-            ema.update(network, state.step)
-            window_sum += loss.detach().double()
-            state.window_count += 1
-            now = time.perf_counter()
-            state.elapsed_s = base_elapsed + (now - started)
-            bar.update(1)
+    def step(self) -> float:
+        """One optimisation step (draws: the batch, then t, then noise) and the EMA update; the time
+        (``time.perf_counter()``) it ended."""
+        config, state, prior, device = self.config, self.state, self.prior, self.device
+        schedule = prior.schedule
+        indices = self.draws.indices(config.batch_size)
+        z0 = prior.encode(self.examples[indices].to(device, non_blocking=True))
+        if self.regression:
+            t = torch.zeros(config.batch_size, dtype=torch.long)
+            z_t, target = torch.zeros_like(z0), z0
+        else:
+            t = torch.randint(0, schedule.steps, (config.batch_size,), generator=self.draws.generator)
+            noise = torch.randn(z0.shape, generator=self.draws.generator, dtype=z0.dtype).to(device, non_blocking=True)
+            z_t = schedule.add_noise(z0, noise, t)
+            alpha, sigma = broadcast(schedule.alpha(t), z0), broadcast(schedule.sigma(t), z0)
+            target = param.target(z0, noise, alpha, sigma, prior.parametrization)
+        if self.conditions is not None:
+            z_t = torch.cat([z_t, prior.encode(self.conditions[indices].to(device, non_blocking=True))], dim=1)
+        with autocast(device):
+            output = self.network(z_t, t.to(device))
+        loss = F.mse_loss(output.float(), target.float())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            nn.utils.clip_grad_norm_(self.network.parameters(), config.grad_clip)
+        self.optimizer.step()
+        state.step += 1
+        self.ema.update(self.network, state.step)
+        self.window_sum += loss.detach().double()
+        state.window_count += 1
+        now = time.perf_counter()
+        state.elapsed_s = self.base_elapsed + (now - self.started)
+        self.bar.update(1)
+        return now
 
-            out_of_time = (config.time_budget_s is not None and state.elapsed_s >= config.time_budget_s
-                           and state.step < config.steps)
-            finished = out_of_time or state.step >= config.steps
-            if state.step % config.log_every == 0 or finished:
-                state.window_sum = float(window_sum)
-                if not math.isfinite(state.window_sum):
-                    raise diverged(f"the loss of steps {state.step - state.window_count + 1}..{state.step}")
-                state.last_loss = state.window_sum / state.window_count
-                speed = state.window_count / max(now - window_started, 1e-9)
-                _append_log(log_path, {"step": state.step, "loss": state.last_loss,
-                                       "lr": optimizer.param_groups[0]["lr"],
-                                       "elapsed_s": round(state.elapsed_s, 4), "it_per_s": round(speed, 3)})
-                bar.set_postfix(loss=f"{state.last_loss:.4g}", it_per_s=f"{speed:.3g}")
-                if state.step % config.log_every == 0:  # a partial window stays open for a resume
-                    window_sum.zero_()
-                    state.window_sum, state.window_count = 0.0, 0
-                    window_started = now
-            if state.step % config.checkpoint_every == 0 or finished:
-                state.window_sum = float(window_sum)
-                if not math.isfinite(state.window_sum):
-                    raise diverged(f"the loss of steps {state.step - state.window_count + 1}..{state.step}")
-                check_weights()  # a checkpoint is written only with finite weights: it stays the last good one
-                _write_checkpoint(checkpoint_path, network, ema, optimizer, draws, state, config,
-                                  description, data_sha256)
-                last_checkpoint = state.step
-            if out_of_time:
-                stopped_by = "time_budget"
-                break
-    finally:
-        bar.close()
-    assert last_checkpoint == state.step
-    return result(stopped_by)
+    def log_window(self, now: float) -> None:
+        """Write the loss log's line for the steps since the last one; close the window at a multiple
+        of ``log_every`` (a partial window, when training stops, stays open for a resume)."""
+        config, state = self.config, self.state
+        state.window_sum = float(self.window_sum)
+        if not math.isfinite(state.window_sum):
+            raise self.diverged(f"the loss of steps {state.step - state.window_count + 1}..{state.step}")
+        state.last_loss = state.window_sum / state.window_count
+        speed = state.window_count / max(now - self.window_started, 1e-9)
+        _append_log(self.log_path, {"step": state.step, "loss": state.last_loss,
+                                    "lr": self.optimizer.param_groups[0]["lr"],
+                                    "elapsed_s": round(state.elapsed_s, 4), "it_per_s": round(speed, 3)})
+        self.bar.set_postfix(loss=f"{state.last_loss:.4g}", it_per_s=f"{speed:.3g}")
+        if state.step % config.log_every == 0:
+            self.window_sum.zero_()
+            state.window_sum, state.window_count = 0.0, 0
+            self.window_started = now
+
+    def write_checkpoint(self) -> None:
+        """Write the checkpoint, only with a finite loss window and finite weights: it stays the last good one."""
+        state = self.state
+        state.window_sum = float(self.window_sum)
+        if not math.isfinite(state.window_sum):
+            raise self.diverged(f"the loss of steps {state.step - state.window_count + 1}..{state.step}")
+        self.check_weights()
+        write_checkpoint(self.checkpoint_path, self.network, self.ema, self.optimizer, self.draws, state,
+                         self.config, self.description, self.data_sha256)
+        self.last_checkpoint = state.step
+
+
 
 
 @dataclass
@@ -458,79 +502,3 @@ def _data_sha256(examples: Tensor, conditions: Tensor | None) -> str:
 
 def _json_normalised(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure to read means the same to the user
-        raise InputError(path, f"unreadable training checkpoint ({type(error).__name__}: {error}); "
-                               "delete it to start training afresh") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(path, "not a medprior training checkpoint")
-    if checkpoint.get("format_version") != CHECKPOINT_VERSION:
-        raise InputError(path, f"training checkpoint format_version {checkpoint.get('format_version')!r} "
-                               f"is not supported (expected {CHECKPOINT_VERSION})")
-    return checkpoint
-
-
-def _check_resumable(checkpoint: dict[str, Any], path: Path, config: TrainingConfig,
-                     description: dict[str, Any], data_sha256: str) -> None:
-    advice = "use another workdir, or delete the checkpoint to start afresh"
-    saved = checkpoint["config"]
-    defaults = TrainingConfig(steps=1)  # a checkpoint older than a key was trained with its default
-    changed = [f"{key}={saved.get(key, getattr(defaults, key))!r} (now {getattr(config, key)!r})"
-               for key in RESUME_KEYS if saved.get(key, getattr(defaults, key)) != getattr(config, key)]
-    if changed:
-        raise InputError(path, f"cannot resume: the checkpoint was trained with {', '.join(changed)}; {advice}")
-    if checkpoint["prior"] != description:
-        keys = sorted(k for k in set(description) | set(checkpoint["prior"])
-                      if description.get(k) != checkpoint["prior"].get(k))
-        raise InputError(path, f"cannot resume: the checkpoint belongs to a different prior "
-                               f"(differs in {', '.join(keys)}); {advice}")
-    if checkpoint["data_sha256"] != data_sha256:
-        raise InputError(path, f"cannot resume: the checkpoint was trained on different data "
-                               f"(sha256 {checkpoint['data_sha256'][:12]}..., now {data_sha256[:12]}...); {advice}")
-    if checkpoint["loop"]["step"] > config.steps:
-        raise InputError(path, f"cannot resume: the checkpoint is at step {checkpoint['loop']['step']}, "
-                               f"past the {config.steps} steps asked for; {advice}")
-
-
-def _write_checkpoint(path: Path, network: nn.Module, ema: _Ema, optimizer: torch.optim.Optimizer,
-                      draws: _Draws, state: _LoopState, config: TrainingConfig, description: dict[str, Any],
-                      data_sha256: str) -> None:
-    content = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
-        "network": network.state_dict(),
-        "ema": ema.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "draws": draws.state_dict(),
-        "loop": asdict(state),
-        "config": config.to_dict(),
-        "prior": description,
-        "data_sha256": data_sha256,
-    }
-    with atomic_path(path) as temporary:
-        torch.save(content, temporary)
-
-
-def _append_log(path: Path, record: dict[str, Any]) -> None:
-    with open(path, "a") as stream:
-        stream.write(json.dumps(record) + "\n")
-
-
-def _truncate_log(path: Path, through_step: int) -> None:
-    """Keep the lines of ``loss.jsonl`` up to ``through_step`` (none for 0), atomically."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            step = json.loads(line)["step"]
-        except (ValueError, KeyError, TypeError):
-            continue
-        if step <= through_step:
-            kept.append(line + "\n")
-    with atomic_path(path) as temporary:
-        temporary.write_text("".join(kept))

@@ -1,7 +1,9 @@
-"""Operators built from other operators: a scaled one, and a real image with a known phase.
+"""Operators built from other operators: a real image with a known phase.
 
 The diffusion solvers work on real images in a prior's normalised space with ``||A^T A|| = 1``, so
-that one set of weights serves CT and MRI; these wrappers take an imaging operator there.
+that one set of weights serves CT and MRI: scale an operator by ``A * (1 / A.norm())``
+(:class:`~medprior.physics.operator.ScaledOperator`, re-exported here), and make a complex MRI
+operator act on real images with :class:`KnownPhase`.
 
 MRI images are complex and the demo priors are trained on magnitudes. Following the phase-constrained
 reconstructions of partial Fourier MRI (homodyne, POCS), the image is written ``x = m exp(i phi)``
@@ -15,43 +17,28 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from medprior.physics.operator import LinearOperator
+from medprior.physics.operator import LinearOperator, ScaledOperator
 
-
-class ScaledOperator(LinearOperator):
-    """``c A`` for a positive scalar ``c``: forward ``c A x``, adjoint ``c A^H y``, normal ``c^2 A^H A x``."""
-
-    def __init__(self, operator: LinearOperator, factor: float) -> None:
-        if not factor > 0:
-            raise ValueError(f"scale factor must be > 0, got {factor}")
-        self.operator, self.factor = operator, float(factor)
-        self.domain_shape, self.range_shape = operator.domain_shape, operator.range_shape
-        self.complex = operator.complex
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.factor * self.operator.forward(x)
-
-    def adjoint(self, y: Tensor) -> Tensor:
-        return self.factor * self.operator.adjoint(y)
-
-    def normal(self, x: Tensor) -> Tensor:
-        return self.factor ** 2 * self.operator.normal(x)
+__all__ = ["KnownPhase", "ScaledOperator", "calibration_phase"]
 
 
 class KnownPhase(LinearOperator):
     """``m -> A (m exp(i phi))``: real images ``m`` (B, *domain) with phase ``phi`` (B, *domain), radians.
 
-    ``complex`` is False (the domain is real; the range stays complex): the adjoint is exact for
-    ``<A' m, y> = Re sum conj(A' m) y`` and ``normal`` is ``Re(exp(-i phi) A^H A (m exp(i phi)))``.
+    The domain is real (``domain_complex`` False, ``m`` float) and the range complex (that of
+    ``A``, which must take complex images): the operator is real-linear, its adjoint
+    ``y -> Re(exp(-i phi) A^H y)`` (float) is exact for ``<A' m, y> = Re sum conj(A' m) y``, and
+    ``normal`` is ``Re(exp(-i phi) A^H A (m exp(i phi)))``.
     """
-
-    complex = False
 
     def __init__(self, operator: LinearOperator, phase: Tensor) -> None:
         if tuple(phase.shape[1:]) != tuple(operator.domain_shape):
             raise ValueError(f"phase of shape {tuple(phase.shape)} does not fit images {operator.domain_shape}")
+        if not operator.domain_complex:
+            raise ValueError("a known phase needs an operator on complex images")
         self.operator = operator
         self.domain_shape, self.range_shape = operator.domain_shape, operator.range_shape
+        self.domain_complex, self.range_complex = False, operator.range_complex
         self.rotation = torch.polar(torch.ones_like(phase), phase)
 
     def forward(self, m: Tensor) -> Tensor:

@@ -22,6 +22,7 @@ scan (360 degrees); short scans would need Parker weights (not implemented).
 
 from __future__ import annotations
 
+import logging
 import math
 from functools import lru_cache
 
@@ -36,6 +37,8 @@ from medprior.physics.ct_parallel import ParallelBeamCT
 from medprior.physics.operator import LinearOperator
 
 FILTERS = ("ramp", "shepp-logan", "hann")
+
+logger = logging.getLogger(__name__)
 
 
 def padded_size(n_detectors: int) -> int:
@@ -143,6 +146,8 @@ def fbp(operator: LinearOperator, sinogram: torch.Tensor, filter: str = "ramp") 
                                f"got {tuple(sinogram.shape)}")
     if filter not in FILTERS:
         raise InputError(None, f"unknown FBP filter {filter!r}; choose from {FILTERS}")
+    logger.debug("FBP (%s): %d slices of %d views x %d detectors, %s filter", type(operator).__name__,
+                 sinogram.shape[0], sinogram.shape[1], sinogram.shape[2], filter)
     if isinstance(operator, ParallelBeamCT):
         return _fbp_parallel(operator, sinogram, filter)
     if isinstance(operator, FanBeamCT):

@@ -9,11 +9,15 @@ conjugate gradients. Both work with any :class:`~medprior.physics.LinearOperator
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
-from medprior.checks import require_float
+from medprior.checks import require_float, require_int
 from medprior.physics.operator import LinearOperator
-from medprior.solvers.cg import conjugate_gradient
+from medprior.solvers.cg import _solve
+
+logger = logging.getLogger(__name__)
 
 
 def zero_filled(operator: LinearOperator, y: torch.Tensor) -> torch.Tensor:
@@ -26,7 +30,8 @@ def zero_filled(operator: LinearOperator, y: torch.Tensor) -> torch.Tensor:
 
 
 def cg_sense(operator: LinearOperator, y: torch.Tensor, iterations: int = 30, damping: float = 0.0,
-             x0: torch.Tensor | None = None, tolerance: float = 1e-6) -> torch.Tensor:
+             x0: torch.Tensor | None = None, tolerance: float = 1e-6,
+             history: list[float] | None = None) -> torch.Tensor:
     """CG-SENSE: ``argmin_x ||A x - y||^2 + damping ||x||^2`` by CG on the normal equations.
 
     Args:
@@ -36,15 +41,19 @@ def cg_sense(operator: LinearOperator, y: torch.Tensor, iterations: int = 30, da
         damping: Tikhonov weight ``lambda >= 0`` (units of ``||A x||^2 / ||x||^2``; 1 for normalised maps).
         x0: start ``(B, *domain_shape)`` (default zeros).
         tolerance: stop at relative normal-equation residual ``tolerance``.
+        history: if given, gets the relative normal-equation residual before the first iteration
+            and after each (see :func:`medprior.solvers.conjugate_gradient`); also logged at DEBUG.
 
     Returns:
         ``x`` ``(B, *domain_shape)``, dtype of ``A^H y``.
     """
     damping = require_float("damping", damping, minimum=0)
+    iterations = require_int("iterations", iterations, minimum=0)
+    tolerance = require_float("tolerance", tolerance, minimum=0)
     rhs = operator.adjoint(y)
     if damping == 0:
         apply = operator.normal
     else:
         def apply(x: torch.Tensor) -> torch.Tensor:
             return operator.normal(x) + damping * x
-    return conjugate_gradient(apply, rhs, x0, iterations=iterations, tolerance=tolerance)
+    return _solve(apply, rhs, x0, iterations, tolerance, history, logger, "CG-SENSE")

@@ -15,10 +15,16 @@ the x-step, ``v <- max(x + w, 0)``, ``w <- w + x - v``), which keeps the iterati
 
 Tensors are ``(B, *domain_shape)`` with ``B`` the slice axis ``z``; the x-step is one CG over the
 whole volume, since ``D`` couples slices along ``z``.
+
+Residuals (Boyd et al. 2011, sec. 3.3): the relative primal residual ``||D x - z|| / max(||D x||, ||z||)``
+and dual residual ``rho ||D^T (z - z_prev)|| / ||A^H y||`` (with the ``x - v`` split's terms when
+``nonnegative``) are logged per iteration at DEBUG on this module's logger, summarised at INFO, and
+appended to an optional ``history`` list; measuring them does not change the iterates.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import torch
@@ -27,7 +33,9 @@ from medprior.checks import require_float, require_int
 from medprior.physics.finite_difference import FiniteDifference
 from medprior.physics.operator import LinearOperator
 from medprior.progress import progress_bar
-from medprior.solvers.cg import conjugate_gradient
+from medprior.solvers.cg import _solve
+
+logger = logging.getLogger(__name__)
 
 
 def soft_threshold(v: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -47,7 +55,8 @@ def tv_objective(operator: LinearOperator, y: torch.Tensor, x: torch.Tensor, *, 
 def admm_tv(operator: LinearOperator, y: torch.Tensor, *, lam: float, rho: float, iterations: int = 40,
             cg_iterations: int = 5, axes: Sequence[str] = ("z", "y", "x"), weights: Sequence[float] | None = None,
             x0: torch.Tensor | None = None, nonnegative: bool = False, cg_tolerance: float = 1e-6,
-            callback: Callable[[int, torch.Tensor], None] | None = None, progress: bool = False) -> torch.Tensor:
+            callback: Callable[[int, torch.Tensor], None] | None = None, progress: bool = False,
+            history: list[tuple[float, float]] | None = None) -> torch.Tensor:
     """Anisotropic TV-regularised least squares ``min 0.5 ||A x - y||^2 + lam ||D x||_1`` by ADMM.
 
     Args:
@@ -70,6 +79,8 @@ def admm_tv(operator: LinearOperator, y: torch.Tensor, *, lam: float, rho: float
         callback: called as ``callback(iteration, x)`` after every iteration (e.g. to record
             :func:`tv_objective`).
         progress: show a tqdm progress bar.
+        history: if given, gets ``(primal, dual)`` relative residuals after every iteration (see the
+            module docstring); they are also logged at DEBUG.
 
     Returns:
         ``x``, shape ``(B, *domain_shape)``, the dtype of ``A^H y`` (complex for complex physics).
@@ -97,17 +108,48 @@ def admm_tv(operator: LinearOperator, y: torch.Tensor, *, lam: float, rho: float
             out = out + rho * image
         return out[None]
 
+    debug = logger.isEnabledFor(logging.DEBUG)
+    summary = logger.isEnabledFor(logging.INFO)
+    scale = float(torch.linalg.vector_norm(aty)) if debug or summary or history is not None else 0.0
+    residuals = (float("nan"), float("nan"))
     for iteration in progress_bar(range(iterations), desc="ADMM-TV", show=progress):
         rhs = aty + rho * difference.adjoint(z - u)
         if nonnegative:
             rhs = rhs + rho * (v - w)
-        x = conjugate_gradient(apply_m, rhs[None], x[None], iterations=cg_iterations, tolerance=cg_tolerance)[0]
+        x = _solve(apply_m, rhs[None], x[None], cg_iterations, cg_tolerance)[0]
         dx = difference.forward(x)
+        z_prev, v_prev = z, (v if nonnegative else None)
         z = soft_threshold(dx + u, lam / rho)
         u = u + dx - z
         if nonnegative:
             v = (x + w).clamp_min(0)
             w = w + x - v
+        if debug or history is not None or (summary and iteration == iterations - 1):
+            residuals = _residuals(difference, rho, scale, x, dx, z, z_prev, v if nonnegative else None, v_prev)
+            if history is not None:
+                history.append(residuals)
+            if debug:
+                logger.debug("ADMM-TV iteration %d: primal residual %.3e, dual residual %.3e",
+                             iteration + 1, *residuals)
         if callback is not None:
             callback(iteration, v if nonnegative else x)
+    if summary:
+        logger.info("ADMM-TV: %d iterations, primal residual %.3e, dual residual %.3e", iterations, *residuals)
     return v if nonnegative else x
+
+
+def _residuals(difference: FiniteDifference, rho: float, scale: float, x: torch.Tensor, dx: torch.Tensor,
+               z: torch.Tensor, z_prev: torch.Tensor, v: torch.Tensor | None,
+               v_prev: torch.Tensor | None) -> tuple[float, float]:
+    """ADMM's relative (primal, dual) residuals; ``v`` is None without the nonnegativity split."""
+    norm = torch.linalg.vector_norm
+    tiny = torch.finfo(torch.float64).tiny
+    primal_sq = norm(dx - z) ** 2
+    constrained_sq, split_sq = norm(dx) ** 2, norm(z) ** 2
+    dual = difference.adjoint(z - z_prev)
+    if v is not None:
+        primal_sq = primal_sq + norm(x - v) ** 2
+        constrained_sq, split_sq = constrained_sq + norm(x) ** 2, split_sq + norm(v) ** 2
+        dual = dual + (v - v_prev)
+    primal = float(torch.sqrt(primal_sq)) / max(float(torch.sqrt(torch.maximum(constrained_sq, split_sq))), tiny)
+    return primal, rho * float(norm(dual)) / max(scale, tiny)

@@ -37,7 +37,7 @@ from medprior.diffusion.priors import SlicePrior2D
 from medprior.errors import InputError
 from medprior.io.measurement import Measurement
 from medprior.physics import MU_WATER_PER_MM, attenuation_to_hu
-from medprior.physics.wrappers import KnownPhase, ScaledOperator, calibration_phase
+from medprior.physics.wrappers import KnownPhase, calibration_phase
 from medprior.solvers import cg_sense, fbp
 from medprior.solvers.diffusion import METHODS, dds, dps, mbir, normal_norm, reddiff
 from medprior.tasks.priors import training_orientation
@@ -187,7 +187,7 @@ def reconstruct_diffusion(measurement: Measurement, method: str, prior_dir: str 
     slope = unit_slope * (high - low) / 2
     offset = unit_slope * (high + low) / 2 + unit_offset
     norm = normal_norm(operator, torch.ones_like(start))
-    scaled = ScaledOperator(operator, 1 / norm ** 0.5)
+    scaled = operator * (1 / norm ** 0.5)
     y_scaled = (y - operator.forward(torch.full_like(start, offset))) / (slope * norm ** 0.5)
     batch = auto_slice_batch(prior, start.shape[0], target, method == "dps") if slice_batch == "auto" else int(slice_batch)
     generator = torch.Generator().manual_seed(seed)

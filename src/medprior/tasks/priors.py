@@ -1,39 +1,30 @@
-"""The prior stage: training data from a prior config, training, sampling, and the sample check.
+"""The prior stage: prior configs, training a prior from one, sampling, and the sample check.
 
-A prior config (``configs/priors/<name>.yaml``, schema ``prior.schema.yaml``) names its data:
-demo phantoms by seed or the user's files. Volumes are loaded in canonical RAS orientation,
-normalised with the prior's :class:`~medprior.diffusion.normalization.Normalization` (percentiles
-of the whole native volume) and brought to the prior's ``image_size``:
-
-- ``slice2d``: every slice across ``axis`` (area-resampled in plane to (H, W)), keeping slices
-  with at least ``min_foreground`` of their pixels above the window's low end;
-- ``wavelet3d``: each whole volume centred-cropped / padded to (D, H, W) (:func:`network_grid`, as
-  cWDM fits BraTS' 240 x 240 x 155 to 224 x 224 x 160), with condition contrasts alongside. Brain
-  contrast ``any`` makes one model for every missing contrast: each volume gives four examples,
-  one per target contrast, conditioned on all four contrasts with the target's channel filled
-  with :data:`MISSING_VALUE`.
-
-Examples are float32 tensors (N, C, *image_size) in [-1, 1]; their SHA-256 goes into prior.json.
+- config: :func:`load_prior_config` reads and validates a prior config (``configs/priors/<name>.yaml``,
+  schema ``prior.schema.yaml``, with ``base`` files), :func:`build_prior` makes its untrained prior
+  and :func:`data_files` lists the files it reads;
+- training: :func:`train_from_config` assembles the training examples
+  (:mod:`medprior.tasks.datasets`), trains (:func:`medprior.diffusion.training.train_prior`) and
+  writes the prior directory with its provenance;
+- sampling: :func:`sample_prior` (NIfTI and figure) and :func:`draw_samples`, with the checks of
+  the numbers and memory before any work (:func:`check_sampling`, :func:`require_sampling_memory`);
+- check: :func:`check_prior` compares samples with held-out data by the image statistics of
+  :func:`medprior.metrics.image_statistics`.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import os
 import shlex
 import sys
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
 from medprior.checks import require_finite_output
 from medprior.checks import (available_memory_bytes, require_float, require_int, require_memory, require_schema,
                              require_seed)
@@ -46,19 +37,13 @@ from medprior.diffusion.priors import Prior, prior_from_description
 from medprior.diffusion.training import TrainingConfig, train_prior
 from medprior.errors import InputError, ParameterError
 from medprior.figures import sample_grid
-from medprior.io import Volume, atomic_path, load, write_json, write_sidecar
-from medprior.io.crop import crop_or_pad
-from medprior.phantoms import brain_mri, ct_body, ct_head
-from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING, CT_HEAD_SHAPE, CT_HEAD_SPACING
-from medprior.tasks.data import same_field_of_view
+from medprior.io import atomic_path, write_json, write_sidecar
+from medprior.metrics import image_statistics
+from medprior.tasks.datasets import ANY_CONTRAST, condition_contrasts, examples, expand_patterns, tensor_sha256
 
 DEFAULT_PRIOR_ORIENTATION = "LPS"
 """Grid orientation of the training volumes of priors whose prior.json predates ``training.orientation``:
 the demo priors learned from the phantoms, which are LPS (as DICOM and BraTS)."""
-ANY_CONTRAST = "any"
-MISSING_VALUE = 0.0
-"""Normalised value of a missing condition contrast: a constant no real image has (background is -1)."""
-CT_GENERATORS = {"ct_body": (ct_body, CT_BODY_SHAPE, CT_BODY_SPACING), "ct_head": (ct_head, CT_HEAD_SHAPE, CT_HEAD_SPACING)}
 
 
 def _with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -121,116 +106,11 @@ def training_orientation(training: dict[str, Any]) -> str:
     return training.get("orientation", DEFAULT_PRIOR_ORIENTATION)
 
 
-def condition_contrasts(data: dict[str, Any]) -> list[str]:
-    """The condition contrasts of a brain prior's ``data`` config: all four for contrast ``any``."""
-    return list(BRATS_CONTRASTS) if data["contrast"] == ANY_CONTRAST else list(data["conditions"])
-
-
-def _volumes(config: dict[str, Any], split: str) -> Iterator[tuple[str, list[Volume]]]:
-    """(name, [target, *conditions]) per volume of the ``train`` or ``holdout`` split (contrast
-    ``any``: the four contrasts)."""
-    data = config["data"]
-    contrasts = list(BRATS_CONTRASTS) if data["contrast"] == ANY_CONTRAST else [data["contrast"], *data["conditions"]]
-    if "phantom" in data:
-        phantom = data["phantom"]
-        seeds = phantom["seeds"] if split == "train" else phantom["holdout_seeds"]
-        for seed in seeds:
-            if phantom["generator"] == "brain_mri":
-                case = brain_mri(seed, shape=tuple(phantom["size"]))
-                yield f"brain_mri-{seed}", [case.contrasts[c] for c in contrasts]
-            else:
-                generator, shape, spacing = CT_GENERATORS[phantom["generator"]]
-                size = tuple(phantom["size"])
-                yield f"{phantom['generator']}-{seed}", [generator(seed, shape=size,
-                                                                   spacing=same_field_of_view(size, shape, spacing))]
-        return
-    for path in _expand(data["files"]["train" if split == "train" else "holdout"], config.get("source")):
-        if path.is_dir() and any(path.glob("*-t1n.nii*")):
-            files = _brats_files(path)
-            yield path.name, [load(files[c], need_3d=True).to_canonical() for c in contrasts]
-        else:
-            if data["conditions"]:
-                raise InputError(path, "conditions need BraTS case folders (<case>/<case>-<contrast>.nii.gz)")
-            yield path.name, [load(path, need_3d=True).to_canonical()]
-
-
-def _brats_files(case_dir: Path) -> dict[str, Path]:
-    cases = find_brats_cases(case_dir.parent)
-    if case_dir.name not in cases:
-        raise InputError(case_dir, "is not a BraTS case folder")
-    return cases[case_dir.name]
-
-
 def data_files(config_path: str | os.PathLike) -> list[Path]:
     """The files and folders a prior config reads (its ``data.files``; none for phantom data), so a
     command can keep its outputs off them."""
     files = load_prior_config(config_path)["data"].get("files") or {}
-    return _expand([*files.get("train", []), *files.get("holdout", [])], config_path)
-
-
-def _expand(patterns: Sequence[str], source: Any) -> list[Path]:
-    paths: list[Path] = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(os.path.expanduser(pattern)))
-        if not matches:
-            raise InputError(source, f"data file pattern {pattern!r} matches nothing")
-        paths.extend(Path(m) for m in matches)
-    return paths
-
-
-def network_grid(volume: Volume, normalization: Normalization, image_size: Sequence[int]) -> torch.Tensor:
-    """``volume`` normalised (range from the whole native volume) on the centred (D, H, W) grid
-    ``image_size`` (:func:`medprior.io.crop.crop_or_pad`; padding is the data's 0, so -1 for
-    skull-stripped MRI): a (D, H, W) float32 tensor in [-1, 1]."""
-    native = torch.from_numpy(np.ascontiguousarray(volume.data, np.float32))
-    fitted = torch.from_numpy(crop_or_pad(volume, tuple(image_size)).data)
-    return normalization.apply(fitted, normalization.range_of(native))
-
-
-def any_target_examples(contrasts: torch.Tensor) -> torch.Tensor:
-    """(4, 5, D, H, W) examples from the four normalised contrasts (4, D, H, W) in BraTS order:
-    example k is contrast k, then the four contrasts with channel k set to :data:`MISSING_VALUE`."""
-    examples = []
-    for k in range(contrasts.shape[0]):
-        conditions = contrasts.clone()
-        conditions[k] = MISSING_VALUE
-        examples.append(torch.cat([contrasts[k:k + 1], conditions]))
-    return torch.stack(examples)
-
-
-def _to_examples(config: dict[str, Any], normalization: Normalization, volumes: list[Volume]) -> torch.Tensor:
-    """Normalised training examples (N, C, *image_size) from one volume and its conditions."""
-    if config["kind"] == "wavelet3d":
-        channels = torch.stack([network_grid(v, normalization, config["image_size"]) for v in volumes])
-        return any_target_examples(channels) if config["data"]["contrast"] == ANY_CONTRAST else channels[None]
-    channels = torch.stack([normalization.apply(torch.from_numpy(np.ascontiguousarray(v.data, np.float32)))
-                            for v in volumes])  # (C, I, J, K)
-    slices = channels.movedim(1 + config["axis"], 0)  # (S, C, h, w)
-    slices = F.interpolate(slices, size=tuple(config["image_size"]), mode="area")
-    foreground = (slices[:, 0] > -0.99).flatten(1).float().mean(1)
-    return slices[foreground >= config["data"]["min_foreground"]]
-
-
-def examples(config: dict[str, Any], split: str = "train") -> tuple[torch.Tensor, list[str], str]:
-    """All examples of a split: (N, C, *image_size) float32 in [-1, 1], the volume names, and the
-    grid orientation of the volumes (``"LPS"`` for the phantoms, ``"RAS"`` for files), which the
-    reconstructions need to present slices the way the prior saw them."""
-    normalization = Normalization(**config["normalization"])
-    batches, names, orientations = [], [], set()
-    for name, volumes in _volumes(config, split):
-        batches.append(_to_examples(config, normalization, volumes))
-        names.append(name)
-        orientations.update(volume.orientation for volume in volumes)
-    if not batches:
-        raise InputError(config.get("source"), f"the {split} split of the prior config has no volumes")
-    if len(orientations) > 1:
-        raise InputError(config.get("source"), f"the {split} volumes have different grid orientations "
-                                               f"{sorted(orientations)}; slices would mix them")
-    return torch.cat(batches).contiguous(), names, orientations.pop()
-
-
-def tensor_sha256(x: torch.Tensor) -> str:
-    return hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+    return expand_patterns([*files.get("train", []), *files.get("holdout", [])], config_path)
 
 
 def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *, workdir: str | os.PathLike | None = None,
@@ -397,49 +277,6 @@ def draw_samples(prior: Prior, n: int, *, steps: int, sampler: str = "dpmpp", et
                          progress=progress)
         batches.append(prior.decode(latents).clamp(-1, 1).cpu())
     return torch.cat(batches)
-
-
-def radial_power_spectrum(images: torch.Tensor) -> torch.Tensor:
-    """Mean radially averaged power spectrum of (N, H, W) images: (R,) for integer radii 0..min(H, W)//2 - 1."""
-    images = images.double()
-    power = torch.fft.fftshift(torch.fft.fft2(images - images.mean(dim=(1, 2), keepdim=True)), dim=(1, 2))
-    power = power.abs().pow(2).mean(0)
-    height, width = power.shape
-    yy, xx = torch.meshgrid(torch.arange(height) - height // 2, torch.arange(width) - width // 2, indexing="ij")
-    radius = torch.sqrt(yy.double() ** 2 + xx.double() ** 2).round().long().flatten()
-    bins = min(height, width) // 2
-    keep = radius < bins
-    total = torch.zeros(bins, dtype=torch.float64).index_add_(0, radius[keep], power.flatten()[keep])
-    count = torch.zeros(bins, dtype=torch.float64).index_add_(0, radius[keep], torch.ones_like(power.flatten()[keep]))
-    return total / count
-
-
-def image_statistics(images: torch.Tensor, reference: torch.Tensor, scale: float = 1.0) -> dict[str, float]:
-    """How close a set of images is to a reference set, both (N, H, W) in [-1, 1].
-
-    ``histogram_intersection``: sum of min of the two 64-bin intensity histograms (1 = identical);
-    ``wasserstein``: 1-Wasserstein distance of the intensity distributions, times ``scale``
-    (data units per normalised unit); ``spectrum_db``: mean absolute difference of the radially
-    averaged power spectra, in dB, over the non-zero radii; means and standard deviations.
-    """
-    values, ref_values = images.flatten().double(), reference.flatten().double()
-    edges = torch.linspace(-1, 1, 65, dtype=torch.float64)
-    hist = torch.histogram(values.clamp(-1, 1), edges).hist / values.numel()
-    ref_hist = torch.histogram(ref_values.clamp(-1, 1), edges).hist / ref_values.numel()
-    quantiles = torch.linspace(0.0005, 0.9995, 2000, dtype=torch.float64)
-    wasserstein = (_quantile(values, quantiles) - _quantile(ref_values, quantiles)).abs().mean()
-    spectrum, ref_spectrum = radial_power_spectrum(images), radial_power_spectrum(reference)
-    spectrum_db = (10 * torch.log10(spectrum[1:] / ref_spectrum[1:])).abs().mean()
-    return {"histogram_intersection": float(torch.minimum(hist, ref_hist).sum()),
-            "wasserstein": float(wasserstein) * scale, "spectrum_db": float(spectrum_db),
-            "mean": float(values.mean()) * scale, "std": float(values.std()) * scale,
-            "reference_mean": float(ref_values.mean()) * scale, "reference_std": float(ref_values.std()) * scale,
-            "images": int(images.shape[0])}
-
-
-def _quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    step = max(1, values.numel() // 2 ** 23)
-    return torch.quantile(values[::step], q)
 
 
 def check_prior(prior_dir: str | os.PathLike, config_path: str | os.PathLike, out: str | os.PathLike, *,

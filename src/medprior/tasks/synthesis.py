@@ -4,7 +4,7 @@ A *synthesis model* is a folder holding either
 
 - one conditional :class:`~medprior.diffusion.priors.WaveletPrior3D` trained with brain contrast
   ``any`` (its ``prior.json`` at the top): it synthesizes any contrast from the four, the missing
-  one blanked (:data:`medprior.tasks.priors.MISSING_VALUE`); or
+  one blanked (:data:`medprior.tasks.datasets.MISSING_VALUE`); or
 - one prior per target contrast in subfolders ``t1n/``, ``t1c/``, ``t2w/``, ``t2f/``, each trained
   with that contrast and the other three as conditions (in the order its config lists them).
 
@@ -20,7 +20,7 @@ reverse:
 
 1. the present contrasts are put in the orientation the prior was trained in, normalised by their
    own 0.5 / 99.5 percentiles to [-1, 1] and centred-cropped / padded to the network grid
-   (:func:`medprior.tasks.priors.network_grid`);
+   (:func:`medprior.tasks.datasets.network_grid`);
 2. the prior samples the missing contrast (DDIM or DPM-Solver++, ``steps`` network evaluations,
    seeded);
 3. the sample goes back to the native grid, is mapped from [-1, 1] to [0, 1] (BraSyn scores
@@ -56,8 +56,8 @@ from medprior.errors import InputError
 from medprior.figures import synthesis_figure
 from medprior.io import Volume, atomic_path, load_nifti, save_nifti, write_json, write_sidecar
 from medprior.io.crop import crop_or_pad
-from medprior.tasks.priors import (ANY_CONTRAST, MISSING_VALUE, draw_samples, examples, load_prior_config,
-                                   network_grid, tensor_sha256, training_orientation)
+from medprior.tasks.datasets import ANY_CONTRAST, MISSING_VALUE, examples, network_grid, tensor_sha256
+from medprior.tasks.priors import draw_samples, load_prior_config, training_orientation
 
 SAMPLERS = ("ddim", "dpmpp")
 HISTOGRAM_FILE = "histogram_mean.json"

@@ -1,0 +1,155 @@
+"""Training data of a prior: the volumes a prior config names, turned into normalised examples.
+
+A prior config (``configs/priors/<name>.yaml``, schema ``prior.schema.yaml``, read by
+:func:`medprior.tasks.priors.load_prior_config`) names its data: demo phantoms by seed or the
+user's files (glob patterns: single volumes or BraTS case folders). Volumes are loaded in
+canonical RAS orientation, normalised with the prior's
+:class:`~medprior.diffusion.normalization.Normalization` (percentiles of the whole native volume)
+and brought to the prior's ``image_size``:
+
+- ``slice2d``: every slice across ``axis`` (area-resampled in plane to (H, W)), keeping slices
+  with at least ``min_foreground`` of their pixels above the window's low end;
+- ``wavelet3d``: each whole volume centred-cropped / padded to (D, H, W) (:func:`network_grid`, as
+  cWDM fits BraTS' 240 x 240 x 155 to 224 x 224 x 160), with condition contrasts alongside. Brain
+  contrast ``any`` makes one model for every missing contrast: each volume gives four examples,
+  one per target contrast, conditioned on all four contrasts with the target's channel filled
+  with :data:`MISSING_VALUE`.
+
+Examples (:func:`examples`) are float32 tensors (N, C, *image_size) in [-1, 1]; their SHA-256
+(:func:`tensor_sha256`) goes into prior.json.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
+from medprior.diffusion.normalization import Normalization
+from medprior.errors import InputError
+from medprior.io import Volume, load
+from medprior.io.crop import crop_or_pad
+from medprior.phantoms import brain_mri, ct_body, ct_head
+from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING, CT_HEAD_SHAPE, CT_HEAD_SPACING
+from medprior.tasks.data import same_field_of_view
+
+ANY_CONTRAST = "any"
+MISSING_VALUE = 0.0
+"""Normalised value of a missing condition contrast: a constant no real image has (background is -1)."""
+CT_GENERATORS = {"ct_body": (ct_body, CT_BODY_SHAPE, CT_BODY_SPACING), "ct_head": (ct_head, CT_HEAD_SHAPE, CT_HEAD_SPACING)}
+
+
+def condition_contrasts(data: dict[str, Any]) -> list[str]:
+    """The condition contrasts of a brain prior's ``data`` config: all four for contrast ``any``."""
+    return list(BRATS_CONTRASTS) if data["contrast"] == ANY_CONTRAST else list(data["conditions"])
+
+
+def _volumes(config: dict[str, Any], split: str) -> Iterator[tuple[str, list[Volume]]]:
+    """(name, [target, *conditions]) per volume of the ``train`` or ``holdout`` split (contrast
+    ``any``: the four contrasts)."""
+    data = config["data"]
+    contrasts = list(BRATS_CONTRASTS) if data["contrast"] == ANY_CONTRAST else [data["contrast"], *data["conditions"]]
+    if "phantom" in data:
+        phantom = data["phantom"]
+        seeds = phantom["seeds"] if split == "train" else phantom["holdout_seeds"]
+        for seed in seeds:
+            if phantom["generator"] == "brain_mri":
+                case = brain_mri(seed, shape=tuple(phantom["size"]))
+                yield f"brain_mri-{seed}", [case.contrasts[c] for c in contrasts]
+            else:
+                generator, shape, spacing = CT_GENERATORS[phantom["generator"]]
+                size = tuple(phantom["size"])
+                yield f"{phantom['generator']}-{seed}", [generator(seed, shape=size,
+                                                                   spacing=same_field_of_view(size, shape, spacing))]
+        return
+    for path in expand_patterns(data["files"]["train" if split == "train" else "holdout"], config.get("source")):
+        if path.is_dir() and any(path.glob("*-t1n.nii*")):
+            files = _brats_files(path)
+            yield path.name, [load(files[c], need_3d=True).to_canonical() for c in contrasts]
+        else:
+            if data["conditions"]:
+                raise InputError(path, "conditions need BraTS case folders (<case>/<case>-<contrast>.nii.gz)")
+            yield path.name, [load(path, need_3d=True).to_canonical()]
+
+
+def _brats_files(case_dir: Path) -> dict[str, Path]:
+    cases = find_brats_cases(case_dir.parent)
+    if case_dir.name not in cases:
+        raise InputError(case_dir, "is not a BraTS case folder")
+    return cases[case_dir.name]
+
+
+def expand_patterns(patterns: Sequence[str], source: Any) -> list[Path]:
+    """The files and folders the glob ``patterns`` match (``~`` expanded), each pattern's sorted;
+    InputError naming ``source`` for a pattern that matches nothing."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(os.path.expanduser(pattern)))
+        if not matches:
+            raise InputError(source, f"data file pattern {pattern!r} matches nothing")
+        paths.extend(Path(m) for m in matches)
+    return paths
+
+
+def network_grid(volume: Volume, normalization: Normalization, image_size: Sequence[int]) -> torch.Tensor:
+    """``volume`` normalised (range from the whole native volume) on the centred (D, H, W) grid
+    ``image_size`` (:func:`medprior.io.crop.crop_or_pad`; padding is the data's 0, so -1 for
+    skull-stripped MRI): a (D, H, W) float32 tensor in [-1, 1]."""
+    native = torch.from_numpy(np.ascontiguousarray(volume.data, np.float32))
+    fitted = torch.from_numpy(crop_or_pad(volume, tuple(image_size)).data)
+    return normalization.apply(fitted, normalization.range_of(native))
+
+
+def any_target_examples(contrasts: torch.Tensor) -> torch.Tensor:
+    """(4, 5, D, H, W) examples from the four normalised contrasts (4, D, H, W) in BraTS order:
+    example k is contrast k, then the four contrasts with channel k set to :data:`MISSING_VALUE`."""
+    examples = []
+    for k in range(contrasts.shape[0]):
+        conditions = contrasts.clone()
+        conditions[k] = MISSING_VALUE
+        examples.append(torch.cat([contrasts[k:k + 1], conditions]))
+    return torch.stack(examples)
+
+
+def _to_examples(config: dict[str, Any], normalization: Normalization, volumes: list[Volume]) -> torch.Tensor:
+    """Normalised training examples (N, C, *image_size) from one volume and its conditions."""
+    if config["kind"] == "wavelet3d":
+        channels = torch.stack([network_grid(v, normalization, config["image_size"]) for v in volumes])
+        return any_target_examples(channels) if config["data"]["contrast"] == ANY_CONTRAST else channels[None]
+    channels = torch.stack([normalization.apply(torch.from_numpy(np.ascontiguousarray(v.data, np.float32)))
+                            for v in volumes])  # (C, I, J, K)
+    slices = channels.movedim(1 + config["axis"], 0)  # (S, C, h, w)
+    slices = F.interpolate(slices, size=tuple(config["image_size"]), mode="area")
+    foreground = (slices[:, 0] > -0.99).flatten(1).float().mean(1)
+    return slices[foreground >= config["data"]["min_foreground"]]
+
+
+def examples(config: dict[str, Any], split: str = "train") -> tuple[torch.Tensor, list[str], str]:
+    """All examples of a split: (N, C, *image_size) float32 in [-1, 1], the volume names, and the
+    grid orientation of the volumes (``"LPS"`` for the phantoms, ``"RAS"`` for files), which the
+    reconstructions need to present slices the way the prior saw them."""
+    normalization = Normalization(**config["normalization"])
+    batches, names, orientations = [], [], set()
+    for name, volumes in _volumes(config, split):
+        batches.append(_to_examples(config, normalization, volumes))
+        names.append(name)
+        orientations.update(volume.orientation for volume in volumes)
+    if not batches:
+        raise InputError(config.get("source"), f"the {split} split of the prior config has no volumes")
+    if len(orientations) > 1:
+        raise InputError(config.get("source"), f"the {split} volumes have different grid orientations "
+                                               f"{sorted(orientations)}; slices would mix them")
+    return torch.cat(batches).contiguous(), names, orientations.pop()
+
+
+def tensor_sha256(x: torch.Tensor) -> str:
+    """SHA-256 of a tensor's bytes (on the CPU, contiguous): the fingerprint of training examples."""
+    return hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
