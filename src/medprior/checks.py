@@ -166,6 +166,18 @@ def count_nonfinite(array: Any) -> int:
     return int(values.size - np.count_nonzero(np.isfinite(values)))
 
 
+def nonfinite_tensors(state: Any) -> list[str]:
+    """Names of the floating-point tensors of a state dict (name -> torch tensor) that hold NaN or Inf,
+    found with one device synchronisation for all of them."""
+    import torch  # here: the checks of plain numbers and arrays do not need torch
+
+    floats = [(name, tensor) for name, tensor in state.items() if torch.is_tensor(tensor) and tensor.is_floating_point()]
+    if not floats:
+        return []
+    finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in floats]).cpu().tolist()
+    return [name for (name, _), ok in zip(floats, finite) if not ok]
+
+
 def require_finite_output(target: Any, array: Any, what: str = "data") -> None:
     """Refuse to write ``array`` to ``target`` when it holds NaN or Inf: a :class:`MedpriorError`
     naming the output (a result that went numerically wrong, not the user's input); nothing is written."""

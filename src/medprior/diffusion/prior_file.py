@@ -35,6 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import medprior
+from medprior.checks import nonfinite_tensors
 from medprior.devices import resolve_device
 from medprior.diffusion.networks import parameter_count
 from medprior.diffusion.priors import PRIOR_CLASSES, Prior, prior_from_description
@@ -117,7 +118,7 @@ def save_prior(prior: Prior, directory: str | os.PathLike, training: dict[str, A
     tensors = {name: (tensor.detach().to("cpu", weights_dtype) if tensor.is_floating_point()
                       else tensor.detach().cpu()).contiguous().clone()
                for name, tensor in prior.network.state_dict().items()}
-    bad = _nonfinite(tensors)
+    bad = nonfinite_tensors(tensors)
     if bad:
         overflow = (f"in {names[weights_dtype]} (which holds at most {torch.finfo(weights_dtype).max:g}) "
                     if weights_dtype != torch.float32 else "")
@@ -214,7 +215,7 @@ def load_prior(directory: str | os.PathLike, device: str | torch.device = "auto"
     except (SafetensorError, OSError, ValueError) as error:
         raise InputError(weights_path, f"unreadable safetensors file ({error})") from None
     _check_state(prior.network.state_dict(), tensors, weights_path)
-    bad = _nonfinite(tensors)
+    bad = nonfinite_tensors(tensors)
     if bad:
         raise InputError(weights_path, f"{len(bad)} weight tensor(s) hold NaN or Inf ({_few(bad)}): the prior's "
                                        "training diverged; it cannot be used")
@@ -223,32 +224,22 @@ def load_prior(directory: str | os.PathLike, device: str | torch.device = "auto"
     return prior.to(resolve_device(device)).eval()
 
 
-def _nonfinite(tensors: dict[str, torch.Tensor]) -> list[str]:
-    """Names of the floating-point tensors holding NaN or Inf."""
-    return [name for name, tensor in tensors.items()
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
-
-
 def _few(names: list[str]) -> str:
     return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
 def _check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], path: Path) -> None:
     """Raise an InputError listing (a few) missing, unexpected and wrongly shaped tensors."""
-
-    def few(names: list[str]) -> str:
-        return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     shapes = [f"{name} {tuple(found[name].shape)} (expected {tuple(expected[name].shape)})"
               for name in sorted(set(expected) & set(found)) if found[name].shape != expected[name].shape]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing tensor(s): {few(missing)}")
+        problems.append(f"{len(missing)} missing tensor(s): {_few(missing)}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected tensor(s): {few(unexpected)}")
+        problems.append(f"{len(unexpected)} unexpected tensor(s): {_few(unexpected)}")
     if shapes:
-        problems.append(f"{len(shapes)} tensor(s) of the wrong shape: {few(shapes)}")
+        problems.append(f"{len(shapes)} tensor(s) of the wrong shape: {_few(shapes)}")
     if problems:
         raise InputError(path, "weights do not match the network described in prior.json: " + "; ".join(problems))

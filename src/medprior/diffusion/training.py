@@ -71,6 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from medprior.checks import nonfinite_tensors
 from medprior.devices import autocast, resolve_device
 from medprior.diffusion import parametrization as param
 from medprior.diffusion.checkpoints import (CHECKPOINT_FILE, LOSS_LOG_FILE, RESUME_KEYS, check_resumable,
@@ -245,7 +246,7 @@ class _Run:
         """Load the checkpoint into the network, optimizer, draws and loop state; its EMA weights."""
         checkpoint = read_checkpoint(self.checkpoint_path)
         check_resumable(checkpoint, self.checkpoint_path, self.config, self.description, self.data_sha256)
-        bad = _nonfinite_tensors(checkpoint["network"]) + _nonfinite_tensors(checkpoint["ema"])
+        bad = nonfinite_tensors(checkpoint["network"]) + nonfinite_tensors(checkpoint["ema"])
         if bad:
             raise InputError(self.checkpoint_path, f"cannot resume: the checkpoint holds non-finite weights "
                                                    f"({_few(bad)}); delete it to start afresh")
@@ -264,14 +265,14 @@ class _Run:
                                f"(now {config.learning_rate:g}){'' if config.grad_clip else ' or set training.grad_clip'}")
 
     def check_weights(self) -> None:
-        bad = _nonfinite_tensors(self.network.state_dict())
-        bad_ema = _nonfinite_tensors(self.ema.state_dict())
+        bad = nonfinite_tensors(self.network.state_dict())
+        bad_ema = nonfinite_tensors(self.ema.state_dict())
         if bad or bad_ema:
             raise self.diverged(f"the weights ({_few(bad)})" if bad else f"the EMA weights ({_few(bad_ema)})")
 
     def result(self, stopped_by: str) -> TrainingResult:
         """Hand the EMA weights to the prior (in eval mode) and say what was done."""
-        bad = _nonfinite_tensors(self.ema.state_dict())
+        bad = nonfinite_tensors(self.ema.state_dict())
         if bad:
             raise self.diverged(f"the EMA weights ({_few(bad)})")
         self.ema.copy_to(self.network)
@@ -443,15 +444,6 @@ class _Ema:
 
     def state_dict(self) -> dict[str, Tensor]:
         return self.shadow
-
-
-def _nonfinite_tensors(state: Mapping[str, Tensor]) -> list[str]:
-    """Names of the floating-point tensors of a state dict that hold NaN or Inf (one sync for all)."""
-    floats = [(name, tensor) for name, tensor in state.items() if torch.is_tensor(tensor) and tensor.is_floating_point()]
-    if not floats:
-        return []
-    finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in floats]).cpu().tolist()
-    return [name for (name, _), ok in zip(floats, finite) if not ok]
 
 
 def _few(names: list[str]) -> str:

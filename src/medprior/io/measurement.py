@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 import medprior
+from medprior.checks import count_nonfinite
 from medprior.errors import InputError, MedpriorError
 from medprior.io.atomic import atomic_path
 
@@ -112,14 +113,14 @@ def check_measurement(measurement: Measurement, source: str | os.PathLike | None
     for name, array in measurement.arrays.items():
         if np.asarray(array).dtype.kind not in "biufc":
             fail(f"arrays/{name}", f"has dtype {np.asarray(array).dtype}; expected numbers")
-        bad = _nonfinite(array)
+        bad = count_nonfinite(array)
         if bad:
             fail(f"arrays/{name}", f"holds {bad} non-finite values (NaN or Inf)")
     if operator == "ParallelBeamCT":
         _check_ct(measurement, data, shape, affine, fail)
     else:
         _check_mri(measurement, data, shape, fail)
-    bad = _nonfinite(data)
+    bad = count_nonfinite(data)
     if bad:
         fail("data", f"holds {bad} non-finite values (NaN or Inf)")
 
@@ -193,11 +194,6 @@ def _is_positive_number(value: Any) -> bool:
             and math.isfinite(value) and value > 0)
 
 
-def _nonfinite(array: Any) -> int:
-    array = np.asarray(array)
-    return int(array.size - np.count_nonzero(np.isfinite(array))) if array.dtype.kind in "fc" else 0
-
-
 def write_measurement(measurement: Measurement, path: str | os.PathLike) -> Path:
     """Write ``measurement`` to an HDF5 file, atomically.
 
@@ -205,7 +201,7 @@ def write_measurement(measurement: Measurement, path: str | os.PathLike) -> Path
         MedpriorError: the data hold NaN or Inf (nothing is written; an earlier file stays).
         InputError: naming ``path`` and the key, for a measurement :func:`check_measurement` refuses.
     """
-    bad = _nonfinite(measurement.data)
+    bad = count_nonfinite(measurement.data)
     if bad:
         raise MedpriorError(f"{path}: not written: the measurement data hold {bad} non-finite values (NaN or Inf)")
     check_measurement(measurement, path)
