@@ -31,13 +31,14 @@ import numpy as np
 
 import medprior
 from medprior import logs, progress
-from medprior.config import check_diffusion_parameters, defaults
+from medprior.config import defaults
 from medprior.devices import resolve_device
 from medprior.errors import DivergenceError, InputError, MedpriorError, ParameterError
 from medprior.io import Volume, load, save
 from medprior.io.outputs import Output, command_outputs
 from medprior.challenges import brasyn
 from medprior.tasks import data, priors, recon, synthesis
+from medprior.tasks.recon_methods import RECON_METHODS
 
 EXIT_INPUT_ERROR = 2
 EXIT_DIVERGED = 1
@@ -172,20 +173,20 @@ def _number_or_name(text: str) -> int | float | str:
 
 
 def _recon(args: argparse.Namespace) -> str:
-    if args.method in recon.DIFFUSION_METHODS:
+    if RECON_METHODS[args.method].family == "diffusion":
         _check_device(args.device)
         parameters = dict(_parameter(p) for p in args.param)
         named = {name: f"--param {name}" for name in parameters}
         with _options(**named):
-            check_diffusion_parameters(args.method, parameters)  # names and ranges, before any work
-        options = {"slice_batch": _number_or_name(args.slice_batch), "seed": args.seed, "device": args.device,
-                   **parameters}
+            RECON_METHODS.check(args.method, parameters)  # names and ranges, before any work
+        options = {key: value for key, value in (("slice_batch", args.slice_batch and _number_or_name(args.slice_batch)),
+                                                 ("seed", args.seed), ("device", args.device)) if value is not None}
         with _options(**_flags("slice_batch", "seed"), **named):  # e.g. steps beyond the prior's schedule
-            recon.reconstruct_file(args.measurement, args.method, args.out, prior=args.prior, **options)
+            recon.reconstruct_file(args.measurement, args.method, args.out, prior=args.prior, **options, **parameters)
     else:
-        solver = {key: getattr(args, key) for key in defaults()["recon"]["solver"]}
-        with _options(**_flags(*solver)):
-            recon.reconstruct_file(args.measurement, args.method, args.out, **solver)
+        given = {key: getattr(args, key) for key in RECON_METHODS.options("classical") if getattr(args, key) is not None}
+        with _options(**_flags(*given)):
+            recon.reconstruct_file(args.measurement, args.method, args.out, **given)
     return f"wrote {args.out}"
 
 
@@ -380,22 +381,25 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
 
     reconstruct = commands.add_parser("recon", help="measurement file -> NIfTI on the original grid")
     reconstruct.add_argument("measurement", help="file written by `medprior simulate`")
-    reconstruct.add_argument("--method", required=True,
-                             choices=sorted({*recon.CT_METHODS, *recon.MRI_METHODS, *recon.DIFFUSION_METHODS}))
+    reconstruct.add_argument("--method", required=True, choices=RECON_METHODS.names(),
+                             help="; ".join(f"{m.name}: {m.family}, {'/'.join(m.modalities)}"
+                                            for m in RECON_METHODS.methods.values()))
     reconstruct.add_argument("--out", required=True, help="output .nii.gz (CT in HU, MRI magnitude)")
-    for key, default in config["solver"].items():
-        reconstruct.add_argument(f"--{key.replace('_', '-')}", type=type(default), default=default,
-                                 help=f"classical methods: default {default}")
+    for key in RECON_METHODS.options("classical"):
+        users = [m.name for m in RECON_METHODS.methods.values() if m.family == "classical" and key in m.used()]
+        reconstruct.add_argument(f"--{key.replace('_', '-')}", type=type(config["solver"][key]),
+                                 help=f"{', '.join(users)}: default {config['solver'][key]}")
     diffusion = config["diffusion"]
-    reconstruct.add_argument("--prior", help="dds, mbir, dps, reddiff: slice prior directory (prior.json + weights)")
+    reconstruct.add_argument("--prior", help=f"{', '.join(RECON_METHODS.names('diffusion'))}: slice prior directory "
+                                             "(prior.json + weights)")
     reconstruct.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                             help="diffusion solver parameter, repeatable; defaults: " + "; ".join(
-                                 f"{m}: " + ", ".join(f"{k}={v}" for k, v in diffusion[m].items())
-                                 for m in recon.DIFFUSION_METHODS))
-    reconstruct.add_argument("--slice-batch", default=str(diffusion["slice_batch"]),
-                             help="diffusion: slices per network call, or auto (default %(default)s)")
-    reconstruct.add_argument("--seed", type=int, default=diffusion["seed"], help="diffusion: random seed")
-    reconstruct.add_argument("--device", default=diffusion["device"], help="diffusion: auto, cpu or cuda[:N]")
+                             help="diffusion parameter, repeatable; default (range, MRI default where it differs): " + "; ".join(
+                                 f"{name}: " + ", ".join(RECON_METHODS.describe(name))
+                                 for name in RECON_METHODS.names("diffusion")))
+    reconstruct.add_argument("--slice-batch",
+                             help=f"diffusion: slices per network call, or auto (default {diffusion['slice_batch']})")
+    reconstruct.add_argument("--seed", type=int, help=f"diffusion: random seed (default {diffusion['seed']})")
+    reconstruct.add_argument("--device", help=f"diffusion: auto, cpu or cuda[:N] (default {diffusion['device']})")
     reconstruct.set_defaults(run=_recon, reads=("measurement", "prior"), writes={"out": "file"})
 
     evaluate = commands.add_parser("evaluate", help="recon: PSNR, SSIM (3D and per axis), NMSE, MAE of one image; "

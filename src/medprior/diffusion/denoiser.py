@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from medprior.devices import autocast
 from medprior.diffusion import parametrization as param
+from medprior.diffusion.normalization import Normalization
 from medprior.diffusion.schedule import VPSchedule, broadcast
 
 
@@ -38,16 +39,26 @@ class NetworkDenoiser(nn.Module):
         condition: optional (B, Cc, *spatial) tensor concatenated to every input (channel
             conditioning, as cWDM and the segmentation model do); a batch of 1 is broadcast.
         clip: optional (low, high) range the x0 estimate is clamped to.
+        normalization: how image intensities map to the network's [-1, 1] (the prior's); inverse
+            solvers use it to bring a problem into the denoiser's units
+            (:meth:`medprior.solvers.problem.InverseProblem.for_denoiser`). None: the caller's
+            data are already in those units.
+        orientation: grid orientation of the training volumes (e.g. ``"LPS"``), for slice priors
+            (:mod:`medprior.diffusion.orientation`); None: unknown, slices are denoised as given.
+        image_size: the spatial size the network was trained on, None if it does not matter.
     """
 
     def __init__(self, network: nn.Module, schedule: VPSchedule, parametrization: str,
-                 condition: Tensor | None = None, clip: tuple[float, float] | None = None) -> None:
+                 condition: Tensor | None = None, clip: tuple[float, float] | None = None, *,
+                 normalization: Normalization | None = None, orientation: str | None = None,
+                 image_size: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.network = network
         self.schedule = schedule
         self.parametrization = param.check(parametrization)
         self.condition = condition
         self.clip = clip
+        self.normalization, self.orientation, self.image_size = normalization, orientation, image_size
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         t = torch.as_tensor(t, device=x_t.device).long().expand(x_t.shape[0])

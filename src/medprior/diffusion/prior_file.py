@@ -38,6 +38,7 @@ import medprior
 from medprior.checks import nonfinite_tensors
 from medprior.devices import resolve_device
 from medprior.diffusion.networks import parameter_count
+from medprior.diffusion.orientation import training_orientation
 from medprior.diffusion.priors import PRIOR_CLASSES, Prior, prior_from_description
 from medprior.errors import InputError, MedpriorError
 from medprior.io.atomic import atomic_path, file_sha256, write_json
@@ -221,6 +222,7 @@ def load_prior(directory: str | os.PathLike, device: str | torch.device = "auto"
                                        "training diverged; it cannot be used")
     floats = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in tensors.items()}
     prior.network.load_state_dict(floats, strict=True)
+    prior.record, prior.orientation = content, training_orientation(content.get("training") or {})
     return prior.to(resolve_device(device)).eval()
 
 

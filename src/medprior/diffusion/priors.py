@@ -62,6 +62,10 @@ class Prior(nn.Module):
         self.network_spec = unet_spec(self.spatial_dims, self.subbands * (channels + condition_channels),
                                       self.subbands * channels, **(network or {}))
         self.network = build_unet(self.network_spec)
+        self.record: dict[str, Any] = {}
+        """The prior.json content of a loaded prior (modality, training, weights); empty for a new one."""
+        self.orientation: str | None = None
+        """Grid orientation of the training volumes (``"LPS"``), set when loaded; None if unknown."""
         factor = 2 ** (len(self.network_spec["channels"]) - 1)
         if any(size % factor for size in self.latent_shape(1)[2:]):
             raise ValueError(f"{self.kind} prior: image_size {self.image_size} gives a network input of "
@@ -92,7 +96,8 @@ class Prior(nn.Module):
                              f"got {'none' if condition is None else condition.shape[1]}")
         encoded = None if condition is None else self.encode(condition)
         return NetworkDenoiser(self.network, self.schedule, self.parametrization, encoded,
-                               self.latent_clip if clip else None)
+                               self.latent_clip if clip else None, normalization=self.normalization,
+                               orientation=self.orientation, image_size=self.image_size)
 
     def description(self) -> dict[str, Any]:
         """Everything needed to rebuild this prior (without weights); stored in prior.json."""

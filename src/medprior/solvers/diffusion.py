@@ -4,13 +4,14 @@ Written here because no maintained library has them for 3D volumes with a 2D pri
 code (DiffusionMBIR, DDS) is research code tied to score_sde checkpoints, runs one configuration
 per script and loads weights with ``strict=False``; deepinv's DPS is 2D and needs torchvision.
 
-Every solver reconstructs ``u`` of shape ``(K, H, W)`` (K slices) from ``y = A u`` (+ noise) with
-:class:`~medprior.physics.LinearOperator` ``A`` (batch axis = slices, real domain) and the Tweedie
-estimate of a 2D prior (:class:`~medprior.diffusion.denoiser.Denoiser` on ``(b, 1, H, W)``),
-applied to ``slice_batch`` slices at a time under ``torch.no_grad`` (only DPS differentiates it).
-``u`` lives in the prior's normalised space; the task layer folds the intensity normalisation
-(an affine map) and, for MRI, the image phase into ``A`` and ``y``
-(:mod:`medprior.tasks.diffusion_recon`). Time grid, ``abar``, ``alpha``, ``sigma`` and the DDIM
+Every solver takes an :class:`~medprior.solvers.problem.InverseProblem` (``y = A x``, batch axis =
+slices) and the Tweedie estimate of a 2D prior (:class:`~medprior.diffusion.denoiser.Denoiser` on
+``(b, 1, H, W)``), applied to ``slice_batch`` slices at a time under ``torch.no_grad`` (only DPS
+differentiates it), and returns the image ``(K, H, W)`` in the problem's units (HU, magnitude).
+Inside, it solves for ``u`` in the prior's normalised space with ``||A^T A|| = 1``
+(:meth:`~medprior.solvers.problem.InverseProblem.for_denoiser`: the prior's intensity
+normalisation, an affine map, and for MRI the image phase folded into ``A`` and ``y``; slices
+flipped into the prior's training orientation). Time grid, ``abar``, ``alpha``, ``sigma`` and the DDIM
 step are those of :mod:`medprior.diffusion.samplers`; ``steps`` is the number of network
 evaluations per slice (NFE; DPS costs two when the stack needs more than one slice batch).
 
@@ -49,17 +50,14 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from medprior.checks import require_int
-from medprior.config import check_diffusion_parameters
+from medprior.checks import require_int, require_schema
 from medprior.diffusion.denoiser import Denoiser
 from medprior.diffusion.samplers import ddim_step, grid, noise_like
 from medprior.physics.finite_difference import FiniteDifference
 from medprior.physics.operator import LinearOperator
 from medprior.solvers.cg import conjugate_gradient
+from medprior.solvers.problem import InverseProblem, normal_norm
 from medprior.solvers.tv import soft_threshold
-
-METHODS = ("dds", "mbir", "dps", "reddiff")
-
 
 def denoise_slices(denoiser: Denoiser, x: Tensor, t: int, slice_batch: int) -> Tensor:
     """x0_hat of every slice of ``x`` (K, H, W) at grid time ``t``, ``slice_batch`` slices at a time."""
@@ -75,7 +73,8 @@ def denoise_slices(denoiser: Denoiser, x: Tensor, t: int, slice_batch: int) -> T
 def _check(method: str, slice_batch: int, **parameters: float) -> None:
     """Refuse parameters outside the ranges of the schema's ``recon.diffusion.<method>`` before any
     work (:class:`~medprior.errors.ParameterError`, a ValueError, naming the parameter)."""
-    check_diffusion_parameters(method, parameters)
+    for name, value in parameters.items():
+        require_schema(name, value, f"recon.diffusion.{method}.{name}")
     require_int("slice_batch", slice_batch, minimum=1)
 
 
@@ -134,13 +133,13 @@ class DataConsistency:
         return u
 
 
-def dds(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int = 50, eta: float = 0.85,
+def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: float = 0.85,
         cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, admm_iterations: int = 1, samples: int = 1,
         slice_batch: int = 16, generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
-    """Decomposed Diffusion Sampler; returns ``u`` (K, H, W) in the prior's space.
+    """Decomposed Diffusion Sampler; returns the image (K, H, W) in the problem's units.
 
     Args:
-        operator, y: ``A`` (real domain ``(H, W)``, batch = slices) and the measurements ``(K, ...)``.
+        problem: ``y = A x`` with images ``(H, W)``, batch = slices.
         denoiser: the prior's x0_hat on ``(b, 1, H, W)``.
         steps: grid times = network evaluations per slice of one sample.
         eta: DDIM stochasticity of the re-noising (DDS uses 0.85).
@@ -154,6 +153,8 @@ def dds(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int =
     """
     _check("dds", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho,
            admm_iterations=admm_iterations, samples=samples)
+    problem, denoiser, _ = problem.for_denoiser(denoiser)
+    operator, y = problem.operator, problem.data
     total = None
     for sample in range(samples):
         name = "DDS" if samples == 1 else f"DDS {sample + 1}/{samples}"
@@ -161,7 +162,7 @@ def dds(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int =
                         admm_iterations=admm_iterations, slice_batch=slice_batch, generator=generator,
                         progress=progress, name=name)
         total = u if total is None else total + u
-    return total / samples
+    return problem.image(total / samples)
 
 
 def _dds_sample(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int, eta: float,
@@ -180,20 +181,22 @@ def _dds_sample(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, step
     raise AssertionError("unreachable: the grid ends at t = 0")
 
 
-def mbir(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int = 100, eta: float = 1.0,
+def mbir(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: float = 1.0,
          cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, slice_batch: int = 16,
          generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
-    """DiffusionMBIR: prior step on all slices, then one z-TV ADMM iteration (state carried); ``u`` (K, H, W).
+    """DiffusionMBIR: prior step on all slices, then one z-TV ADMM iteration (state carried); the image
+    (K, H, W) in the problem's units.
 
     Arguments as :func:`dds`; ``eta = 1`` makes the prior step ancestral (the paper's predictor).
     """
     _check("mbir", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho)
-    consistency = DataConsistency(operator, y, cg_iterations=cg_iterations, lam=lam, rho=rho)
+    problem, denoiser, _ = problem.for_denoiser(denoiser)
+    consistency = DataConsistency(problem.operator, problem.data, cg_iterations=cg_iterations, lam=lam, rho=rho)
     x = noise_like(consistency.aty, generator)
     for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DiffusionMBIR"):
         x0 = denoise_slices(denoiser, x, t, slice_batch)
         if s is None:
-            return consistency(x0)
+            return problem.image(consistency(x0))
         eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
         x_s = ddim_step(x, x0, eps, abar_t, abar_s, eta, generator)
         x = math.sqrt(abar_s) * consistency(x_s / math.sqrt(abar_s))
@@ -223,54 +226,47 @@ def _residual_gradient(operator: LinearOperator, y: Tensor, denoiser: Denoiser, 
     return x0, gradient, 2
 
 
-def dps(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int = 100, eta: float = 1.0,
+def dps(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: float = 1.0,
         step_size: float = 1.0, slice_batch: int = 16, generator: torch.Generator | None = None,
         progress: bool = False, evaluations: Callable[[int], None] | None = None) -> Tensor:
-    """Diffusion posterior sampling; ``u`` (K, H, W).
+    """Diffusion posterior sampling; the image (K, H, W) in the problem's units.
 
     ``step_size`` is the paper's ``zeta'`` (the step along the residual norm's gradient, in units
     of the residual). ``evaluations`` (optional) is called with the network evaluations per slice
     of each step. Other arguments as :func:`dds`.
     """
     _check("dps", slice_batch, steps=steps, eta=eta, step_size=step_size)
+    problem, denoiser, _ = problem.for_denoiser(denoiser)
+    operator, y = problem.operator, problem.data
     x = noise_like(operator.adjoint(y).real, generator)
     for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DPS"):
         x0, gradient, cost = _residual_gradient(operator, y, denoiser, x, t, slice_batch)
         if evaluations is not None:
             evaluations(cost)
         if s is None:
-            return x0
+            return problem.image(x0)
         eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
         x = ddim_step(x, x0, eps, abar_t, abar_s, eta, generator) - step_size * gradient
     raise AssertionError("unreachable: the grid ends at t = 0")
 
 
-def normal_norm(operator: LinearOperator, like: Tensor, iterations: int = 20, seed: int = 0) -> float:
-    """``||A^T A||`` (largest eigenvalue) by power iteration from a seeded random start shaped like ``like``."""
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    v = torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
-    value = 0.0
-    for _ in range(iterations):
-        v = v / torch.linalg.vector_norm(v)
-        w = operator.normal(v)
-        value = float(torch.linalg.vector_norm(w))
-        v = w.real if w.is_complex() else w
-    return value
+def reddiff(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, lr: float = 0.1,
+            lam: float = 0.25, slice_batch: int = 16, generator: torch.Generator | None = None,
+            progress: bool = False) -> Tensor:
+    """RED-diff: Adam on ``u`` (K, H, W) with the SNR-weighted denoiser regulariser; returns the image
+    (K, H, W) in the problem's units.
 
-
-def reddiff(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int = 100, lr: float = 0.1,
-            lam: float = 0.25, start: Tensor | None = None, slice_batch: int = 16,
-            generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
-    """RED-diff: Adam on ``u`` (K, H, W) with the SNR-weighted denoiser regulariser; returns ``u``.
+    Starts from the problem's start image (the normalised FBP / CG-SENSE image), zeros without one.
 
     Args:
         lr: Adam step size (in the prior's units, images span [-1, 1]).
         lam: regulariser weight relative to the data term normalised by ``||A^T A||``.
-        start: initial ``u`` (e.g. the normalised FBP / zero-filled image), default zeros.
         Others as :func:`dds`.
     """
     _check("reddiff", slice_batch, steps=steps, lr=lr, lam=lam)
-    aty = operator.adjoint(y)
+    problem, denoiser, _ = problem.for_denoiser(denoiser)
+    operator, start = problem.operator, problem.start
+    aty = operator.adjoint(problem.data)
     scale = normal_norm(operator, aty)
     u = torch.zeros_like(aty) if start is None else start.to(aty).clone()
     u.requires_grad_()
@@ -281,4 +277,4 @@ def reddiff(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: i
             x0 = denoise_slices(denoiser, x_t, t, slice_batch)
             u.grad = (operator.normal(u) - aty) / scale + lam * (u - x0)
         optimizer.step()
-    return u.detach()
+    return problem.image(u.detach())

@@ -41,11 +41,6 @@ from medprior.io import atomic_path, write_json, write_sidecar
 from medprior.metrics import image_statistics
 from medprior.tasks.datasets import ANY_CONTRAST, condition_contrasts, examples, expand_patterns, tensor_sha256
 
-DEFAULT_PRIOR_ORIENTATION = "LPS"
-"""Grid orientation of the training volumes of priors whose prior.json predates ``training.orientation``:
-the demo priors learned from the phantoms, which are LPS (as DICOM and BraTS)."""
-
-
 def _with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A prior config file's mapping merged over its ``base`` file's (recursively; relative to the file)."""
     if path.resolve() in seen:
@@ -98,12 +93,6 @@ def build_prior(config: dict[str, Any]) -> Prior:
         return prior_from_description(description)
     except ValueError as error:
         raise InputError(config.get("source"), str(error)) from None
-
-
-def training_orientation(training: dict[str, Any]) -> str:
-    """The grid orientation (e.g. ``"LPS"``) of a prior's training volumes, from the ``training``
-    section of its prior.json."""
-    return training.get("orientation", DEFAULT_PRIOR_ORIENTATION)
 
 
 def data_files(config_path: str | os.PathLike) -> list[Path]:

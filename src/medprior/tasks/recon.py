@@ -21,30 +21,23 @@ import torch
 
 from medprior.checks import (require_choice, require_finite_output, require_memory, require_schema, require_seed,
                              require_window)
-from medprior.config import check_diffusion_parameters, defaults, diffusion_parameters
+from medprior.config import defaults
+from medprior.devices import resolve_device
+from medprior.diffusion.priors import Prior
 from medprior.errors import InputError, ParameterError
 from medprior.figures import reconstruction_figure
 from medprior.io import Volume, load, save, sidecar_path, write_json, write_sidecar
 from medprior.io.measurement import Measurement, read_measurement, write_measurement
 from medprior.io.resample import resample_like
 from medprior.metrics import image_metrics
-from medprior.progress import progress_bar
-from medprior.physics.ct_parallel import default_n_detectors
-from medprior.physics import (CartesianMRI, LinearOperator, ParallelBeamCT, attenuation_to_hu,
-                              birdcage_sensitivities, complex_gaussian_noise, estimate_sensitivities,
+from medprior.physics import (CartesianMRI, ParallelBeamCT, birdcage_sensitivities, complex_gaussian_noise,
                               gaussian_mask_1d, hu_to_attenuation, poisson_transmission_noise, random_mask_1d,
                               uniform_mask_1d)
 from medprior.physics import acceleration as mask_acceleration
-from medprior.solvers import admm_tv, cg_sense, fbp, zero_filled
-from medprior.solvers.diffusion import METHODS
-from medprior.diffusion.prior_file import read_prior_json
-from medprior.tasks.priors import require_schedule_steps
-from medprior.tasks.diffusion_recon import check_prior_fits, reconstruct_diffusion
-
-CT_METHODS = ("fbp", "tv")
-DIFFUSION_METHODS = METHODS
-MRI_METHODS = ("zerofill", "cgsense", "tv")
-DTYPE = torch.float32
+from medprior.physics.ct_parallel import default_n_detectors
+from medprior.solvers.problem import InverseProblem
+from medprior.tasks.problems import DTYPE, espirit_maps, problem_from_measurement
+from medprior.tasks.recon_methods import RECON_METHODS, check_options, check_prior_fits, run
 
 
 def central_slab(volume: Volume, slices: int) -> Volume:
@@ -246,13 +239,16 @@ def simulate_mri(volume: Volume, *, acceleration: float, mask: str = "uniform", 
     operator = CartesianMRI(lines, sensitivities, image_shape=slab.shape[:2])
     kspace = operator.forward(to_slices(image, torch.complex64))
     kspace = complex_gaussian_noise(kspace, snr_db, torch.Generator().manual_seed(seed), mask=operator.mask)
+    calibration_lines = int(round(center_fraction * slab.shape[1]))
+    arrays = {"mask": np.asarray(lines, bool)}
+    if coils > 1:  # estimated once here, as a reconstruction would, and used by every method
+        arrays["coil_maps"] = espirit_maps(kspace, calibration_lines).numpy()
     geometry = {"operator": "CartesianMRI", "image_shape": list(slab.shape[:2]), "coils": coils,
-                "calibration_lines": int(round(center_fraction * slab.shape[1]))}
+                "calibration_lines": calibration_lines}
     metadata = {"setting": setting, "acceleration_requested": acceleration,
                 "acceleration": float(mask_acceleration(lines)), "mask": mask, "center_fraction": center_fraction,
                 "snr_db": snr_db, "seed": seed, "source": volume.metadata.get("source"), "units": "a.u."}
-    return Measurement("MR", kspace.numpy(), geometry, slab.shape, slab.affine,
-                       {"mask": np.asarray(lines, bool)}, metadata)
+    return Measurement("MR", kspace.numpy(), geometry, slab.shape, slab.affine, arrays, metadata)
 
 
 def save_measurement(measurement: Measurement, path: str | os.PathLike, *, source: str | os.PathLike) -> Path:
@@ -262,146 +258,61 @@ def save_measurement(measurement: Measurement, path: str | os.PathLike, *, sourc
     return written
 
 
-def build_operator(measurement: Measurement, sensitivities: torch.Tensor | None = None) -> LinearOperator:
-    """Rebuild the forward operator a measurement file describes (MRI: with the given coil maps)."""
-    geometry = measurement.geometry
-    if geometry["operator"] == "ParallelBeamCT":
-        return ParallelBeamCT(tuple(geometry["image_shape"]), measurement.arrays["angles_deg"],
-                              n_detectors=geometry["n_detectors"], detector_spacing=geometry["detector_spacing"],
-                              pixel_size_mm=geometry["pixel_size_mm"], dtype=DTYPE)
-    if geometry["operator"] == "CartesianMRI":
-        return CartesianMRI(measurement.arrays["mask"], sensitivities, image_shape=tuple(geometry["image_shape"]))
-    raise InputError(measurement.metadata.get("source"), f"unknown operator {geometry['operator']!r}")
+def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Prior | str | os.PathLike | None = None,
+                device: str | None = None, config: dict[str, Any] | None = None, **options: Any) -> Volume:
+    """Reconstruct a measurement (or a problem built from one) with any registered method.
 
+    Args:
+        source: a :class:`~medprior.io.measurement.Measurement`, or an
+            :class:`~medprior.solvers.problem.InverseProblem` (:mod:`medprior.tasks.problems`), which
+            keeps its coil maps and start images across calls.
+        method: a name of :data:`~medprior.tasks.recon_methods.RECON_METHODS` that applies to the modality.
+        prior: a diffusion method's slice prior: a loaded :class:`~medprior.diffusion.priors.Prior`
+            (not reloaded per call; it must be on the problem's device) or its folder.
+        device: where a diffusion method runs when ``source`` is a measurement (default: the config's
+            ``recon.diffusion.device``, ``auto``: CUDA when present); classical methods run on the CPU.
+        config: a validated config whose ``recon`` section gives the parameters (default: the schema's).
+        options: the method's parameters over those (``steps``, ``lam``, ``tv_iterations``, ...) and,
+            for diffusion, ``slice_batch`` and ``seed``.
 
-def coil_maps(measurement: Measurement, y: torch.Tensor) -> torch.Tensor | None:
-    """ESPIRiT coil maps (K, C, H, W) per slice from the calibration lines (None for one coil)."""
-    if measurement.geometry["coils"] == 1:
-        return None
-    lines = measurement.geometry["calibration_lines"]  # fully sampled readout x central ky lines
-    calibration = (min(y.shape[-2], 32), lines)
-    return torch.stack([estimate_sensitivities(kspace, calibration_size=calibration, kernel_size=min(6, lines))
-                        for kspace in progress_bar(y, desc="ESPIRiT coil maps", unit="slice")])
-
-
-def _tv(operator: LinearOperator, y: torch.Tensor, start: torch.Tensor, *, lam: float, rho: float,
-        iterations: int, cg_iterations: int, nonnegative: bool) -> torch.Tensor:
-    """3D anisotropic ADMM-TV with weights relative to the start image's 99th magnitude percentile."""
-    scale = float(torch.quantile(start.abs().flatten()[:: max(1, start.numel() // 1_000_000)], 0.99)) or 1.0
-    x = admm_tv(operator, y / scale, lam=lam, rho=rho, iterations=iterations, cg_iterations=cg_iterations,
-                x0=start / scale, nonnegative=nonnegative)
-    return x * scale
-
-
-def check_solver_options(solver: dict[str, Any]) -> dict[str, Any]:
-    """Classical solver options checked against the schema's ``recon.solver`` (names and ranges):
-    a ParameterError names the option. Returns them typed."""
-    known = defaults()["recon"]["solver"]
-    unknown = sorted(set(solver) - set(known))
-    if unknown:
-        raise ParameterError(unknown[0], f"unknown solver parameters {unknown}; they are {', '.join(known)}")
-    return {name: require_schema(name, value, f"recon.solver.{name}") for name, value in solver.items()}
-
-
-def check_diffusion_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Options of :func:`reconstruct_with_prior` checked before any work: ``slice_batch``
-    (``auto`` or >= 1), ``seed`` and the method's parameters, against the schema's
-    ``recon.diffusion`` (a ParameterError names the option). Returns them typed."""
-    general = {}
-    if "slice_batch" in options:
-        general["slice_batch"] = require_schema("slice_batch", options["slice_batch"], "recon.diffusion.slice_batch")
-    if "seed" in options:
-        general["seed"] = require_seed("seed", options["seed"])
-    if "device" in options:
-        general["device"] = options["device"]
-    rest = {key: value for key, value in options.items() if key not in ("slice_batch", "seed", "device")}
-    return {**general, **check_diffusion_parameters(method, rest)}
-
-
-def reconstruct(measurement: Measurement, method: str, **solver: Any) -> Volume:
-    """Reconstruct a measurement with a classical method; returns a Volume on its image grid.
-
-    CT (``fbp``, ``tv``) returns HU; MRI (``zerofill``, ``cgsense``, ``tv``) returns magnitudes,
-    with coil maps estimated from the calibration lines. TV weights are relative to the image
-    scale (the FBP / zero-filled image's 99th percentile), so one value serves many volumes.
-    ``solver`` overrides the schema's ``recon.solver`` defaults (cg_iterations, tv_iterations,
-    tv_cg_iterations, ct_tv_lambda, ct_tv_rho, mri_tv_lambda, mri_tv_rho).
+    Returns:
+        The Volume on the measurement's grid (CT in HU, MRI magnitude); its ``metadata["reconstruction"]``
+        holds the run's facts (parameters, network evaluations, intensity range, ...).
     """
-    p = {**defaults()["recon"]["solver"], **check_solver_options(solver)}
-    allowed = CT_METHODS if measurement.modality == "CT" else MRI_METHODS
-    if method not in allowed:
-        raise InputError(measurement.metadata.get("source"),
-                         f"method {method!r} does not apply to {measurement.modality}; choose from {allowed}")
-    y = torch.from_numpy(measurement.data)
-    if measurement.modality == "CT":
-        operator = build_operator(measurement)
-        x = fbp(operator, y)
-        if method == "tv":
-            x = _tv(operator, y, x.clamp_min(0), lam=p["ct_tv_lambda"], rho=p["ct_tv_rho"], iterations=p["tv_iterations"],
-                    cg_iterations=p["tv_cg_iterations"], nonnegative=True)
-        data = attenuation_to_hu(from_slices(x))
+    options = check_options(method, options)
+    if isinstance(source, Measurement):
+        diffusion = RECON_METHODS[method].family == "diffusion"
+        if diffusion and prior is not None:  # before the coil maps and the start image
+            check_prior_fits(source.modality, tuple(source.image_shape), prior, source.metadata.get("source"))
+        RECON_METHODS.for_modality(method, source.modality, source.metadata.get("source"))
+        device = device or (config or defaults())["recon"]["diffusion"]["device"]
+        where = resolve_device(device) if diffusion else torch.device("cpu")
+        problem, metadata = problem_from_measurement(source, device=where), dict(source.metadata)
     else:
-        operator = build_operator(measurement, coil_maps(measurement, y))
-        x = zero_filled(operator, y)
-        if method == "cgsense":
-            x = cg_sense(operator, y, iterations=p["cg_iterations"])
-        elif method == "tv":
-            x = _tv(operator, y, x, lam=p["mri_tv_lambda"], rho=p["mri_tv_rho"], iterations=p["tv_iterations"],
-                    cg_iterations=p["tv_cg_iterations"], nonnegative=False)
-        data = from_slices(x.abs())
-    modality = "CT" if measurement.modality == "CT" else "MR"
-    return Volume(data, measurement.affine, modality, {"method": method, **measurement.metadata})
-
-
-def reconstruct_with_prior(measurement: Measurement, method: str, prior_dir: str | os.PathLike,
-                           **options: Any) -> tuple[Volume, dict[str, Any]]:
-    """Reconstruct with a diffusion solver (``dds``, ``mbir``, ``dps``, ``reddiff``) and a slice prior.
-
-    ``options``: ``slice_batch``, ``seed``, ``device`` and the method's parameters, over the schema's
-    ``recon.diffusion`` defaults (for MRI, with ``recon.diffusion.mri_overrides`` over those).
-    Returns the Volume (HU or magnitude) and the run facts.
-    """
-    settings = defaults()["recon"]["diffusion"]
-    require_choice("method", method, DIFFUSION_METHODS)
-    options = check_diffusion_options(method, options)
-    general = {key: options.pop(key, settings[key]) for key in ("slice_batch", "seed", "device")}
-    parameters = diffusion_parameters(settings, method, mri=measurement.modality != "CT")
-    require_schedule_steps(read_prior_json(prior_dir), {**parameters, **options}["steps"])  # before the work
-    unknown = set(options) - set(parameters)
-    if unknown:
-        raise InputError(None, f"{method} has no parameter(s) {sorted(unknown)}; it takes {sorted(parameters)}")
-    y = torch.from_numpy(measurement.data)
-    sensitivities = coil_maps(measurement, y) if measurement.modality != "CT" else None
-    data, facts = reconstruct_diffusion(measurement, method, prior_dir, build_operator=build_operator,
-                                        sensitivities=sensitivities, parameters={**parameters, **options},
-                                        cg_iterations=defaults()["recon"]["solver"]["cg_iterations"], **general)
-    modality = "CT" if measurement.modality == "CT" else "MR"
-    return Volume(from_slices(data), measurement.affine, modality, {"method": method, **measurement.metadata}), facts
+        problem, metadata = source, {}
+    image, facts = run(problem, method, prior=prior, config=config, **options)
+    affine = problem.affine if problem.affine is not None else np.eye(4)
+    return Volume(from_slices(image), affine, problem.modality or "", {"method": method, **metadata,
+                                                                       "reconstruction": facts})
 
 
 def reconstruct_file(measurement_path: str | os.PathLike, method: str, out: str | os.PathLike, *,
                      prior: str | os.PathLike | None = None, **options: Any) -> Path:
     """Read a measurement file, reconstruct it, write the NIfTI and its sidecar (method, seconds, facts).
 
-    Classical methods take :func:`reconstruct`'s solver options; diffusion methods need ``prior``
-    and take :func:`reconstruct_with_prior`'s options; both are checked before the file is read.
+    ``options`` are :func:`reconstruct`'s, checked (with the method) before the file is read.
     """
-    require_choice("method", method, (*CT_METHODS, *MRI_METHODS, *DIFFUSION_METHODS))
-    options = check_diffusion_options(method, options) if method in DIFFUSION_METHODS else check_solver_options(options)
+    options = check_options(method, options)
+    if RECON_METHODS[method].family == "diffusion" and prior is None:
+        raise InputError(None, f"method {method} needs a prior (--prior DIR)")
     measurement = read_measurement(measurement_path)
     start = time.perf_counter()
-    if method in DIFFUSION_METHODS:
-        if prior is None:
-            raise InputError(None, f"method {method} needs a prior (--prior DIR)")
-        check_prior_fits(measurement, prior, source=measurement_path)  # before the coil maps and the start image
-        volume, facts = reconstruct_with_prior(measurement, method, prior, **options)
-        inputs = [measurement_path, Path(prior) / "prior.json"]
-    else:
-        volume, facts, inputs = reconstruct(measurement, method, **options), {"method": method, **options}, [measurement_path]
+    volume = reconstruct(measurement, method, prior=prior, **options)
     seconds = time.perf_counter() - start
     require_finite_output(out, volume.data, f"the {method} reconstruction")  # diverged: nothing is written
     written = save(volume, out)
-    write_sidecar(written, config={**facts, "seconds": seconds}, inputs=inputs)
+    inputs = [measurement_path, *([Path(prior) / "prior.json"] if prior is not None else [])]
+    write_sidecar(written, config={**volume.metadata["reconstruction"], "seconds": seconds}, inputs=inputs)
     return written
 
 

@@ -57,7 +57,8 @@ from medprior.figures import synthesis_figure
 from medprior.io import Volume, atomic_path, load_nifti, save_nifti, write_json, write_sidecar
 from medprior.io.crop import crop_or_pad
 from medprior.tasks.datasets import ANY_CONTRAST, MISSING_VALUE, examples, network_grid, tensor_sha256
-from medprior.tasks.priors import draw_samples, load_prior_config, training_orientation
+from medprior.diffusion.orientation import training_orientation
+from medprior.tasks.priors import draw_samples, load_prior_config
 
 SAMPLERS = ("ddim", "dpmpp")
 HISTOGRAM_FILE = "histogram_mean.json"

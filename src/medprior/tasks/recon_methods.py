@@ -1,0 +1,214 @@
+"""The reconstruction methods: one registry (:data:`RECON_METHODS`) and how each runs on a problem.
+
+Classical (no prior): ``fbp`` (CT) and ``zerofill`` (MRI) are the problem's analytic inversion;
+``cgsense`` (MRI) is CG on the normal equations; ``tv`` (both) is 3D anisotropic ADMM-TV started at
+the analytic image, with weights relative to its 99th magnitude percentile (so one value serves many
+volumes). Their parameters are the schema's ``recon.solver`` (shared with the CLI's options).
+
+Diffusion (a 2D slice prior, :mod:`medprior.solvers.diffusion`): ``dds``, ``mbir``, ``dps``,
+``reddiff``, with the parameters of the schema's ``recon.diffusion.<method>`` and, for MRI, the
+``recon.diffusion.mri_overrides.<method>`` over them. The prior must fit the problem, judged from its
+prior.json before any work (:func:`check_prior_fits`): the same modality, an intensity convention the
+images have, the same slice size. The solver brings the problem into the prior's units
+(:meth:`~medprior.solvers.problem.InverseProblem.for_denoiser`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from medprior.checks import require_schema, require_seed
+from medprior.config import defaults
+from medprior.diffusion.prior_file import PRIOR_JSON, intensity_convention, load_prior, prior_modality, read_prior_json
+from medprior.diffusion.priors import Prior, SlicePrior2D
+from medprior.errors import InputError, ParameterError
+from medprior.registry import Method, Registry
+from medprior.solvers import admm_tv, cg_sense, dds, dps, mbir, reddiff
+from medprior.solvers.problem import InverseProblem
+from medprior.tasks.priors import require_schedule_steps
+
+# Bytes of activations per pixel of a slice per UNet channel, forward only: an estimate (about 40
+# float32 tensors of every level's width), not a measurement; on a 256^3 CT volume it picks 9 slices
+# and DDS peaks at 3.05 GB RSS (benchmarks/recon_memory.py). On an H200 the same run measured 0.33 GB
+# of CUDA memory per 256 x 256 slice against the 1.17 GB estimated here: safe, by a factor of 3.6.
+# DPS backpropagates: assumed 3 times more.
+_ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 160
+GENERAL_DIFFUSION_OPTIONS = ("slice_batch", "seed", "device")
+"""Options of every diffusion method besides its parameters (schema ``recon.diffusion``)."""
+
+
+def _analytic(problem: InverseProblem) -> Tensor:
+    """FBP (CT) or zero-filled (MRI): the problem's direct inversion, as an image."""
+    return problem.image(problem.direct)
+
+
+def _cgsense(problem: InverseProblem, *, cg_iterations: int) -> Tensor:
+    return problem.image(cg_sense(problem.operator, problem.data, iterations=cg_iterations))
+
+
+def _tv(problem: InverseProblem, *, lam: float, rho: float, tv_iterations: int, tv_cg_iterations: int) -> Tensor:
+    """3D anisotropic ADMM-TV from the analytic image, weights relative to its 99th magnitude percentile."""
+    start = problem.direct.clamp_min(0) if problem.nonnegative else problem.direct
+    scale = float(torch.quantile(start.abs().flatten()[:: max(1, start.numel() // 1_000_000)], 0.99)) or 1.0
+    x = admm_tv(problem.operator, problem.data / scale, lam=lam, rho=rho, iterations=tv_iterations,
+                cg_iterations=tv_cg_iterations, x0=start / scale, nonnegative=problem.nonnegative)
+    return problem.image(x * scale)
+
+
+def _diffusion(name: str, method: str, solver: Callable[..., Tensor]) -> Method:
+    return Method(method, "diffusion", ("CT", "MR"), solver, f"recon.diffusion.{method}",
+                  overrides={"MR": f"recon.diffusion.mri_overrides.{method}"}, summary=name)
+
+
+_TV_WEIGHTS = {"CT": {"ct_tv_lambda": "lam", "ct_tv_rho": "rho"}, "MR": {"mri_tv_lambda": "lam", "mri_tv_rho": "rho"}}
+
+RECON_METHODS = Registry("recon", [
+    Method("fbp", "classical", ("CT",), _analytic, "recon.solver", uses=(),
+           summary="filtered back-projection (ramp filter)"),
+    Method("zerofill", "classical", ("MR",), _analytic, "recon.solver", uses=(),
+           summary="zero-filled inverse FFT, coil-combined with the coil maps"),
+    Method("cgsense", "classical", ("MR",), _cgsense, "recon.solver", uses=("cg_iterations",),
+           summary="CG-SENSE: conjugate gradients on the normal equations"),
+    Method("tv", "classical", ("CT", "MR"), _tv, "recon.solver",
+           uses=("tv_iterations", "tv_cg_iterations", "ct_tv_lambda", "ct_tv_rho", "mri_tv_lambda", "mri_tv_rho"),
+           rename=_TV_WEIGHTS, summary="3D anisotropic total variation by ADMM (CG inner solves)"),
+    _diffusion("DDS (Chung, Lee, Ye 2024): CG data consistency on the Tweedie estimate", "dds", dds),
+    _diffusion("DiffusionMBIR (Chung et al. 2023): prior step, then z-TV ADMM", "mbir", mbir),
+    _diffusion("DPS (Chung et al. 2023): gradient of the residual through the network", "dps", dps),
+    _diffusion("RED-diff (Mardani et al. 2024): Adam on the image, denoiser regulariser", "reddiff", reddiff),
+])
+
+
+def check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Options of :func:`run` checked before any work, by name and range (a ParameterError names the
+    option): a diffusion method's ``slice_batch`` (``auto`` or >= 1), ``seed``, ``device`` and
+    parameters; a classical method's solver parameters. Returns them typed."""
+    if RECON_METHODS[method].family != "diffusion":
+        return RECON_METHODS.check(method, options)
+    general: dict[str, Any] = {}
+    if "slice_batch" in options:
+        general["slice_batch"] = require_schema("slice_batch", options["slice_batch"], "recon.diffusion.slice_batch")
+    if "seed" in options:
+        general["seed"] = require_seed("seed", options["seed"])
+    if "device" in options:
+        general["device"] = options["device"]
+    rest = {key: value for key, value in options.items() if key not in GENERAL_DIFFUSION_OPTIONS}
+    return {**general, **RECON_METHODS.check(method, rest)}
+
+
+def prior_record(prior: Prior | str | os.PathLike) -> dict[str, Any]:
+    """What is known of a prior without loading it: its prior.json (a folder) or its record (a Prior;
+    its description where it was never saved)."""
+    if isinstance(prior, Prior):
+        return prior.record or prior.description()
+    return read_prior_json(prior)
+
+
+def check_prior_fits(modality: str, image_shape: tuple[int, ...], prior: Prior | str | os.PathLike,
+                     source: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Refuse, from its prior.json alone (before any work), a prior that cannot reconstruct images of
+    ``modality`` and in-plane ``image_shape``.
+
+    The prior must have been trained on the modality (:func:`prior_modality`; an unsaved prior in
+    memory is taken at its word) with an intensity convention its images have (CT in HU: a window or
+    percentiles; MR magnitudes in arbitrary units: percentiles only), and be an unconditional
+    one-channel slice2d prior of the slice size. ``source`` names the measurement in the error.
+
+    Returns:
+        The prior's record (:func:`prior_record`).
+
+    Raises:
+        InputError: naming prior.json (or the prior), both modalities or conventions, and the measurement.
+    """
+    content = prior_record(prior)
+    where = None if isinstance(prior, Prior) else prior
+    json_path = Path(where) / PRIOR_JSON if where is not None else "the prior"
+    named = f"{_a(modality)} measurement"
+    named = f"{source}, {named}" if source else named
+    if where is not None or "modality" in content:
+        trained_on, decided = prior_modality(content)
+        if trained_on != modality:
+            raise InputError(json_path, f"is {_a(trained_on)} prior ({decided}) and cannot reconstruct {named}; "
+                                        f"give {_a(modality)} prior")
+    if modality == "MR" and (content.get("normalization") or {}).get("kind") == "window":
+        raise InputError(json_path, f"is an MR prior trained on {intensity_convention(content)}, but {named} gives "
+                                    "magnitudes in arbitrary units (their scale varies by scan); an MR prior needs "
+                                    "per-volume percentile normalisation")
+    kind, channels, conditions = content.get("kind"), content.get("channels", 1), content.get("condition_channels", 0)
+    if kind != "slice2d" or channels != 1 or conditions:
+        raise InputError(where, f"needs an unconditional single-channel slice2d prior, found {kind} with "
+                                f"{channels} channel(s) and {conditions} condition(s)")
+    size, shape = tuple(content.get("image_size", ())), tuple(image_shape[:2])
+    if size != shape:
+        raise InputError(where, f"the prior models {size} slices but the measurement has "
+                                f"{shape} images; simulate at the prior's size (medprior simulate --size)")
+    return content
+
+
+def _a(acronym: str) -> str:
+    """``acronym`` with its article as spoken: "a CT", "an MR"."""
+    return ("an " if acronym[:1] in "AEFHILMNORSX" else "a ") + acronym
+
+
+def auto_slice_batch(prior: SlicePrior2D, slices: int, device: torch.device, gradients: bool = False) -> int:
+    """Slices per network call that fit in half the free memory of ``device`` (at most ``slices``)."""
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    else:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    height, width = prior.image_size
+    per_slice = _ACTIVATION_BYTES_PER_PIXEL_CHANNEL * height * width * sum(prior.network_spec["channels"])
+    per_slice *= 3 if gradients else 1
+    return max(1, min(slices, int(free // 2 // per_slice)))
+
+
+def _loaded(prior: Prior | str | os.PathLike, device: torch.device) -> Prior:
+    """The prior on ``device``: loaded from its folder, or the given one (which must be there)."""
+    if not isinstance(prior, Prior):
+        return load_prior(prior, device)
+    where = next(prior.parameters()).device
+    if where.type != device.type or (device.index is not None and where.index != device.index):
+        raise ParameterError("device", f"the prior is on {where} but the problem on {device}; move one (.to())")
+    return prior
+
+
+def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLike | None = None,
+        config: dict[str, Any] | None = None, **options: Any) -> tuple[Tensor, dict[str, Any]]:
+    """Run ``method`` on ``problem``: the image (K, H, W) in the problem's units and the run's facts.
+
+    ``options`` (checked by :func:`check_options`) override the method's parameters resolved by the
+    registry from ``config`` (default: the schema's defaults) for the problem's modality. A diffusion
+    method needs ``prior`` (a :class:`~medprior.diffusion.priors.Prior` or its folder, checked to fit
+    before any work) and runs where the problem's data are.
+    """
+    options = check_options(method, options)
+    entry = RECON_METHODS.for_modality(method, problem.modality)
+    general = {key: options.pop(key) for key in GENERAL_DIFFUSION_OPTIONS if key in options}
+    parameters = RECON_METHODS.parameters(method, problem.modality, options, config)
+    if entry.family != "diffusion":
+        return entry.run(problem, **parameters), {"method": method, **parameters}
+    if prior is None:
+        raise InputError(None, f"method {method} needs a prior (--prior DIR)")
+    content = check_prior_fits(problem.modality, tuple(problem.operator.domain_shape), prior)
+    require_schedule_steps(content, parameters["steps"])  # before the start image and the prior
+    settings = (config or defaults())["recon"]["diffusion"]
+    slice_batch = general.get("slice_batch", settings["slice_batch"])
+    seed = general.get("seed", settings["seed"])
+    device = problem.data.device
+    loaded = _loaded(prior, device)
+    problem, denoiser, prepared = problem.for_denoiser(loaded.denoiser())
+    batch = auto_slice_batch(loaded, problem.slices, device, method == "dps") if slice_batch == "auto" else slice_batch
+    evaluations: list[int] = []
+    extra = {"evaluations": evaluations.append} if method == "dps" else {}
+    image = entry.run(problem, denoiser, slice_batch=batch, generator=torch.Generator().manual_seed(seed),
+                      progress=True, **parameters, **extra)
+    nfe = sum(evaluations) if evaluations else parameters["steps"] * parameters.get("samples", 1)
+    facts = {"method": method, "prior": str(prior) if not isinstance(prior, Prior) else "(in memory)",
+             "slice_batch": batch, "nfe_per_slice": nfe, **prepared, "seed": seed, **parameters}
+    return image, facts
