@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 from measure import PeakRSS, machine_info, write_report
-from medprior.config import defaults
 from medprior.devices import resolve_device
 from medprior.diffusion.normalization import Normalization
 from medprior.diffusion.prior_file import read_prior_json, save_prior
@@ -27,6 +26,7 @@ from medprior.diffusion.priors import SlicePrior2D
 from medprior.diffusion.schedule import VPSchedule
 from medprior.phantoms import ct_body
 from medprior.tasks import recon
+from medprior.tasks.recon_methods import RECON_METHODS
 
 
 def random_prior(size: int, folder: Path, template: str) -> Path:
@@ -44,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/recon_memory.json"))
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--method", default="dds", choices=recon.DIFFUSION_METHODS)
+    parser.add_argument("--method", default="dds", choices=RECON_METHODS.names("diffusion"))
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--slice-batch", nargs="+", default=["auto", "16"])
     parser.add_argument("--device", default="auto")
@@ -62,16 +62,17 @@ def main() -> None:
                 torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
             with PeakRSS() as memory:
-                _, facts = recon.reconstruct_with_prior(measurement, args.method, prior, steps=args.steps,
-                                                        slice_batch=batch if batch == "auto" else int(batch),
-                                                        device=str(device))
+                estimate = recon.reconstruct(measurement, args.method, prior=prior, steps=args.steps,
+                                             slice_batch=batch if batch == "auto" else int(batch),
+                                             device=str(device))
+            facts = estimate.metadata["reconstruction"]
             seconds = time.perf_counter() - start
             peak = torch.cuda.max_memory_allocated() / 2 ** 20 if device.type == "cuda" else memory.mb
             per_step = seconds / args.steps
             runs[batch] = {"slice_batch": facts["slice_batch"], "peak_mem_mb": peak, "seconds": seconds,
                            "seconds_per_step": per_step,
                            "seconds_per_volume_at_default_steps":
-                               per_step * defaults()["recon"]["diffusion"][args.method]["steps"]}
+                               per_step * RECON_METHODS.parameters(args.method, "CT")["steps"]}
             print(batch, runs[batch], flush=True)
     write_report(args.out, {"benchmark": f"peak memory of {args.method} on a {size}^3 volume",
                             **machine_info(device), "steps": args.steps, "runs": runs})

@@ -38,11 +38,13 @@ from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING
 from medprior.tables import markdown_table
 from medprior.tasks import recon
 from medprior.tasks.data import same_field_of_view
+from medprior.tasks.recon_methods import RECON_METHODS
 
 CT_SETTINGS = {"sv8": {"views": 8}, "la90": {"views": 90, "arc_deg": 90.0}}
 MRI_SETTINGS = {"x8": {"acceleration": 8, "center_fraction": 0.08, "coils": 8, "snr_db": 30.0}}
 BAR_DB = {"CT": 1.0, "MR": 0.5}
 CLASSICAL = {"CT": ("fbp", "tv"), "MR": ("zerofill", "cgsense", "tv")}
+DIFFUSION = RECON_METHODS.names("diffusion")
 
 
 def volumes(modality: str, cases: int, seed: int):
@@ -75,11 +77,9 @@ def run_case(volume, modality: str, setting: dict[str, Any], methods: list[str],
     runs = [(m, {}) for m in methods if m != "tv"] + [(f"tv@{lam:g}", tv_options(modality, lam)) for lam in tv_lambdas]
     for method, options in runs:
         start = time.perf_counter()
-        if method in recon.DIFFUSION_METHODS:
-            estimate, facts = recon.reconstruct_with_prior(measurement, method, prior)
-            nfe = facts["nfe_per_slice"]
-        else:
-            estimate, nfe = recon.reconstruct(measurement, method.split("@")[0], **options), 0
+        name = method.split("@")[0]
+        estimate = recon.reconstruct(measurement, name, prior=prior if name in DIFFUSION else None, **options)
+        nfe = estimate.metadata["reconstruction"].get("nfe_per_slice", 0)  # classical methods: none
         seconds = time.perf_counter() - start
         scores = image_metrics(truth, estimate.data, data_range=data_range or float(truth.max()), window=window)
         results[method] = {"psnr": scores["psnr"], "ssim": scores["ssim"], "seconds": seconds, "nfe": nfe}
@@ -117,9 +117,9 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=16)
     parser.add_argument("--settings", nargs="+", default=[*CT_SETTINGS, *MRI_SETTINGS],
                         choices=[*CT_SETTINGS, *MRI_SETTINGS])
-    parser.add_argument("--diffusion", nargs="+", default=["dds", "mbir"], choices=recon.DIFFUSION_METHODS,
+    parser.add_argument("--diffusion", nargs="+", default=["dds", "mbir"], choices=DIFFUSION,
                         help="diffusion methods for CT")
-    parser.add_argument("--mri-diffusion", nargs="+", default=["dds"], choices=recon.DIFFUSION_METHODS,
+    parser.add_argument("--mri-diffusion", nargs="+", default=["dds"], choices=DIFFUSION,
                         help="diffusion methods for MRI (MBIR at 128 x 128 costs minutes per volume on CPU)")
     parser.add_argument("--tv-lambdas-ct", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0],
                         help="CT TV weights tried per setting (relative to the image scale, as recon.solver)")

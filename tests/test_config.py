@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from medprior.config import defaults, diffusion_parameters, load_config, validate_config
+from medprior.config import defaults, load_config, validate_config
 from medprior.errors import InputError
+from medprior.tasks.recon_methods import RECON_METHODS
 
 
 def test_defaults_fill_every_level():
@@ -47,10 +48,12 @@ def test_unreadable_yaml_is_an_input_error(tmp_path):
 
 
 def test_diffusion_parameters_take_the_mri_overrides_for_mri_only():
-    diffusion = defaults()["recon"]["diffusion"]
-    assert diffusion_parameters(diffusion, "dds", mri=False) == diffusion["dds"]
-    mri = diffusion_parameters(diffusion, "dds", mri=True)
+    config = defaults()
+    diffusion = config["recon"]["diffusion"]
+    assert RECON_METHODS.parameters("dds", "CT", config=config) == diffusion["dds"]
+    mri = RECON_METHODS.parameters("dds", "MR", config=config)
     assert mri == {**diffusion["dds"], **diffusion["mri_overrides"]["dds"]} and mri != diffusion["dds"]
+    assert RECON_METHODS.parameters("dds", "MR", {"lam": 0.5}, config)["lam"] == 0.5  # given over the override
     diffusion["mri_overrides"]["dds"]["step_size"] = 1.0
-    with pytest.raises(InputError, match=r"mri_overrides\.dds: dds has no parameter\(s\) \['step_size'\]"):
-        diffusion_parameters(diffusion, "dds", mri=True)
+    with pytest.raises(InputError, match=r"mri_overrides\.dds\.step_size: dds has no parameter 'step_size'"):
+        RECON_METHODS.parameters("dds", "MR", config=config)

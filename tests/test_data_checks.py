@@ -31,7 +31,7 @@ from medprior.io import Volume, file_sha256, load, save_dicom_series, save_nifti
 from medprior.io.measurement import ATTRIBUTES, read_measurement, write_measurement
 from medprior.phantoms import brain_mri, ct_body
 from medprior.tasks import recon, synthesis
-from medprior.tasks.diffusion_recon import check_prior_fits
+from medprior.tasks.recon_methods import check_prior_fits
 
 SHIPPED = Path(__file__).resolve().parents[1] / "priors"
 TINY_NETWORK = {"channels": [8, 8], "attention_levels": [False, False], "num_res_blocks": 1, "num_head_channels": 8,
@@ -83,6 +83,11 @@ def drop_angle(file) -> None:
     file["arrays"].create_dataset("angles_deg", data=angles[:-1])
 
 
+def set_coil_maps(file, maps) -> None:
+    del file["arrays/coil_maps"]
+    file["arrays"].create_dataset("coil_maps", data=maps)
+
+
 def set_affine(file, row, column, value) -> None:
     affine = file.attrs["affine"]
     affine[row, column] = value
@@ -101,6 +106,10 @@ SPOILS = {  # name: (measurement, edit, the key and problem in the message)
     "too few detectors": ("ct", lambda f: edit_geometry(f, n_detectors=5), r"geometry.n_detectors: is 5, too few"),
     "pixel size": ("ct", lambda f: edit_geometry(f, pixel_size_mm=1.0), r"geometry.pixel_size_mm: is 1 mm"),
     "wrong coil count": ("mr", lambda f: edit_geometry(f, coils=8), r"data: has shape \(2, 3, 16, 16\).*geometry.coils 8"),
+    "coil maps shape": ("mr", lambda f: set_coil_maps(f, f["arrays/coil_maps"][()][:, :2]),
+                        r"arrays/coil_maps: has shape \(2, 2, 16, 16\).*\(2, 3, 16, 16\)"),
+    "real coil maps": ("mr", lambda f: set_coil_maps(f, np.abs(f["arrays/coil_maps"][()])),
+                       r"arrays/coil_maps: has shape \(2, 3, 16, 16\) and dtype float32"),
     "real k-space": ("mr", lambda f: replace_data(f, f["data"][()].real), r"data: has dtype float32; MRI k-space is complex"),
     "real k-space geometry": ("mr", lambda f: edit_geometry(f, operator="ParallelBeamCT"),
                               r"geometry.operator: ParallelBeamCT is a CT operator, but the file's modality is MR"),
@@ -133,7 +142,7 @@ def test_measurement_reader_names_the_file_and_the_key(files, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["nan sinogram", "image_shape changed", "no data", "singular affine", "no geometry",
-                                  "wrong coil count"])
+                                  "wrong coil count", "coil maps shape"])
 def test_recon_refuses_a_bad_measurement_in_one_line(files, tmp_path, capsys, name):
     which, edit, message = SPOILS[name]
     path = spoil(files[which], tmp_path / "spoiled.h5", edit)
@@ -368,7 +377,8 @@ def test_the_shipped_priors_modality_is_derived_from_prior_json():
 ])
 def test_a_prior_refuses_a_measurement_of_another_modality(files, tmp_path, capsys, prior, which, message):
     with pytest.raises(InputError, match=message):
-        check_prior_fits(read_measurement(files[which]), SHIPPED / prior, source=files[which])
+        measurement = read_measurement(files[which])
+        check_prior_fits(measurement.modality, tuple(measurement.image_shape[:2]), SHIPPED / prior, source=files[which])
     out = tmp_path / "out.nii.gz"
     assert main(["recon", str(files[which]), "--method", "dds", "--prior", str(SHIPPED / prior), "--out", str(out)]) == 2
     error = capsys.readouterr().err
@@ -379,11 +389,11 @@ def test_a_prior_refuses_an_intensity_convention_it_was_not_trained_for(files, t
     windowed_mr = save_prior(tiny_slice_prior(), tmp_path / "mr_window", training={}, modality="MR")
     with pytest.raises(InputError, match=r"is an MR prior trained on a fixed window \[-1000, 1000\] arbitrary units, "
                                          r"but .*mr.h5, an MR measurement gives magnitudes in arbitrary units"):
-        check_prior_fits(read_measurement(files["mr"]), windowed_mr, source=files["mr"])
+        check_prior_fits("MR", tuple(read_measurement(files["mr"]).image_shape[:2]), windowed_mr, source=files["mr"])
     percentile_ct = save_prior(tiny_slice_prior(Normalization("percentile", 0.5, 99.5)), tmp_path / "ct_pct",
                                training={}, modality="CT")
     assert read_prior_json(percentile_ct)["modality"] == "CT"
-    check_prior_fits(read_measurement(files["ct"]), percentile_ct)  # relative intensities fit HU
+    check_prior_fits("CT", tuple(read_measurement(files["ct"]).image_shape[:2]), percentile_ct)  # relative intensities fit HU
 
 
 # ------------------------------------------------------------------------------------------ synthesis

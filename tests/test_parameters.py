@@ -19,7 +19,7 @@ import torch
 
 from medprior.checks import SEED_MAX, require_schema, schema_property
 from medprior.cli import main
-from medprior.config import check_diffusion_parameters, defaults, diffusion_parameters
+from medprior.config import defaults
 from medprior.diffusion.schedule import VPSchedule
 from medprior.errors import InputError, ParameterError
 from medprior.io import save
@@ -29,7 +29,9 @@ from medprior.physics.operator import LinearOperator
 from medprior.solvers import admm_tv, cg_sense
 from medprior.solvers.cg import conjugate_gradient
 from medprior.solvers.diffusion import dds, mbir, reddiff
+from medprior.solvers.problem import InverseProblem
 from medprior.tasks import data, priors, recon, synthesis
+from medprior.tasks.recon_methods import RECON_METHODS, check_options
 
 ROOT = Path(__file__).resolve().parent.parent
 CT_PRIOR = ROOT / "priors" / "ct_slices"
@@ -212,14 +214,13 @@ def test_small_phantom_grid_is_accepted(tmp_path):
 
 
 def test_boundary_parameters_pass_the_checks():
-    assert check_diffusion_parameters("dds", {"eta": 0, "lam": 0, "cg_iterations": 0, "steps": 1}) == \
+    assert RECON_METHODS.check("dds", {"eta": 0, "lam": 0, "cg_iterations": 0, "steps": 1}) == \
         {"eta": 0.0, "lam": 0.0, "cg_iterations": 0, "steps": 1}
-    assert check_diffusion_parameters("mbir", {"eta": 1}) == {"eta": 1.0}
+    assert RECON_METHODS.check("mbir", {"eta": 1}) == {"eta": 1.0}
     assert recon.check_simulation("ct", slices=0, photons=0, size=None, seed=0) == \
         {"slices": 0, "photons": 0.0, "size": None, "seed": 0}
     assert recon.check_simulation("mri", center_fraction=1, acceleration=1, coils=1)["center_fraction"] == 1.0
-    assert recon.check_diffusion_options("dds", {"slice_batch": "auto", "steps": 3.0}) == {"slice_batch": "auto",
-                                                                                          "steps": 3}
+    assert check_options("dds", {"slice_batch": "auto", "steps": 3.0}) == {"slice_batch": "auto", "steps": 3}
     assert priors.check_sampling(n=1, steps=1, sampler="ddim", eta=0, seed=0, batch_size=1) == (1, 1, "ddim", 0.0, 0, 1)
 
 
@@ -236,10 +237,10 @@ def test_every_default_is_within_its_own_range():
                         require_schema(name, setting[name], path)
             elif name in section:
                 require_schema(name, section[name], path)
-    recon.check_solver_options(config["recon"]["solver"])
-    for method in recon.DIFFUSION_METHODS:
-        for mri in (False, True):
-            check_diffusion_parameters(method, diffusion_parameters(config["recon"]["diffusion"], method, mri))
+    check_options("tv", config["recon"]["solver"])
+    for method in RECON_METHODS.names("diffusion"):
+        for modality in ("CT", "MR"):
+            RECON_METHODS.check(method, RECON_METHODS.parameters(method, modality))
     for kind in ("ct", "brain", "petct"):
         require_schema("size", config["data"][kind]["size"], f"data.{kind}.size")
     require_schema("size", config["synthesis"]["size"], "synthesis.size")
@@ -263,7 +264,7 @@ def test_an_mri_override_out_of_range_is_named_by_its_config_key():
     diffusion = defaults()["recon"]["diffusion"]
     diffusion["mri_overrides"]["dds"]["steps"] = 0
     with pytest.raises(InputError, match=r"^recon\.diffusion\.mri_overrides\.dds\.steps: must be >= 1"):
-        diffusion_parameters(diffusion, "dds", mri=True)
+        RECON_METHODS.parameters("dds", "MR", config={"recon": {"diffusion": diffusion}})
 
 
 # ------------------------------------------------------------------ the API names the parameter
@@ -316,7 +317,7 @@ def test_reconstructions_name_the_parameter(files, tmp_path):
         recon.reconstruct(measurement, "tv", ct_tv_lambda=NAN)
     with raises("tv_iterations", ">= 1"):
         recon.reconstruct(measurement, "tv", tv_iterations=-1)
-    with raises("lam", "unknown solver parameters"):
+    with raises("lam", "fbp has no parameter"):
         recon.reconstruct(measurement, "fbp", lam=1)
     missing = tmp_path / "missing.h5"  # the options are refused before the file is read
     for options, parameter in [({"steps": 0}, "steps"), ({"slice_batch": 0}, "slice_batch"), ({"seed": -1}, "seed"),
@@ -328,9 +329,9 @@ def test_reconstructions_name_the_parameter(files, tmp_path):
     with raises("method", "unknown method"):
         recon.reconstruct_file(missing, "art", tmp_path / "out.nii.gz")
     with raises("eta", "<= 1"):  # before the prior is loaded
-        recon.reconstruct_with_prior(measurement, "dds", tmp_path / "none", eta=1.5)
+        recon.reconstruct(measurement, "dds", prior=tmp_path / "none", eta=1.5)
     with raises("steps", r"1\.\.1000 \(the prior's schedule\)"):  # before the coil maps, start image and prior
-        recon.reconstruct_with_prior(measurement, "dds", CT_PRIOR, steps=5000)
+        recon.reconstruct(measurement, "dds", prior=CT_PRIOR, steps=5000)
     assert not (tmp_path / "out.nii.gz").exists()
 
 
@@ -453,4 +454,4 @@ def test_classical_solvers_name_the_parameter(solve, kwargs, parameter):
 ])
 def test_diffusion_solvers_name_the_parameter(solve, kwargs, parameter):
     with raises(parameter):
-        solve(_Identity(), torch.zeros(2, 4, 4), _Denoiser(), **kwargs)
+        solve(InverseProblem(_Identity(), torch.zeros(2, 4, 4)), _Denoiser(), **kwargs)

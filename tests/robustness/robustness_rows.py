@@ -319,6 +319,10 @@ def h5(rel: str, how: str) -> Build:
                 mask = f["arrays"]["mask"][()]
                 del f["arrays"]["mask"]
                 f["arrays"].create_dataset("mask", data=np.zeros_like(mask))
+            elif how == "coil_maps_shape":
+                maps = f["arrays"]["coil_maps"][()]
+                del f["arrays"]["coil_maps"]
+                f["arrays"].create_dataset("coil_maps", data=maps[:, :-1])
             elif how == "calibration_zero":
                 f.attrs["geometry"] = json.dumps({**geometry, "calibration_lines": 0})
             else:
@@ -735,7 +739,7 @@ MEASUREMENT_MR = {
     "data_nan": ("data",), "data_inf": ("data",), "coils": (("coil", "coils"),), "real_kspace": ("data",),
     "mask_length": ("mask",), "mask_empty": ("mask",), "calibration_zero": (("calibration_lines", "calibration"),),
     "image_shape_k": (("image_shape", "data"),), "affine_nan": ("affine",), "no_array_mask": ("mask",),
-    "modality_swapped": (),
+    "modality_swapped": (), "coil_maps_shape": ("arrays/coil_maps",),
 }
 for how, keys in MEASUREMENT_MR.items():
     row(f"recon-cgsense-measurement-{how}", I, [*CGSENSE, "--out", "{t}/r.nii.gz"], uses=("mr.h5",),

@@ -33,7 +33,8 @@ import torch
 from medprior.diffusion import GaussianDenoiser, VPSchedule
 from medprior.physics.finite_difference import FiniteDifference
 from medprior.physics.operator import LinearOperator, adjoint_mismatch
-from medprior.solvers.diffusion import DataConsistency, dds, dps, mbir, normal_norm, reddiff
+from medprior.solvers.diffusion import DataConsistency, dds, dps, mbir, reddiff
+from medprior.solvers.problem import InverseProblem, normal_norm
 from medprior.solvers.tv import admm_tv, tv_objective
 
 f64 = torch.float64
@@ -82,6 +83,11 @@ OPERATOR = MatrixOperator(MATRIX)
 def stack(k: int) -> torch.Tensor:
     """The measurements of ``k`` slices, all ``Y1``."""
     return Y1.expand(k, -1).clone()
+
+
+def problem(k: int) -> InverseProblem:
+    """``M u = Y1`` for ``k`` slices (plain units: the solvers return ``u``)."""
+    return InverseProblem(OPERATOR, stack(k))
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -150,12 +156,12 @@ def assert_chain_law(samples: torch.Tensor, mean: torch.Tensor, covariance: torc
 
 @pytest.fixture(scope="module")
 def dds_samples() -> torch.Tensor:
-    return dds(OPERATOR, stack(SAMPLES), PRIOR, steps=STEPS, eta=0.85, cg_iterations=M_ROWS, generator=seeded(1))
+    return dds(problem(SAMPLES), PRIOR, steps=STEPS, eta=0.85, cg_iterations=M_ROWS, generator=seeded(1))
 
 
 @pytest.fixture(scope="module")
 def mbir_samples() -> torch.Tensor:
-    return mbir(OPERATOR, stack(SAMPLES), PRIOR, steps=STEPS, eta=1.0, cg_iterations=M_ROWS, generator=seeded(2))
+    return mbir(problem(SAMPLES), PRIOR, steps=STEPS, eta=1.0, cg_iterations=M_ROWS, generator=seeded(2))
 
 
 # --- the references ---------------------------------------------------------------------------
@@ -190,18 +196,18 @@ def test_dds_mean_is_the_posterior_mean_and_wrong_solvers_are_not(dds_samples):
     """Within 5 standard errors plus 0.2 posterior std (the 100-step discretisation bias is 0.12)."""
     tolerance = 5 / math.sqrt(SAMPLES) + 0.2
     assert posterior_bias(dds_samples) <= tolerance  # measured 0.14
-    no_data = dds(OPERATOR, stack(200), PRIOR, steps=STEPS, cg_iterations=0, generator=seeded(3))
+    no_data = dds(problem(200), PRIOR, steps=STEPS, cg_iterations=0, generator=seeded(3))
     assert relative_residual(no_data, stack(200)) > 0.3  # measured 0.82
     assert posterior_bias(no_data) > 3 * tolerance  # measured 3.9
     shifted = GaussianDenoiser(MU + 1.0, SIGMA, SCHEDULE)
-    wrong_prior = dds(OPERATOR, stack(200), shifted, steps=STEPS, cg_iterations=M_ROWS, generator=seeded(3))
+    wrong_prior = dds(problem(200), shifted, steps=STEPS, cg_iterations=M_ROWS, generator=seeded(3))
     assert relative_residual(wrong_prior, stack(200)) < 1e-10
     assert posterior_bias(wrong_prior) > 3 * tolerance  # measured 3.3
 
 
 def test_dds_sample_average_has_the_chain_mean_and_a_quarter_of_its_covariance():
     """Four averaged runs: the same mean, covariance / 4 (independent draws), still data-consistent."""
-    averaged = dds(OPERATOR, stack(SAMPLES), PRIOR, steps=STEPS, eta=0.85, cg_iterations=M_ROWS, samples=4,
+    averaged = dds(problem(SAMPLES), PRIOR, steps=STEPS, eta=0.85, cg_iterations=M_ROWS, samples=4,
                    generator=seeded(4))
     assert relative_residual(averaged, stack(SAMPLES)) < 1e-10
     mean, covariance = chain_law("dds", STEPS, 0.85)
@@ -209,7 +215,7 @@ def test_dds_sample_average_has_the_chain_mean_and_a_quarter_of_its_covariance()
     with pytest.raises(AssertionError):  # the check can fail: one run's spread is twice as wide
         assert_chain_law(averaged, mean, covariance)
     with pytest.raises(ValueError, match="samples"):
-        dds(OPERATOR, stack(2), PRIOR, steps=5, samples=0)
+        dds(problem(2), PRIOR, steps=5, samples=0)
 
 
 def test_mbir_is_data_consistent_and_samples_its_exact_law(mbir_samples):
@@ -223,11 +229,11 @@ def test_mbir_mean_is_near_the_posterior_mean(mbir_samples):
     std off) or no data step (3.9) still fail; a shift by 0.25 would not be detected."""
     tolerance = 5 / math.sqrt(SAMPLES) + 1.2
     assert posterior_bias(mbir_samples) <= tolerance
-    no_data = mbir(OPERATOR, stack(200), PRIOR, steps=STEPS, cg_iterations=0, generator=seeded(4))
+    no_data = mbir(problem(200), PRIOR, steps=STEPS, cg_iterations=0, generator=seeded(4))
     assert relative_residual(no_data, stack(200)) > 0.3
     assert posterior_bias(no_data) > tolerance + 1.0
     shifted = GaussianDenoiser(MU + 1.0, SIGMA, SCHEDULE)
-    wrong_prior = mbir(OPERATOR, stack(SAMPLES), shifted, steps=STEPS, cg_iterations=M_ROWS, generator=seeded(4))
+    wrong_prior = mbir(problem(SAMPLES), shifted, steps=STEPS, cg_iterations=M_ROWS, generator=seeded(4))
     assert posterior_bias(wrong_prior) > tolerance + 0.5
 
 
@@ -297,8 +303,8 @@ def test_dds_and_mbir_with_z_tv_reduce_z_variation():
     operator, y = noisy_identity_stack()
     denoiser = GaussianDenoiser(torch.zeros(D, dtype=f64), torch.eye(D, dtype=f64), SCHEDULE)
     for method in (dds, mbir):
-        plain = method(operator, y, denoiser, steps=20, cg_iterations=10, generator=seeded(7))
-        tv = method(operator, y, denoiser, steps=20, cg_iterations=10, lam=0.3, generator=seeded(7))
+        plain = method(InverseProblem(operator, y), denoiser, steps=20, cg_iterations=10, generator=seeded(7))
+        tv = method(InverseProblem(operator, y), denoiser, steps=20, cg_iterations=10, lam=0.3, generator=seeded(7))
         assert z_variation(tv) < 0.9 * z_variation(plain), method.__name__  # measured 0.19 (DDS), 0.35 (MBIR)
 
 
@@ -313,9 +319,9 @@ def test_dps_and_reddiff_fit_the_data():
     def mean_residual(u):
         return float(torch.linalg.vector_norm(u.reshape(k, -1) @ MATRIX.T - stack(k), dim=1).mean()) / prior_residual
 
-    assert mean_residual(dps(OPERATOR, stack(k), PRIOR, steps=STEPS, generator=seeded(8))) < 0.5  # measured 0.15
-    assert mean_residual(dps(OPERATOR, stack(k), PRIOR, steps=STEPS, step_size=0.0, generator=seeded(8))) > 0.8
-    assert mean_residual(reddiff(OPERATOR, stack(k), PRIOR, steps=STEPS, generator=seeded(8))) < 0.3  # measured 0.07
+    assert mean_residual(dps(problem(k), PRIOR, steps=STEPS, generator=seeded(8))) < 0.5  # measured 0.15
+    assert mean_residual(dps(problem(k), PRIOR, steps=STEPS, step_size=0.0, generator=seeded(8))) > 0.8
+    assert mean_residual(reddiff(problem(k), PRIOR, steps=STEPS, generator=seeded(8))) < 0.3  # measured 0.07
 
 
 def test_reddiff_without_prior_is_least_squares():
@@ -323,9 +329,9 @@ def test_reddiff_without_prior_is_least_squares():
     x = MU + 0.5 * torch.randn(k, D, generator=seeded(9), dtype=f64)
     y = x @ TALL.T + 0.1 * torch.randn(k, TALL.shape[0], generator=seeded(10), dtype=f64)
     least_squares = torch.linalg.lstsq(TALL, y.T).solution.T.reshape(k, H, W)
-    u = reddiff(operator, y, PRIOR, steps=1000, lr=0.1, lam=0.0, generator=seeded(11))
+    u = reddiff(InverseProblem(operator, y), PRIOR, steps=1000, lr=0.1, lam=0.0, generator=seeded(11))
     torch.testing.assert_close(u, least_squares, rtol=0, atol=1e-8)  # measured 4e-15
-    short = reddiff(operator, y, PRIOR, steps=10, lr=0.1, lam=0.0, generator=seeded(11))
+    short = reddiff(InverseProblem(operator, y), PRIOR, steps=10, lr=0.1, lam=0.0, generator=seeded(11))
     assert float((short - least_squares).abs().max()) > 1e-3  # the check can fail
 
 
@@ -335,7 +341,7 @@ def test_reddiff_without_prior_is_least_squares():
 @pytest.mark.parametrize("method", [dds, mbir])
 def test_slice_batch_does_not_change_dds_or_mbir(method):
     k = 4
-    outputs = [method(OPERATOR, stack(k), PRIOR, steps=20, cg_iterations=M_ROWS, slice_batch=b, generator=seeded(12))
+    outputs = [method(problem(k), PRIOR, steps=20, cg_iterations=M_ROWS, slice_batch=b, generator=seeded(12))
                for b in (1, 3, k)]
     for other in outputs[1:]:
         torch.testing.assert_close(other, outputs[0], rtol=0, atol=1e-12)
@@ -346,7 +352,7 @@ def test_dps_slice_batch_same_result_and_reported_cost():
     results, costs = [], []
     for batch in (k, 3, 1):
         calls = []
-        results.append(dps(OPERATOR, stack(k), PRIOR, steps=steps, slice_batch=batch, generator=seeded(13),
+        results.append(dps(problem(k), PRIOR, steps=steps, slice_batch=batch, generator=seeded(13),
                            evaluations=calls.append))
         costs.append(calls)
     assert costs[0] == [1] * steps and costs[1] == costs[2] == [2] * steps
@@ -369,7 +375,7 @@ def test_normal_norm_is_the_largest_eigenvalue():
 @pytest.mark.parametrize("method", [dds, mbir, dps, reddiff])
 def test_zero_steps_are_rejected(method):
     with pytest.raises(ValueError, match="steps"):
-        method(OPERATOR, stack(2), PRIOR, steps=0)
+        method(problem(2), PRIOR, steps=0)
 
 
 def test_complex_domain_and_bad_parameters_are_rejected():
@@ -378,7 +384,7 @@ def test_complex_domain_and_bad_parameters_are_rejected():
     with pytest.raises(ValueError, match="real domain"):
         DataConsistency(complex_operator, y, cg_iterations=3)
     with pytest.raises(ValueError, match="real domain"):
-        dds(complex_operator, y, PRIOR, steps=5)
+        dds(InverseProblem(complex_operator, y), PRIOR, steps=5)
     for bad in ({"cg_iterations": -1}, {"cg_iterations": 3, "lam": -0.1}, {"cg_iterations": 3, "rho": 0.0}):
         with pytest.raises(ValueError):
             DataConsistency(OPERATOR, stack(2), **bad)

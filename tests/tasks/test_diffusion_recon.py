@@ -18,6 +18,13 @@ from medprior.errors import InputError
 from medprior.io.measurement import write_measurement
 from medprior.phantoms import brain_mri, ct_body
 from medprior.tasks import recon
+from medprior.tasks.recon_methods import RECON_METHODS
+
+
+def reconstruct(measurement, method, prior, **options):
+    """The volume and the run's facts of a diffusion reconstruction."""
+    volume = recon.reconstruct(measurement, method, prior=prior, **options)
+    return volume, volume.metadata["reconstruction"]
 
 TINY_NETWORK = {"channels": [8, 8], "attention_levels": [False, False], "num_res_blocks": 1, "num_head_channels": 8,
                 "norm_num_groups": 4}
@@ -43,11 +50,11 @@ def test_resize_in_plane_keeps_the_field_of_view(ct_volume):
     np.testing.assert_allclose(small.data[0, 0, 0], ct_volume.data[:4, :4, 0].mean(), rtol=1e-5)
 
 
-@pytest.mark.parametrize("method", recon.DIFFUSION_METHODS)
+@pytest.mark.parametrize("method", RECON_METHODS.names("diffusion"))
 def test_every_method_runs_on_ct_and_keeps_the_geometry(ct_volume, tmp_path, method):
     prior = tiny_prior(tmp_path / "prior")
     measurement = recon.simulate_ct(ct_volume, views=8, slices=2, size=(16, 16))
-    volume, facts = recon.reconstruct_with_prior(measurement, method, prior, steps=3, slice_batch=1)
+    volume, facts = reconstruct(measurement, method, prior, steps=3, slice_batch=1)
     assert volume.shape == (16, 16, 2) and volume.modality == "CT"
     np.testing.assert_allclose(volume.affine, measurement.affine)
     assert np.isfinite(volume.data).all()
@@ -60,22 +67,22 @@ def test_mri_runs_through_the_known_phase_operator(tmp_path):
     truth = brain_mri(3, shape=(48, 48, 30)).contrasts["t2w"]
     measurement = recon.simulate_mri(truth, acceleration=4, coils=4, slices=2, size=(16, 16))
     prior = tiny_prior(tmp_path / "prior", normalization=Normalization("percentile", 0.5, 99.5))
-    volume, facts = recon.reconstruct_with_prior(measurement, "dds", prior, steps=2)
+    volume, facts = reconstruct(measurement, "dds", prior, steps=2)
     assert facts["nfe_per_slice"] == 2 * defaults()["recon"]["diffusion"]["mri_overrides"]["dds"]["samples"] == 8
     assert volume.shape == (16, 16, 2) and volume.modality == "MR"
     assert (volume.data >= 0).all()
     assert facts["intensity_range"][1] > facts["intensity_range"][0]
     assert facts["lam"] == defaults()["recon"]["diffusion"]["mri_overrides"]["dds"]["lam"] == 0.01  # MRI's z-TV
-    assert recon.reconstruct_with_prior(measurement, "dds", prior, steps=1, lam=0.2)[1]["lam"] == 0.2
+    assert reconstruct(measurement, "dds", prior, steps=1, lam=0.2)[1]["lam"] == 0.2
 
 
 def test_mismatched_prior_and_bad_parameters_are_input_errors(ct_volume, tmp_path):
     measurement = recon.simulate_ct(ct_volume, views=8, slices=1, size=(32, 32))
     prior = tiny_prior(tmp_path / "prior")
     with pytest.raises(InputError, match=r"models \(16, 16\) slices but the measurement has \(32, 32\)"):
-        recon.reconstruct_with_prior(measurement, "dds", prior)
-    with pytest.raises(InputError, match="dds has no parameter"):
-        recon.reconstruct_with_prior(measurement, "dds", prior, step_size=1.0)
+        reconstruct(measurement, "dds", prior)
+    with pytest.raises(InputError, match="dds has no parameter 'step_size'"):
+        reconstruct(measurement, "dds", prior, step_size=1.0)
 
 
 def test_cli_diffusion_recon_and_its_errors(ct_volume, tmp_path):
@@ -119,7 +126,7 @@ def test_an_interrupted_reconstruction_leaves_no_output(ct_volume, tmp_path, mon
 
 
 def test_slices_are_flipped_into_the_prior_orientation():
-    from medprior.tasks.diffusion_recon import in_plane_flips
+    from medprior.diffusion.orientation import in_plane_flips
     lps = np.diag([-1.0, -1.0, 1.0, 1.0])  # i -> L... as nibabel codes: x decreasing = R->L
     assert "".join(__import__("nibabel").aff2axcodes(lps)) == "LPS"
     assert in_plane_flips(lps, "LPS") == ()
@@ -133,5 +140,5 @@ def test_slices_are_flipped_into_the_prior_orientation():
 def test_a_ras_volume_is_denoised_upright(ct_volume, tmp_path):
     prior = tiny_prior(tmp_path / "prior")
     measurement = recon.simulate_ct(ct_volume.to_canonical(), views=8, slices=1, size=(16, 16))
-    _, facts = recon.reconstruct_with_prior(measurement, "dds", prior, steps=2)
+    _, facts = reconstruct(measurement, "dds", prior, steps=2)
     assert facts["flipped_dims"] == [2, 3]

@@ -2,7 +2,7 @@
 # central slab, area-averaged to the slice priors' size), run the classical baselines and the
 # diffusion solvers, score them against the simulated slab and draw one comparison figure per case
 # and setting. Needs prior_path from priors.smk.
-from medprior.config import diffusion_parameters
+from medprior.tasks.recon_methods import RECON_METHODS
 
 RECON = config["recon"]
 RECON_CT = {s["name"]: s for s in RECON["ct"]["settings"]}
@@ -11,14 +11,15 @@ RECON_CT_CASES = list(CT_SEEDS)[: RECON["ct"]["cases"]]
 RECON_MRI_CASES = list(BRAIN_SEEDS)[: RECON["mri"]["cases"]]
 SOLVER_ARGS = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in RECON["solver"].items())
 DIFFUSION = RECON["diffusion"]
-DIFFUSION_METHODS = ("dds", "mbir", "dps", "reddiff")
+CLASSICAL_METHODS = RECON_METHODS.names("classical")
+DIFFUSION_METHODS = RECON_METHODS.names("diffusion")
 WINDOW = {"ct": "--window {} {}".format(*RECON["ct"]["window"]), "mri": ""}
 
 
 wildcard_constraints:
     modality="ct|mri",
     setting=r"[a-z0-9]+",
-    method=r"fbp|tv|zerofill|cgsense|dds|mbir|dps|reddiff",
+    method="|".join(RECON_METHODS.names()),
 
 
 def source_volume(wc):
@@ -72,7 +73,7 @@ rule reconstruct:
     output:
         f"{RESULTS}/recon/{{modality}}/{{case}}/{{setting}}/{{method}}.nii.gz",
     wildcard_constraints:
-        method="fbp|tv|zerofill|cgsense",
+        method="|".join(CLASSICAL_METHODS),
     log:
         "logs/recon/reconstruct/{modality}/{case}/{setting}/{method}.log",
     benchmark:
@@ -87,7 +88,7 @@ rule reconstruct:
 
 def diffusion_args(wc):
     """The method's parameters (config recon.diffusion, with mri_overrides for MRI) as recon options."""
-    chosen = diffusion_parameters(DIFFUSION, wc.method, mri=wc.modality == "mri")
+    chosen = RECON_METHODS.parameters(wc.method, "MR" if wc.modality == "mri" else "CT", config=config)
     parameters = " ".join(f"--param {k}={v}" for k, v in chosen.items())
     return (f"{parameters} --seed {DIFFUSION['seed']} --slice-batch {DIFFUSION['slice_batch']}"
             f" --device {DIFFUSION['device']}")

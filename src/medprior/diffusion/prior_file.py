@@ -40,7 +40,7 @@ from medprior.devices import resolve_device
 from medprior.diffusion.networks import parameter_count
 from medprior.diffusion.orientation import training_orientation
 from medprior.diffusion.priors import PRIOR_CLASSES, Prior, prior_from_description
-from medprior.errors import InputError, MedpriorError
+from medprior.errors import InputError, MedpriorError, ParameterError
 from medprior.io.atomic import atomic_path, file_sha256, write_json
 
 PRIOR_FORMAT = "medprior-prior"
@@ -188,6 +188,13 @@ def read_prior_json(directory: str | os.PathLike) -> dict[str, Any]:
     return content
 
 
+def require_schedule_steps(description: dict[str, Any], steps: int) -> None:
+    """Refuse more sampling ``steps`` than the schedule of the prior ``description`` (its prior.json) has."""
+    most = description.get("schedule", {}).get("steps")
+    if most is not None and not 1 <= steps <= most:
+        raise ParameterError("steps", f"sampling steps must be in 1..{most} (the prior's schedule), got {steps}")
+
+
 def load_prior(directory: str | os.PathLike, device: str | torch.device = "auto") -> Prior:
     """The prior saved in ``directory``, float32, in eval mode, on ``device``.
 
@@ -223,6 +230,7 @@ def load_prior(directory: str | os.PathLike, device: str | torch.device = "auto"
     floats = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in tensors.items()}
     prior.network.load_state_dict(floats, strict=True)
     prior.record, prior.orientation = content, training_orientation(content.get("training") or {})
+    prior.folder = str(directory)
     return prior.to(resolve_device(device)).eval()
 
 

@@ -66,6 +66,8 @@ class Prior(nn.Module):
         """The prior.json content of a loaded prior (modality, training, weights); empty for a new one."""
         self.orientation: str | None = None
         """Grid orientation of the training volumes (``"LPS"``), set when loaded; None if unknown."""
+        self.folder: str | None = None
+        """The folder a loaded prior came from (as given to ``load_prior``); None for a new one."""
         factor = 2 ** (len(self.network_spec["channels"]) - 1)
         if any(size % factor for size in self.latent_shape(1)[2:]):
             raise ValueError(f"{self.kind} prior: image_size {self.image_size} gives a network input of "

@@ -8,7 +8,9 @@ Layout (``format = "medprior-measurement"``, ``version = 1``)::
                         image_shape (I, J, K), affine (4x4, RAS+ mm) of the image grid
     /data        sinogram (K, n_angles, n_detectors) float32 line integrals, or
                  k-space (K, C, H, W) complex64
-    /arrays/...  further arrays the geometry refers to (sampling mask, angles, ...)
+    /arrays/...  further arrays the geometry refers to (sampling mask, angles, ...); MRI may carry
+                 coil_maps (K, C, H, W) complex64, coil sensitivities every reconstruction uses
+                 (``medprior simulate`` stores the ESPIRiT maps; without them they are estimated)
 
 A reconstruction rebuilds the operator from ``geometry`` and ``arrays`` and writes its result on
 the image grid given by ``image_shape`` and ``affine``, so it carries the original geometry.
@@ -183,6 +185,11 @@ def _check_mri(measurement: Measurement, data: np.ndarray, shape: tuple[int, ...
     if data.shape != expected:
         fail("data", f"has shape {data.shape}, but the geometry needs (K, coils, H, W) = {expected} "
                      f"({shape[2]} slices, geometry.coils {coils}, image_shape {shape[0]} x {shape[1]})")
+    if "coil_maps" in measurement.arrays:
+        maps = np.asarray(measurement.arrays["coil_maps"])
+        if maps.shape != data.shape or maps.dtype.kind != "c":
+            fail("arrays/coil_maps", f"has shape {maps.shape} and dtype {maps.dtype}; expected complex coil "
+                                     f"sensitivities of the k-space's shape {data.shape} (K, coils, H, W)")
 
 
 def _is_count(value: Any) -> bool:

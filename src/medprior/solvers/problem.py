@@ -5,10 +5,12 @@
 - ``operator`` ``A`` and ``data`` ``y`` (batch axis = slices);
 - ``units``: the affine map between the image's units ``d`` (what is written out: HU, magnitude)
   and the operator's unknown ``x = slope d + offset`` (CT: linear attenuation in 1/mm);
-- ``start``: a classical image in the image's units (FBP, CG-SENSE) that sets a diffusion prior's
-  intensity range; ``direct``: the analytic inversion in the operator's units (FBP, zero-filled);
-  ``phase``: the smooth image phase that makes a complex operator act on real images. Each may be
-  given as a tensor or as a function computed on first use (once);
+- ``direct``: the analytic inversion (FBP, zero-filled) and ``start``: a classical solution
+  (CG-SENSE; default: the direct one), both in the operator's units; :attr:`InverseProblem.start_image`
+  (the start in the image's units) sets a diffusion prior's intensity range; ``phase``: the smooth
+  image phase that makes a complex operator act on real images. Each may be given as a tensor or as
+  a function of no arguments (a solver or physics function with its arguments bound), computed on
+  first use, once;
 - ``nonnegative`` (the unknown cannot be negative) and ``magnitude`` (the image is ``|x|``);
 - ``affine``: the image grid's voxel-to-world matrix, so a slice prior sees its training orientation.
 
@@ -42,6 +44,8 @@ from medprior.physics import attenuation_to_hu
 from medprior.physics.operator import LinearOperator
 from medprior.physics.wrappers import KnownPhase
 
+DTYPE = torch.float32
+"""The real dtype of images and sinograms in reconstruction (complex64 for MRI data)."""
 Lazy = Tensor | Callable[[], Tensor] | None
 """A tensor, or a function that computes it on first use, or nothing."""
 
@@ -86,8 +90,9 @@ class InverseProblem:
     Args:
         operator: ``A`` on ``(K, *domain_shape)`` (K slices).
         data: ``y`` of shape ``(K, *range_shape)``.
-        start: classical image ``(K, *domain_shape)`` in image units (real), or a function giving it.
-        direct: analytic inversion in the operator's units, or a function giving it.
+        start: a classical solution ``(K, *domain_shape)`` in the operator's units, or a function
+            giving it; a solver that starts from an image (RED-diff) starts there, others from noise.
+        direct: analytic inversion in the operator's units, or a function giving it (default ``A^H y``).
         phase: image phase ``(K, *domain_shape)`` in radians for a complex-domain operator.
         units: image units and the unknown's (default: the same).
         nonnegative: the unknown is >= 0 (CT attenuation).
@@ -107,6 +112,7 @@ class InverseProblem:
         self.nonnegative, self.magnitude, self.affine, self.modality = nonnegative, magnitude, affine, modality
         self._lazy: dict[str, Lazy] = {"start": start, "direct": direct, "phase": phase}
         self._normal_norm: float | None = None
+        self._start_image: Tensor | None = None
 
     def _get(self, name: str) -> Tensor | None:
         value = self._lazy[name]
@@ -121,8 +127,17 @@ class InverseProblem:
 
     @property
     def start(self) -> Tensor | None:
-        """The classical start image in image units (computed on first use), or None."""
+        """The classical start solution in the operator's units (computed on first use), or None."""
         return self._get("start")
+
+    @property
+    def start_image(self) -> Tensor:
+        """The start solution (default: the direct one) in the image's units: it sets a prior's
+        intensity range."""
+        if self._start_image is None:
+            start = self.start
+            self._start_image = self.image(self.direct if start is None else start)
+        return self._start_image
 
     @property
     def direct(self) -> Tensor:
@@ -147,11 +162,7 @@ class InverseProblem:
 
     def _like(self) -> Tensor:
         """A real zero image (K, *domain_shape) on the data's device."""
-        start = self.start
-        if start is not None:
-            return torch.zeros_like(start)
-        return torch.zeros((self.slices, *self.operator.domain_shape), dtype=self.data.real.dtype,
-                           device=self.data.device)
+        return torch.zeros_like(self.start_image)
 
     def normal_norm(self) -> float:
         """``||A^T A||`` by :func:`normal_norm` from a seeded start shaped like the image, computed once."""
@@ -167,9 +178,11 @@ class InverseProblem:
         if phase is None:
             raise ValueError("the operator takes complex images: give the problem the image phase (phase=) "
                              "to solve for real images with a real-valued prior")
-        return InverseProblem(KnownPhase(self.operator, phase), self.data, start=lambda: self.start,
-                              units=self.units, nonnegative=self.nonnegative, magnitude=self.magnitude,
-                              affine=self.affine, modality=self.modality)
+        real = InverseProblem(KnownPhase(self.operator, phase), self.data, units=self.units,
+                              nonnegative=self.nonnegative, magnitude=self.magnitude, affine=self.affine,
+                              modality=self.modality)
+        real._start_image = self.start_image
+        return real
 
     def normalized(self, normalization: Normalization) -> InverseProblem:
         """The problem in the units of a prior trained with ``normalization``: unknown ``u`` in [-1, 1],
@@ -177,11 +190,8 @@ class InverseProblem:
         if self.in_prior_units:
             return self
         problem = self.real()
-        start = problem.start
-        if start is None and normalization.kind != "window":
-            raise ValueError("a prior with a per-volume (percentile) normalisation needs the problem's start "
-                             "image (start=) to find the intensity range")
-        low, high = normalization.range_of(start) if start is not None else (normalization.low, normalization.high)
+        start = problem.start_image
+        low, high = normalization.range_of(start)
         # image units d = (u + 1) / 2 (high - low) + low; the unknown x = units.slope d + units.offset
         slope = problem.units.slope * (high - low) / 2
         offset = problem.units.slope * (high + low) / 2 + problem.units.offset
@@ -189,7 +199,7 @@ class InverseProblem:
         like = problem._like()
         data = (problem.data - problem.operator.forward(torch.full_like(like, offset))) / (slope * norm ** 0.5)
         scaled = InverseProblem(problem.operator * (1 / norm ** 0.5), data,
-                                start=None if start is None else normalization.apply(start, (low, high)),
+                                start=normalization.apply(start, (low, high)),
                                 units=PriorUnits(2 / (high - low), -(high + low) / (high - low), problem.units.unit,
                                                  low=low, high=high),
                                 magnitude=problem.magnitude, affine=problem.affine, modality=problem.modality)
@@ -241,3 +251,13 @@ def normal_norm(operator: LinearOperator, like: Tensor, iterations: int = 20, se
         value = float(torch.linalg.vector_norm(w))
         v = w.real if w.is_complex() else w
     return value
+
+
+def to_slices(data: np.ndarray, dtype: torch.dtype = DTYPE) -> torch.Tensor:
+    """``(I, J, K)`` array -> ``(K, I, J)`` tensor."""
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(data, 2, 0))).to(dtype)
+
+
+def from_slices(x: torch.Tensor) -> np.ndarray:
+    """``(K, I, J)`` tensor -> ``(I, J, K)`` float32 array."""
+    return np.ascontiguousarray(np.moveaxis(x.detach().cpu().numpy(), 0, 2)).astype(np.float32)

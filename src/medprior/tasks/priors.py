@@ -32,10 +32,10 @@ from medprior.config import merged, read_yaml_mapping, validate_config
 from medprior.devices import resolve_device
 from medprior.diffusion import sample
 from medprior.diffusion.normalization import Normalization
-from medprior.diffusion.prior_file import load_prior, read_prior_json, save_prior
+from medprior.diffusion.prior_file import load_prior, read_prior_json, require_schedule_steps, save_prior
 from medprior.diffusion.priors import Prior, prior_from_description
 from medprior.diffusion.training import TrainingConfig, train_prior
-from medprior.errors import InputError, ParameterError
+from medprior.errors import InputError
 from medprior.figures import sample_grid
 from medprior.io import atomic_path, write_json, write_sidecar
 from medprior.metrics import image_statistics
@@ -204,13 +204,6 @@ def sampling_bytes(description: dict[str, Any], n: int, batch_size: int) -> tupl
     activations = (_ACTIVATION_BYTES_PER_PIXEL_CHANNEL * min(n, batch_size) * pixels / coarser
                    * sum(description.get("network", {}).get("channels", [1])))
     return samples, activations
-
-
-def require_schedule_steps(description: dict[str, Any], steps: int) -> None:
-    """Refuse more sampling ``steps`` than the schedule of the prior ``description`` (its prior.json) has."""
-    most = description.get("schedule", {}).get("steps")
-    if most is not None and not 1 <= steps <= most:
-        raise ParameterError("steps", f"sampling steps must be in 1..{most} (the prior's schedule), got {steps}")
 
 
 def require_sampling_memory(description: dict[str, Any], n: int, steps: int, batch_size: int,

@@ -20,6 +20,7 @@ run on one problem shares them. Example, in a notebook::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -28,13 +29,12 @@ from torch import Tensor
 from medprior.config import defaults
 from medprior.errors import InputError
 from medprior.io.measurement import Measurement
-from medprior.physics import CartesianMRI, MU_WATER_PER_MM, ParallelBeamCT, attenuation_to_hu, estimate_sensitivities
+from medprior.physics import MU_WATER_PER_MM, CartesianMRI, ParallelBeamCT, estimate_sensitivities
 from medprior.physics.wrappers import calibration_phase
 from medprior.progress import progress_bar
 from medprior.solvers import cg_sense, fbp, zero_filled
-from medprior.solvers.problem import HounsfieldMap, IntensityMap, InverseProblem
+from medprior.solvers.problem import DTYPE, HounsfieldMap, IntensityMap, InverseProblem
 
-DTYPE = torch.float32
 HOUNSFIELD = HounsfieldMap(MU_WATER_PER_MM / 1000.0, MU_WATER_PER_MM, "HU")
 """CT's image units: ``mu = mu_water / 1000 * HU + mu_water`` in 1/mm."""
 
@@ -58,10 +58,8 @@ def ct_problem(sinogram: Tensor | np.ndarray, angles_deg: Sequence[float] | np.n
     n_detectors = int(y.shape[-1]) if n_detectors is None else n_detectors
     operator = ParallelBeamCT(tuple(int(n) for n in image_shape), np.asarray(angles_deg), n_detectors=n_detectors,
                               detector_spacing=detector_spacing, pixel_size_mm=pixel_size_mm, dtype=DTYPE)
-    problem = InverseProblem(operator, y, direct=lambda: fbp(operator, y),
-                             start=lambda: attenuation_to_hu(problem.direct),
-                             units=HOUNSFIELD, nonnegative=True, affine=affine, modality="CT")
-    return problem
+    return InverseProblem(operator, y, direct=partial(fbp, operator, y), units=HOUNSFIELD, nonnegative=True,
+                          affine=affine, modality="CT")
 
 
 def mri_problem(kspace: Tensor | np.ndarray, mask: Tensor | np.ndarray, *, calibration_lines: int,
@@ -90,9 +88,9 @@ def mri_problem(kspace: Tensor | np.ndarray, mask: Tensor | np.ndarray, *, calib
     shape = tuple(int(n) for n in (image_shape or kspace.shape[-2:]))
     operator = CartesianMRI(np.asarray(mask), maps, image_shape=shape)
     iterations = defaults()["recon"]["solver"]["cg_iterations"] if cg_iterations is None else cg_iterations
-    return InverseProblem(operator, y, direct=lambda: zero_filled(operator, y),
-                          start=lambda: cg_sense(operator, y, iterations=iterations).abs(),
-                          phase=lambda: calibration_phase(operator, y, calibration_lines),
+    return InverseProblem(operator, y, direct=partial(zero_filled, operator, y),
+                          start=partial(cg_sense, operator, y, iterations=iterations),
+                          phase=partial(calibration_phase, operator, y, calibration_lines),
                           units=IntensityMap(unit="a.u."), magnitude=True, affine=affine, modality="MR")
 
 

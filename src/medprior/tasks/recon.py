@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
@@ -19,15 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from medprior.checks import (require_choice, require_finite_output, require_memory, require_schema, require_seed,
-                             require_window)
-from medprior.config import defaults
-from medprior.devices import resolve_device
-from medprior.diffusion.priors import Prior
+from medprior.checks import require_choice, require_memory, require_schema, require_seed, require_window
 from medprior.errors import InputError, ParameterError
 from medprior.figures import reconstruction_figure
-from medprior.io import Volume, load, save, sidecar_path, write_json, write_sidecar
-from medprior.io.measurement import Measurement, read_measurement, write_measurement
+from medprior.io import Volume, load, sidecar_path, write_json, write_sidecar
+from medprior.io.measurement import Measurement, write_measurement
 from medprior.io.resample import resample_like
 from medprior.metrics import image_metrics
 from medprior.physics import (CartesianMRI, ParallelBeamCT, birdcage_sensitivities, complex_gaussian_noise,
@@ -35,9 +30,11 @@ from medprior.physics import (CartesianMRI, ParallelBeamCT, birdcage_sensitiviti
                               uniform_mask_1d)
 from medprior.physics import acceleration as mask_acceleration
 from medprior.physics.ct_parallel import default_n_detectors
-from medprior.solvers.problem import InverseProblem
-from medprior.tasks.problems import DTYPE, espirit_maps, problem_from_measurement
-from medprior.tasks.recon_methods import RECON_METHODS, check_options, check_prior_fits, run
+from medprior.solvers.problem import DTYPE, from_slices, to_slices
+from medprior.tasks.problems import espirit_maps
+from medprior.tasks.recon_methods import reconstruct, reconstruct_file
+
+__all__ = ["reconstruct", "reconstruct_file"]  # reconstruction lives in recon_methods; simulation and scoring here
 
 
 def central_slab(volume: Volume, slices: int) -> Volume:
@@ -72,16 +69,6 @@ def resize_in_plane(volume: Volume, size: Sequence[int] | None) -> Volume:
 def measured_slab(volume: Volume, slices: int, size: Sequence[int] | None) -> Volume:
     """What ``simulate_*`` measures, so also the ground truth: the central slab, resized in plane."""
     return resize_in_plane(central_slab(volume, slices), size)
-
-
-def to_slices(data: np.ndarray, dtype: torch.dtype = DTYPE) -> torch.Tensor:
-    """``(I, J, K)`` array -> ``(K, I, J)`` tensor."""
-    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(data, 2, 0))).to(dtype)
-
-
-def from_slices(x: torch.Tensor) -> np.ndarray:
-    """``(K, I, J)`` tensor -> ``(I, J, K)`` float32 array."""
-    return np.ascontiguousarray(np.moveaxis(x.detach().cpu().numpy(), 0, 2)).astype(np.float32)
 
 
 def _in_plane_pixel_mm(volume: Volume) -> float:
@@ -255,64 +242,6 @@ def save_measurement(measurement: Measurement, path: str | os.PathLike, *, sourc
     """Write the measurement file and its provenance sidecar."""
     written = write_measurement(measurement, path)
     write_sidecar(written, config=measurement.metadata, seeds={"noise": measurement.metadata["seed"]}, inputs=[source])
-    return written
-
-
-def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Prior | str | os.PathLike | None = None,
-                device: str | None = None, config: dict[str, Any] | None = None, **options: Any) -> Volume:
-    """Reconstruct a measurement (or a problem built from one) with any registered method.
-
-    Args:
-        source: a :class:`~medprior.io.measurement.Measurement`, or an
-            :class:`~medprior.solvers.problem.InverseProblem` (:mod:`medprior.tasks.problems`), which
-            keeps its coil maps and start images across calls.
-        method: a name of :data:`~medprior.tasks.recon_methods.RECON_METHODS` that applies to the modality.
-        prior: a diffusion method's slice prior: a loaded :class:`~medprior.diffusion.priors.Prior`
-            (not reloaded per call; it must be on the problem's device) or its folder.
-        device: where a diffusion method runs when ``source`` is a measurement (default: the config's
-            ``recon.diffusion.device``, ``auto``: CUDA when present); classical methods run on the CPU.
-        config: a validated config whose ``recon`` section gives the parameters (default: the schema's).
-        options: the method's parameters over those (``steps``, ``lam``, ``tv_iterations``, ...) and,
-            for diffusion, ``slice_batch`` and ``seed``.
-
-    Returns:
-        The Volume on the measurement's grid (CT in HU, MRI magnitude); its ``metadata["reconstruction"]``
-        holds the run's facts (parameters, network evaluations, intensity range, ...).
-    """
-    options = check_options(method, options)
-    if isinstance(source, Measurement):
-        diffusion = RECON_METHODS[method].family == "diffusion"
-        if diffusion and prior is not None:  # before the coil maps and the start image
-            check_prior_fits(source.modality, tuple(source.image_shape), prior, source.metadata.get("source"))
-        RECON_METHODS.for_modality(method, source.modality, source.metadata.get("source"))
-        device = device or (config or defaults())["recon"]["diffusion"]["device"]
-        where = resolve_device(device) if diffusion else torch.device("cpu")
-        problem, metadata = problem_from_measurement(source, device=where), dict(source.metadata)
-    else:
-        problem, metadata = source, {}
-    image, facts = run(problem, method, prior=prior, config=config, **options)
-    affine = problem.affine if problem.affine is not None else np.eye(4)
-    return Volume(from_slices(image), affine, problem.modality or "", {"method": method, **metadata,
-                                                                       "reconstruction": facts})
-
-
-def reconstruct_file(measurement_path: str | os.PathLike, method: str, out: str | os.PathLike, *,
-                     prior: str | os.PathLike | None = None, **options: Any) -> Path:
-    """Read a measurement file, reconstruct it, write the NIfTI and its sidecar (method, seconds, facts).
-
-    ``options`` are :func:`reconstruct`'s, checked (with the method) before the file is read.
-    """
-    options = check_options(method, options)
-    if RECON_METHODS[method].family == "diffusion" and prior is None:
-        raise InputError(None, f"method {method} needs a prior (--prior DIR)")
-    measurement = read_measurement(measurement_path)
-    start = time.perf_counter()
-    volume = reconstruct(measurement, method, prior=prior, **options)
-    seconds = time.perf_counter() - start
-    require_finite_output(out, volume.data, f"the {method} reconstruction")  # diverged: nothing is written
-    written = save(volume, out)
-    inputs = [measurement_path, *([Path(prior) / "prior.json"] if prior is not None else [])]
-    write_sidecar(written, config={**volume.metadata["reconstruction"], "seconds": seconds}, inputs=inputs)
     return written
 
 

@@ -16,6 +16,7 @@ images have, the same slice size. The solver brings the problem into the prior's
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from medprior.checks import require_schema, require_seed
+import numpy as np
+
+from medprior.checks import require_finite_output, require_schema, require_seed
 from medprior.config import defaults
-from medprior.diffusion.prior_file import PRIOR_JSON, intensity_convention, load_prior, prior_modality, read_prior_json
+from medprior.devices import resolve_device
+from medprior.diffusion.prior_file import (PRIOR_JSON, intensity_convention, load_prior, prior_modality, read_prior_json,
+                                          require_schedule_steps)
+from medprior.io import Volume, save, write_sidecar
+from medprior.io.measurement import Measurement, read_measurement
 from medprior.diffusion.priors import Prior, SlicePrior2D
 from medprior.errors import InputError, ParameterError
 from medprior.registry import Method, Registry
 from medprior.solvers import admm_tv, cg_sense, dds, dps, mbir, reddiff
-from medprior.solvers.problem import InverseProblem
-from medprior.tasks.priors import require_schedule_steps
+from medprior.solvers.problem import InverseProblem, from_slices
+from medprior.tasks.problems import problem_from_measurement
 
 # Bytes of activations per pixel of a slice per UNet channel, forward only: an estimate (about 40
 # float32 tensors of every level's width), not a measurement; on a 256^3 CT volume it picks 9 slices
@@ -126,7 +133,7 @@ def check_prior_fits(modality: str, image_shape: tuple[int, ...], prior: Prior |
     Raises:
         InputError: naming prior.json (or the prior), both modalities or conventions, and the measurement.
     """
-    content = prior_record(prior)
+    content = prior_record(prior)  # a Prior's record: no file read
     where = None if isinstance(prior, Prior) else prior
     json_path = Path(where) / PRIOR_JSON if where is not None else "the prior"
     named = f"{_a(modality)} measurement"
@@ -149,6 +156,18 @@ def check_prior_fits(modality: str, image_shape: tuple[int, ...], prior: Prior |
         raise InputError(where, f"the prior models {size} slices but the measurement has "
                                 f"{shape} images; simulate at the prior's size (medprior simulate --size)")
     return content
+
+
+def check_prior(method: str, modality: str | None, image_shape: tuple[int, ...],
+                prior: Prior | str | os.PathLike | None, parameters: dict[str, Any],
+                source: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Refuse, before any work, a missing prior, more ``steps`` than its schedule has, or a prior that
+    does not fit (:func:`check_prior_fits`). Returns its record."""
+    if prior is None:
+        raise InputError(None, f"method {method} needs a prior (--prior DIR)")
+    content = prior_record(prior)
+    require_schedule_steps(content, parameters["steps"])
+    return check_prior_fits(modality, image_shape, prior, source) if modality else content
 
 
 def _a(acronym: str) -> str:
@@ -193,10 +212,7 @@ def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLik
     parameters = RECON_METHODS.parameters(method, problem.modality, options, config)
     if entry.family != "diffusion":
         return entry.run(problem, **parameters), {"method": method, **parameters}
-    if prior is None:
-        raise InputError(None, f"method {method} needs a prior (--prior DIR)")
-    content = check_prior_fits(problem.modality, tuple(problem.operator.domain_shape), prior)
-    require_schedule_steps(content, parameters["steps"])  # before the start image and the prior
+    check_prior(method, problem.modality, tuple(problem.operator.domain_shape), prior, parameters)
     settings = (config or defaults())["recon"]["diffusion"]
     slice_batch = general.get("slice_batch", settings["slice_batch"])
     seed = general.get("seed", settings["seed"])
@@ -209,6 +225,67 @@ def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLik
     image = entry.run(problem, denoiser, slice_batch=batch, generator=torch.Generator().manual_seed(seed),
                       progress=True, **parameters, **extra)
     nfe = sum(evaluations) if evaluations else parameters["steps"] * parameters.get("samples", 1)
-    facts = {"method": method, "prior": str(prior) if not isinstance(prior, Prior) else "(in memory)",
+    facts = {"method": method, "prior": loaded.folder or "(in memory)",
              "slice_batch": batch, "nfe_per_slice": nfe, **prepared, "seed": seed, **parameters}
     return image, facts
+
+
+def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Prior | str | os.PathLike | None = None,
+                device: str | None = None, config: dict[str, Any] | None = None, **options: Any) -> Volume:
+    """Reconstruct a measurement (or a problem built from one) with any registered method.
+
+    Args:
+        source: a :class:`~medprior.io.measurement.Measurement`, or an
+            :class:`~medprior.solvers.problem.InverseProblem` (:mod:`medprior.tasks.problems`), which
+            keeps its coil maps and start images across calls.
+        method: a name of :data:`~medprior.tasks.recon_methods.RECON_METHODS` that applies to the modality.
+        prior: a diffusion method's slice prior: a loaded :class:`~medprior.diffusion.priors.Prior`
+            (not reloaded per call; it must be on the problem's device) or its folder.
+        device: where a diffusion method runs when ``source`` is a measurement (default: the config's
+            ``recon.diffusion.device``, ``auto``: CUDA when present); classical methods run on the CPU.
+        config: a validated config whose ``recon`` section gives the parameters (default: the schema's).
+        options: the method's parameters over those (``steps``, ``lam``, ``tv_iterations``, ...) and,
+            for diffusion, ``slice_batch`` and ``seed``.
+
+    Returns:
+        The Volume on the measurement's grid (CT in HU, MRI magnitude); its ``metadata["reconstruction"]``
+        holds the run's facts (parameters, network evaluations, intensity range, ...).
+    """
+    options = check_options(method, options)
+    if isinstance(source, Measurement):
+        name = source.metadata.get("source")
+        entry = RECON_METHODS.for_modality(method, source.modality, name)
+        where = torch.device("cpu")
+        if entry.family == "diffusion":  # the prior checked and loaded before the coil maps and the start image
+            parameters = {key: value for key, value in options.items() if key not in GENERAL_DIFFUSION_OPTIONS}
+            check_prior(method, source.modality, tuple(source.image_shape[:2]), prior,
+                        RECON_METHODS.parameters(method, source.modality, parameters, config), name)
+            where = resolve_device(device or (config or defaults())["recon"]["diffusion"]["device"])
+            prior = prior if isinstance(prior, Prior) else load_prior(prior, where)
+        problem, metadata = problem_from_measurement(source, device=where), dict(source.metadata)
+    else:
+        problem, metadata = source, {}
+    image, facts = run(problem, method, prior=prior, config=config, **options)
+    affine = problem.affine if problem.affine is not None else np.eye(4)
+    return Volume(from_slices(image), affine, problem.modality or "", {"method": method, **metadata,
+                                                                       "reconstruction": facts})
+
+
+def reconstruct_file(measurement_path: str | os.PathLike, method: str, out: str | os.PathLike, *,
+                     prior: str | os.PathLike | None = None, **options: Any) -> Path:
+    """Read a measurement file, reconstruct it, write the NIfTI and its sidecar (method, seconds, facts).
+
+    ``options`` are :func:`reconstruct`'s, checked (with the method) before the file is read.
+    """
+    options = check_options(method, options)
+    if RECON_METHODS[method].family == "diffusion" and prior is None:
+        raise InputError(None, f"method {method} needs a prior (--prior DIR)")
+    measurement = read_measurement(measurement_path)
+    start = time.perf_counter()
+    volume = reconstruct(measurement, method, prior=prior, **options)
+    seconds = time.perf_counter() - start
+    require_finite_output(out, volume.data, f"the {method} reconstruction")  # diverged: nothing is written
+    written = save(volume, out)
+    inputs = [measurement_path, *([Path(prior) / "prior.json"] if prior is not None else [])]
+    write_sidecar(written, config={**volume.metadata["reconstruction"], "seconds": seconds}, inputs=inputs)
+    return written
