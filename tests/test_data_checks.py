@@ -30,7 +30,7 @@ from medprior.errors import DivergenceError, InputError, MedpriorError
 from medprior.io import Volume, file_sha256, load, save_dicom_series, save_nifti
 from medprior.io.measurement import ATTRIBUTES, read_measurement, write_measurement
 from medprior.phantoms import brain_mri, ct_body
-from medprior.tasks import recon, synthesis
+from medprior.tasks import recon, recon_methods, synthesis
 from medprior.tasks.recon_methods import check_prior_fits
 
 SHIPPED = Path(__file__).resolve().parents[1] / "priors"
@@ -237,13 +237,13 @@ def test_a_reconstruction_that_diverged_writes_nothing(files, tmp_path, monkeypa
     out = tmp_path / "fbp.nii.gz"
     recon.reconstruct_file(files["ct"], "fbp", out)
     before = out.read_bytes()
-    original = recon.reconstruct
+    original = recon_methods.reconstruct
 
     def diverging(measurement, method, **options):
         volume = original(measurement, method, **options)
         return volume.with_data(np.full(volume.shape, np.nan, np.float32))
 
-    monkeypatch.setattr(recon, "reconstruct", diverging)
+    monkeypatch.setattr(recon_methods, "reconstruct", diverging)  # where reconstruct_file finds it
     with pytest.raises(MedpriorError, match=r"fbp.nii.gz: not written: the fbp reconstruction holds 512 non-finite"):
         recon.reconstruct_file(files["ct"], "fbp", out)
     assert out.read_bytes() == before

@@ -289,3 +289,7 @@ def reconstruct_file(measurement_path: str | os.PathLike, method: str, out: str 
     inputs = [measurement_path, *([Path(prior) / "prior.json"] if prior is not None else [])]
     write_sidecar(written, config={**volume.metadata["reconstruction"], "seconds": seconds}, inputs=inputs)
     return written
+
+
+if __name__ == "__main__":  # the README's method table
+    print(RECON_METHODS.markdown(), end="")
