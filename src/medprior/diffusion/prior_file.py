@@ -195,8 +195,12 @@ def require_schedule_steps(description: dict[str, Any], steps: int) -> None:
         raise ParameterError("steps", f"sampling steps must be in 1..{most} (the prior's schedule), got {steps}")
 
 
-def load_prior(directory: str | os.PathLike, device: str | torch.device = "auto") -> Prior:
+def load_prior(directory: str | os.PathLike, device: str | torch.device = "auto", *,
+               content: dict[str, Any] | None = None) -> Prior:
     """The prior saved in ``directory``, float32, in eval mode, on ``device``.
+
+    ``content``: its prior.json as :func:`read_prior_json` returned it, when the caller has read it
+    already (the file is then not read again).
 
     Raises:
         InputError: anything wrong with the folder (see :func:`read_prior_json`), a missing
@@ -204,7 +208,7 @@ def load_prior(directory: str | os.PathLike, device: str | torch.device = "auto"
             file), or weights whose tensor names or shapes do not match the described network.
     """
     directory = Path(directory)
-    content = read_prior_json(directory)
+    content = read_prior_json(directory) if content is None else content
     json_path = directory / PRIOR_JSON
     weights_path = directory / content["weights"]["file"]
     if not weights_path.is_file():

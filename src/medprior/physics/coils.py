@@ -64,7 +64,7 @@ def birdcage_sensitivities(shape: Sequence[int], n_coils: int, relative_radius: 
     return torch.from_numpy(maps).to(dtype)
 
 
-def _centred_block(kspace: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _centred_block(kspace: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     h, w = kspace.shape[-2:]
     return kspace[..., h // 2 - size[0] // 2:h // 2 - size[0] // 2 + size[0],
                   w // 2 - size[1] // 2:w // 2 - size[1] // 2 + size[1]]
@@ -84,7 +84,9 @@ def estimate_sensitivities(kspace: np.ndarray | torch.Tensor, calibration_size: 
        where its eigenvalue is below ``crop`` (outside the object the eigenvalue drops from ~1).
 
     The maps are unit-norm across coils (``sum_c |S_c|^2 = 1``) where kept, so they match
-    normalised :func:`birdcage_sensitivities` up to a common per-pixel phase.
+    normalised :func:`birdcage_sensitivities` up to a common per-pixel phase. Torch throughout, in
+    complex128, on the k-space's device (a GPU when the data are there). Peak memory is about
+    ``16 H W C^2`` bytes (the per-pixel ``G``): 1 GiB at 256 x 256 with 32 coils.
 
     Args:
         kspace: ``(C, H, W)`` complex k-space, DC at ``(H // 2, W // 2)``, with a fully sampled
@@ -95,39 +97,37 @@ def estimate_sensitivities(kspace: np.ndarray | torch.Tensor, calibration_size: 
         crop: eigenvalue threshold for the support (0 keeps every pixel).
 
     Returns:
-        ``(C, H, W)`` complex tensor, complex64 (complex128 for complex128 input), on CPU.
+        ``(C, H, W)`` complex tensor, complex64 (complex128 for complex128 input), on the k-space's
+        device (CPU for a numpy array).
     """
-    double = isinstance(kspace, torch.Tensor) and kspace.dtype == torch.complex128
-    data = kspace.detach().cpu().numpy() if isinstance(kspace, torch.Tensor) else np.asarray(kspace)
+    data = kspace.detach() if isinstance(kspace, torch.Tensor) else torch.from_numpy(np.asarray(kspace))
     if data.ndim != 3:
-        raise InputError(None, f"kspace must be (C, H, W), got shape {data.shape}")
+        raise InputError(None, f"kspace must be (C, H, W), got shape {tuple(data.shape)}")
     n_coils, h, w = data.shape
     size = (calibration_size, calibration_size) if np.isscalar(calibration_size) else tuple(calibration_size)
     size = (int(size[0]), int(size[1]))
     if not (kernel_size <= min(size) and size[0] <= h and size[1] <= w):
         raise InputError(None, f"need kernel_size {kernel_size} <= calibration {size} <= image {(h, w)}")
-    calib = _centred_block(data.astype(np.complex128), size)
-    patches = np.lib.stride_tricks.sliding_window_view(calib, (kernel_size, kernel_size), axis=(1, 2))
-    matrix = patches.transpose(1, 2, 0, 3, 4).reshape(-1, n_coils * kernel_size ** 2)
-    _, singular, vh = np.linalg.svd(matrix, full_matrices=False)
+    calib = _centred_block(data.to(torch.complex128), size)
+    patches = calib.unfold(1, kernel_size, 1).unfold(2, kernel_size, 1)  # (C, ny, nz, k, k)
+    matrix = patches.permute(1, 2, 0, 3, 4).reshape(-1, n_coils * kernel_size ** 2)
+    singular, vh = torch.linalg.svd(matrix, full_matrices=False)[1:]
     if singular[0] == 0:
         raise InputError(None, "the calibration region of the k-space is all zeros")
     kernels = vh[singular > threshold * singular[0]].reshape(-1, n_coils, kernel_size, kernel_size)
-    gram = np.zeros((h, w, n_coils, n_coils), dtype=np.complex128)
-    padded = np.zeros((n_coils, h, w), dtype=np.complex128)
+    padded = torch.zeros((kernels.shape[0], n_coils, h, w), dtype=torch.complex128, device=data.device)
     y0, z0 = h // 2 - kernel_size // 2, w // 2 - kernel_size // 2
-    for kernel in kernels:
-        padded[:, y0:y0 + kernel_size, z0:z0 + kernel_size] = kernel
-        image = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(padded, axes=(1, 2)), norm="ortho"), axes=(1, 2))
-        a = image.transpose(1, 2, 0)
-        gram += a[..., :, None] * a[..., None, :].conj()
-    gram *= h * w / kernel_size ** 2
-    values, vectors = np.linalg.eigh(gram)
+    padded[..., y0:y0 + kernel_size, z0:z0 + kernel_size] = kernels
+    images = torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(padded, dim=(-2, -1)), norm="ortho"),
+                                dim=(-2, -1))
+    a = images.permute(2, 3, 1, 0).contiguous()  # (H, W, C, kernels)
+    gram = (a @ a.conj().transpose(-1, -2)) * (h * w / kernel_size ** 2)  # sum over kernels of a a^H
+    values, vectors = torch.linalg.eigh(gram)
     maps = vectors[..., -1]
-    maps = maps * np.exp(-1j * np.angle(maps[..., :1]))
+    maps = maps * torch.exp(-1j * torch.angle(maps[..., :1]))
     maps = maps * (values[..., -1:] >= crop)
-    out = torch.from_numpy(np.ascontiguousarray(maps.transpose(2, 0, 1)))
-    return out.to(torch.complex128 if double else torch.complex64)
+    out = maps.permute(2, 0, 1).contiguous()
+    return out if data.dtype == torch.complex128 else out.to(torch.complex64)
 
 
 def complex_gaussian_noise(kspace: torch.Tensor, snr_db: float, generator: torch.Generator | None = None,

@@ -78,14 +78,13 @@ def mri_problem(kspace: Tensor | np.ndarray, mask: Tensor | np.ndarray, *, calib
         affine: the image grid's voxel-to-world matrix.
         cg_iterations: CG-SENSE iterations of the start image (default: the schema's
             ``recon.solver.cg_iterations``).
-        device: where the data and the solvers live (ESPIRiT runs on the CPU).
+        device: where the data, ESPIRiT and the solvers run.
     """
-    kspace = torch.as_tensor(kspace)
-    if coil_maps is None and kspace.shape[1] > 1:
-        coil_maps = espirit_maps(kspace, calibration_lines)
-    maps = None if coil_maps is None else torch.as_tensor(coil_maps)
-    y = kspace.to(device)
-    shape = tuple(int(n) for n in (image_shape or kspace.shape[-2:]))
+    y = torch.as_tensor(kspace).to(device)
+    if coil_maps is None and y.shape[1] > 1:
+        coil_maps = espirit_maps(y, calibration_lines)
+    maps = None if coil_maps is None else torch.as_tensor(coil_maps).to(device)
+    shape = tuple(int(n) for n in (image_shape or y.shape[-2:]))
     operator = CartesianMRI(np.asarray(mask), maps, image_shape=shape)
     iterations = defaults()["recon"]["solver"]["cg_iterations"] if cg_iterations is None else cg_iterations
     return InverseProblem(operator, y, direct=partial(zero_filled, operator, y),
@@ -95,7 +94,8 @@ def mri_problem(kspace: Tensor | np.ndarray, mask: Tensor | np.ndarray, *, calib
 
 
 def espirit_maps(kspace: Tensor, calibration_lines: int) -> Tensor:
-    """ESPIRiT coil maps (K, C, H, W) per slice from the fully sampled readout x central lines."""
+    """ESPIRiT coil maps (K, C, H, W) per slice from the fully sampled readout x central lines, on the
+    k-space's device."""
     calibration = (min(kspace.shape[-2], 32), calibration_lines)
     return torch.stack([estimate_sensitivities(slice_kspace, calibration_size=calibration,
                                                kernel_size=min(6, calibration_lines))

@@ -118,14 +118,15 @@ def prior_record(prior: Prior | str | os.PathLike) -> dict[str, Any]:
 
 
 def check_prior_fits(modality: str, image_shape: tuple[int, ...], prior: Prior | str | os.PathLike,
-                     source: str | os.PathLike | None = None) -> dict[str, Any]:
+                     source: str | os.PathLike | None = None, content: dict[str, Any] | None = None) -> dict[str, Any]:
     """Refuse, from its prior.json alone (before any work), a prior that cannot reconstruct images of
     ``modality`` and in-plane ``image_shape``.
 
     The prior must have been trained on the modality (:func:`prior_modality`; an unsaved prior in
     memory is taken at its word) with an intensity convention its images have (CT in HU: a window or
     percentiles; MR magnitudes in arbitrary units: percentiles only), and be an unconditional
-    one-channel slice2d prior of the slice size. ``source`` names the measurement in the error.
+    one-channel slice2d prior of the slice size. ``source`` names the measurement in the error;
+    ``content``: the prior's record if already read.
 
     Returns:
         The prior's record (:func:`prior_record`).
@@ -133,7 +134,7 @@ def check_prior_fits(modality: str, image_shape: tuple[int, ...], prior: Prior |
     Raises:
         InputError: naming prior.json (or the prior), both modalities or conventions, and the measurement.
     """
-    content = prior_record(prior)  # a Prior's record: no file read
+    content = prior_record(prior) if content is None else content  # a Prior's record: no file read
     where = None if isinstance(prior, Prior) else prior
     json_path = Path(where) / PRIOR_JSON if where is not None else "the prior"
     named = f"{_a(modality)} measurement"
@@ -167,7 +168,7 @@ def check_prior(method: str, modality: str | None, image_shape: tuple[int, ...],
         raise InputError(None, f"method {method} needs a prior (--prior DIR)")
     content = prior_record(prior)
     require_schedule_steps(content, parameters["steps"])
-    return check_prior_fits(modality, image_shape, prior, source) if modality else content
+    return check_prior_fits(modality, image_shape, prior, source, content) if modality else content
 
 
 def _a(acronym: str) -> str:
@@ -231,7 +232,8 @@ def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLik
 
 
 def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Prior | str | os.PathLike | None = None,
-                device: str | None = None, config: dict[str, Any] | None = None, **options: Any) -> Volume:
+                device: str | None = None, config: dict[str, Any] | None = None,
+                name: str | os.PathLike | None = None, **options: Any) -> Volume:
     """Reconstruct a measurement (or a problem built from one) with any registered method.
 
     Args:
@@ -244,6 +246,7 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
         device: where a diffusion method runs when ``source`` is a measurement (default: the config's
             ``recon.diffusion.device``, ``auto``: CUDA when present); classical methods run on the CPU.
         config: a validated config whose ``recon`` section gives the parameters (default: the schema's).
+        name: what errors call the measurement (its file; default: the volume it was simulated from).
         options: the method's parameters over those (``steps``, ``lam``, ``tv_iterations``, ...) and,
             for diffusion, ``slice_batch`` and ``seed``.
 
@@ -253,15 +256,15 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
     """
     options = check_options(method, options)
     if isinstance(source, Measurement):
-        name = source.metadata.get("source")
+        name = name or source.metadata.get("source")
         entry = RECON_METHODS.for_modality(method, source.modality, name)
         where = torch.device("cpu")
         if entry.family == "diffusion":  # the prior checked and loaded before the coil maps and the start image
             parameters = {key: value for key, value in options.items() if key not in GENERAL_DIFFUSION_OPTIONS}
-            check_prior(method, source.modality, tuple(source.image_shape[:2]), prior,
-                        RECON_METHODS.parameters(method, source.modality, parameters, config), name)
+            content = check_prior(method, source.modality, tuple(source.image_shape[:2]), prior,
+                                  RECON_METHODS.parameters(method, source.modality, parameters, config), name)
             where = resolve_device(device or (config or defaults())["recon"]["diffusion"]["device"])
-            prior = prior if isinstance(prior, Prior) else load_prior(prior, where)
+            prior = prior if isinstance(prior, Prior) else load_prior(prior, where, content=content)
         problem, metadata = problem_from_measurement(source, device=where), dict(source.metadata)
     else:
         problem, metadata = source, {}
@@ -282,7 +285,7 @@ def reconstruct_file(measurement_path: str | os.PathLike, method: str, out: str 
         raise InputError(None, f"method {method} needs a prior (--prior DIR)")
     measurement = read_measurement(measurement_path)
     start = time.perf_counter()
-    volume = reconstruct(measurement, method, prior=prior, **options)
+    volume = reconstruct(measurement, method, prior=prior, name=measurement_path, **options)
     seconds = time.perf_counter() - start
     require_finite_output(out, volume.data, f"the {method} reconstruction")  # diverged: nothing is written
     written = save(volume, out)
