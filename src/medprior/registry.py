@@ -79,9 +79,6 @@ class Registry:
         require_choice("method", name, tuple(self.methods))
         return self.methods[name]
 
-    def __contains__(self, name: object) -> bool:
-        return name in self.methods
-
     def names(self, family: str | None = None, modality: str | None = None) -> tuple[str, ...]:
         """Method names, optionally of one family and/or applying to one modality, in registry order."""
         return tuple(name for name, method in self.methods.items()

@@ -1,5 +1,9 @@
 """The reconstruction stage: simulate measurements from volumes, reconstruct them, evaluate.
 
+Reconstruction itself (:func:`reconstruct`, :func:`reconstruct_file`) lives with the method registry
+in :mod:`medprior.tasks.recon_methods` and is re-exported here; measurements become problems in
+:mod:`medprior.tasks.problems`. MRI simulations store the ESPIRiT coil maps every method then uses.
+
 Volumes ``(I, J, K)`` meet the operators as slice batches ``(K, I, J)``: ``K`` (axial) is the
 batch axis. CT works in linear attenuation (1/mm, from HU with the voxel size as path length unit)
 and writes HU; MRI simulates complex images (magnitude times a smooth phase) with birdcage coils and

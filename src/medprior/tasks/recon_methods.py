@@ -212,7 +212,7 @@ def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLik
     general = {key: options.pop(key) for key in GENERAL_DIFFUSION_OPTIONS if key in options}
     parameters = RECON_METHODS.parameters(method, problem.modality, options, config)
     if entry.family != "diffusion":
-        return entry.run(problem, **parameters), {"method": method, **parameters}
+        return entry.run(problem, **parameters), {"method": method, "units": problem.units.unit, **parameters}
     check_prior(method, problem.modality, tuple(problem.operator.domain_shape), prior, parameters)
     settings = (config or defaults())["recon"]["diffusion"]
     slice_batch = general.get("slice_batch", settings["slice_batch"])
@@ -227,7 +227,8 @@ def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLik
                       progress=True, **parameters, **extra)
     nfe = sum(evaluations) if evaluations else parameters["steps"] * parameters.get("samples", 1)
     facts = {"method": method, "prior": loaded.folder or "(in memory)",
-             "slice_batch": batch, "nfe_per_slice": nfe, **prepared, "seed": seed, **parameters}
+             "slice_batch": batch, "nfe_per_slice": nfe, **prepared, "seed": seed, "units": problem.units.unit,
+             **parameters}
     return image, facts
 
 
