@@ -180,7 +180,7 @@ def sample_prior(prior_dir: str | os.PathLike, out: str | os.PathLike, *, n: int
 
 
 # Bytes of activations per pixel per UNet channel of one sample in a network call (forward only), as
-# medprior.tasks.diffusion_recon estimates them; wavelet3d networks run at half the resolution per axis.
+# medprior.tasks.recon_methods.auto_slice_batch estimates them; wavelet3d networks run at half the resolution per axis.
 _ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 160
 _SAMPLE_COPIES = 6  # drawn batches, their concatenation, the inverted normalisation, float32 numpy, NIfTI
 

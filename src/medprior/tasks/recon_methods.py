@@ -29,8 +29,8 @@ import numpy as np
 from medprior.checks import require_finite_output, require_schema, require_seed
 from medprior.config import defaults
 from medprior.devices import resolve_device
-from medprior.diffusion.prior_file import (PRIOR_JSON, intensity_convention, load_prior, prior_modality, read_prior_json,
-                                          require_schedule_steps)
+from medprior.diffusion.prior_file import (PRIOR_JSON, UNITS, intensity_convention, load_prior, prior_modality,
+                                          read_prior_json, require_schedule_steps)
 from medprior.io import Volume, save, write_sidecar
 from medprior.io.measurement import Measurement, read_measurement
 from medprior.diffusion.priors import Prior, SlicePrior2D
@@ -144,10 +144,10 @@ def check_prior_fits(modality: str, image_shape: tuple[int, ...], prior: Prior |
         if trained_on != modality:
             raise InputError(json_path, f"is {_a(trained_on)} prior ({decided}) and cannot reconstruct {named}; "
                                         f"give {_a(modality)} prior")
-    if modality == "MR" and (content.get("normalization") or {}).get("kind") == "window":
-        raise InputError(json_path, f"is an MR prior trained on {intensity_convention(content)}, but {named} gives "
-                                    "magnitudes in arbitrary units (their scale varies by scan); an MR prior needs "
-                                    "per-volume percentile normalisation")
+    if UNITS.get(modality) == "arbitrary units" and (content.get("normalization") or {}).get("kind") == "window":
+        raise InputError(json_path, f"is {_a(modality)} prior trained on {intensity_convention(content)}, but {named} "
+                                    "gives magnitudes in arbitrary units (their scale varies by scan); such a prior "
+                                    "needs per-volume percentile normalisation")
     kind, channels, conditions = content.get("kind"), content.get("channels", 1), content.get("condition_channels", 0)
     if kind != "slice2d" or channels != 1 or conditions:
         raise InputError(where, f"needs an unconditional single-channel slice2d prior, found {kind} with "
