@@ -16,6 +16,13 @@ from typing import Any
 from monai.networks.nets import DiffusionModelUNet
 from torch import nn
 
+ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 160
+"""Bytes of activations per pixel of one network input per UNet channel (summed over the levels'
+widths), forward only: an estimate (about 40 float32 tensors of every level's width), not a
+measurement. On a 256^3 CT volume it lets DDS pick 9 slices per call and peak at 3.05 GB RSS
+(benchmarks/recon_memory.py); on an H200 a 256 x 256 slice measured 0.33 GB of CUDA memory against
+the 1.17 GB estimated: safe, by a factor of 3.6. Backpropagation (DPS): assume 3 times more."""
+
 UNET_DEFAULTS: dict[str, Any] = {
     "channels": [32, 64, 64],
     "attention_levels": [False, False, True],

@@ -31,6 +31,7 @@ from medprior.checks import (available_memory_bytes, require_float, require_int,
 from medprior.config import merged, read_yaml_mapping, validate_config
 from medprior.devices import resolve_device
 from medprior.diffusion import sample
+from medprior.diffusion.networks import ACTIVATION_BYTES_PER_PIXEL_CHANNEL
 from medprior.diffusion.normalization import Normalization
 from medprior.diffusion.prior_file import load_prior, read_prior_json, require_schedule_steps, save_prior
 from medprior.diffusion.priors import Prior, prior_from_description
@@ -179,9 +180,7 @@ def sample_prior(prior_dir: str | os.PathLike, out: str | os.PathLike, *, n: int
     return Path(out)
 
 
-# Bytes of activations per pixel per UNet channel of one sample in a network call (forward only), as
-# medprior.tasks.recon_methods.auto_slice_batch estimates them; wavelet3d networks run at half the resolution per axis.
-_ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 160
+# (wavelet3d networks run at half the resolution per axis: ACTIVATION_BYTES_PER_PIXEL_CHANNEL counts network inputs)
 _SAMPLE_COPIES = 6  # drawn batches, their concatenation, the inverted normalisation, float32 numpy, NIfTI
 
 
@@ -201,7 +200,7 @@ def sampling_bytes(description: dict[str, Any], n: int, batch_size: int) -> tupl
     pixels = float(np.prod(description.get("image_size", [1]), dtype=np.float64))
     samples = _SAMPLE_COPIES * 4.0 * n * description.get("channels", 1) * pixels
     coarser = 8 if description.get("kind") == "wavelet3d" else 1
-    activations = (_ACTIVATION_BYTES_PER_PIXEL_CHANNEL * min(n, batch_size) * pixels / coarser
+    activations = (ACTIVATION_BYTES_PER_PIXEL_CHANNEL * min(n, batch_size) * pixels / coarser
                    * sum(description.get("network", {}).get("channels", [1])))
     return samples, activations
 

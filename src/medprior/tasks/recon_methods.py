@@ -33,6 +33,7 @@ from medprior.diffusion.prior_file import (PRIOR_JSON, UNITS, intensity_conventi
                                           read_prior_json, require_schedule_steps)
 from medprior.io import Volume, save, write_sidecar
 from medprior.io.measurement import Measurement, read_measurement
+from medprior.diffusion.networks import ACTIVATION_BYTES_PER_PIXEL_CHANNEL
 from medprior.diffusion.priors import Prior, SlicePrior2D
 from medprior.errors import InputError, ParameterError
 from medprior.registry import Method, Registry
@@ -40,12 +41,6 @@ from medprior.solvers import admm_tv, cg_sense, dds, dps, mbir, reddiff
 from medprior.solvers.problem import InverseProblem, from_slices
 from medprior.tasks.problems import problem_from_measurement
 
-# Bytes of activations per pixel of a slice per UNet channel, forward only: an estimate (about 40
-# float32 tensors of every level's width), not a measurement; on a 256^3 CT volume it picks 9 slices
-# and DDS peaks at 3.05 GB RSS (benchmarks/recon_memory.py). On an H200 the same run measured 0.33 GB
-# of CUDA memory per 256 x 256 slice against the 1.17 GB estimated here: safe, by a factor of 3.6.
-# DPS backpropagates: assumed 3 times more.
-_ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 160
 GENERAL_DIFFUSION_OPTIONS = ("slice_batch", "seed", "device")
 """Options of every diffusion method besides its parameters (schema ``recon.diffusion``)."""
 
@@ -183,7 +178,7 @@ def auto_slice_batch(prior: SlicePrior2D, slices: int, device: torch.device, gra
     else:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     height, width = prior.image_size
-    per_slice = _ACTIVATION_BYTES_PER_PIXEL_CHANNEL * height * width * sum(prior.network_spec["channels"])
+    per_slice = ACTIVATION_BYTES_PER_PIXEL_CHANNEL * height * width * sum(prior.network_spec["channels"])
     per_slice *= 3 if gradients else 1
     return max(1, min(slices, int(free // 2 // per_slice)))
 
