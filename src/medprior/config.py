@@ -7,6 +7,7 @@ The schema (``config.schema.yaml``, shipped inside the package and linked from
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Iterator
@@ -100,5 +101,10 @@ def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def defaults() -> dict[str, Any]:
-    """The complete default configuration (what an empty config file becomes)."""
+    """The complete default configuration (what an empty config file becomes); a fresh copy each call."""
+    return copy.deepcopy(_defaults())
+
+
+@cache
+def _defaults() -> dict[str, Any]:
     return validate_config({})

@@ -135,8 +135,8 @@ class Registry:
 
     def describe(self, name: str) -> list[str]:
         """``key=default (range)`` of each parameter method ``name`` uses, with the modalities' overrides."""
-        method = self[name]
-        return [_describe(method, key) for key in method.used()]
+        method, config = self[name], defaults()
+        return [_describe(method, key, config) for key in method.used()]
 
     def markdown(self) -> str:
         """A markdown table of the methods: name, family, modalities, parameters with defaults and ranges."""
@@ -149,14 +149,13 @@ class Registry:
         return "\n".join(rows) + "\n"
 
 
-def _describe(method: Method, key: str) -> str:
-    """``key=default [range]`` from the schema, with the modalities' overrides."""
+def _describe(method: Method, key: str, config: Mapping[str, Any]) -> str:
+    """``key=default (range)`` from the schema, with the modalities' overrides in the default ``config``."""
     prop = schema_property(f"{method.section}.{key}")
     bounds = []
     for word, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
         if word in prop:
             bounds.append(f"{sign} {prop[word]}")
-    config = defaults()
     for modality, path in method.overrides.items():
         if key in _at(config, path):
             bounds.append(f"{modality}: {_at(config, path)[key]}")
