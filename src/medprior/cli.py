@@ -34,7 +34,7 @@ from medprior import logs, progress
 from medprior.config import defaults
 from medprior.devices import resolve_device
 from medprior.errors import DivergenceError, InputError, MedpriorError, ParameterError
-from medprior.io import Volume, load, save
+from medprior.io import Volume, load, save, ultrasound
 from medprior.io.outputs import Output, command_outputs
 from medprior.challenges import brasyn
 from medprior.tasks import data, priors, recon, synthesis
@@ -87,6 +87,14 @@ def _flags(*dests: str) -> dict[str, str]:
 
 
 def _info(args: argparse.Namespace) -> str:
+    path = Path(args.path)
+    if path.suffix.lower() in ultrasound.HDF5_SUFFIXES and path.is_file():
+        kind = ultrasound.detect_format(path)  # None: another HDF5 file (a measurement): load() says what it is
+        if kind is not None:
+            if args.series_uid is not None:
+                raise InputError(path, "is ultrasound data; --series-uid applies only to DICOM input")
+            rf = ultrasound.read_rf(path)
+            return f"source:      {path} ({'zea' if kind == 'zea' else 'PICMUS'})\n{ultrasound.describe_rf(rf)}"
     return describe(load(args.path, series_uid=args.series_uid))
 
 
@@ -496,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     info = commands.add_parser("info", help="shape, spacing, orientation, modality and value range of an image")
-    info.add_argument("path", help="NIfTI file, DICOM file or DICOM series folder")
+    info.add_argument("path", help="NIfTI file, DICOM file or DICOM series folder, or ultrasound data "
+                                   "(zea or PICMUS .hdf5)")
     info.add_argument("--series-uid", help="pick one series in a folder that holds several")
     info.set_defaults(run=_info, reads=("path",))
 

@@ -330,6 +330,37 @@ def h5(rel: str, how: str) -> Build:
     return build
 
 
+def zea(rel: str, how: str) -> Build:
+    """Write a small good zea ultrasound file ``rel`` (``write_zea``), then break it: ``good`` (kept),
+    ``truncated`` (first half of the bytes), ``no_sampling_frequency`` (``scan/sampling_frequency``
+    deleted), ``raw_data_nan`` (one NaN in ``data/raw_data``)."""
+    def build(t: Path) -> None:
+        from medprior.io.ultrasound import RFData, write_zea
+        n_tx, n_el, n_ax = 2, 8, 64
+        positions = np.zeros((n_el, 3))
+        positions[:, 0] = (np.arange(n_el) - (n_el - 1) / 2) * 0.3e-3
+        rf = RFData(raw_data=np.random.default_rng(3).standard_normal((1, n_tx, n_ax, n_el, 1)).astype(np.float32),
+                    probe_geometry=positions, sampling_frequency=20e6, center_frequency=5e6,
+                    demodulation_frequency=0.0, initial_times=np.zeros(n_tx), t0_delays=np.zeros((n_tx, n_el)),
+                    tx_apodizations=np.ones((n_tx, n_el)), focus_distances=np.zeros(n_tx),
+                    transmit_origins=np.zeros((n_tx, 3)), polar_angles=np.array([-0.1, 0.1]))
+        path = write_zea(rf, t / rel)
+        if how == "truncated":
+            raw = path.read_bytes()
+            path.write_bytes(raw[: len(raw) // 2])
+        elif how != "good":
+            with h5py.File(path, "r+") as f:
+                if how == "no_sampling_frequency":
+                    del f["scan/sampling_frequency"]
+                elif how == "raw_data_nan":
+                    data = f["data/raw_data"][()]
+                    data.flat[data.size // 2] = np.nan
+                    f["data/raw_data"][...] = data
+                else:
+                    raise ValueError(f"unknown zea breakage {how!r}")
+    return build
+
+
 def prior_json(rel: str, how: str) -> Build:
     def build(t: Path) -> None:
         path = t / rel / "prior.json"
@@ -714,6 +745,10 @@ for how in ("random", "truncated", "missing", "empty"):
     row(f"info-dicom-{how}", I, ["info", "{t}/dcm"], uses=("dcm",), build=dicom(how), names=("dcm",))
     row(f"convert-dicom-{how}", I, ["convert", "{t}/dcm", "{t}/c.nii.gz"], uses=("dcm",), build=dicom(how),
         names=("dcm",))
+
+for how, keys in (("truncated", ()), ("no_sampling_frequency", ("scan/sampling_frequency",)),
+                  ("raw_data_nan", ("data/raw_data",))):
+    row(f"info-zea-{how}", I, ["info", "{t}/us.hdf5"], build=zea("us.hdf5", how), names=("us.hdf5", *keys))
 
 # measurement files
 MEASUREMENT_CT = {
@@ -1181,6 +1216,7 @@ row("evaluate-after-fit-histogram-mean-out-h.json", E,
 G = "positive"
 row("info-nifti", G, ["info", "{t}/ct.nii.gz"], uses=U_SIM, code=0)
 row("info-dicom", G, ["info", "{t}/dcm"], uses=("dcm",), code=0)
+row("info-zea", G, ["info", "{t}/us.hdf5"], build=zea("us.hdf5", "good"), code=0)
 row("convert-nifti", G, ["convert", "{t}/ct.nii.gz", "{t}/c.nii.gz"], uses=U_SIM, code=0,
     creates=("c.nii.gz", "c.nii.gz.provenance.json"))
 row("convert-dicom-canonical", G, ["convert", "{t}/dcm", "{t}/c.nii", "--canonical"], uses=("dcm",), code=0,
