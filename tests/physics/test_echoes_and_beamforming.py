@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from medprior.physics.beamform import cartesian_grid, compand, delay_and_sum, envelope, expand, log_compress
+from medprior.physics.beamform import (cartesian_grid, compand, delay_and_sum, demodulate, envelope, expand,
+                                       log_compress)
 from medprior.physics.echoes import pulse_sigma, simulate_rf
 from medprior.physics.probes import PROBES, SOUND_SPEED, diverging_wave_delays, plane_wave_delays, virtual_source
 
@@ -81,3 +82,17 @@ def test_companding_inverts_and_log_compression_is_relative():
     assert float(compand(torch.tensor(1.0))) == 1.0 and float(compand(torch.tensor(0.0))) == 0.0
     bmode = log_compress(torch.tensor([1.0, 0.1, 0.001, 0.0]), dynamic_range_db=50)
     torch.testing.assert_close(bmode, torch.tensor([0.0, -20.0, -50.0, -50.0]))
+
+
+def test_iq_demodulation_gives_the_envelope_and_the_phase():
+    f0, fs = 5e6, 40e6
+    t = np.arange(800) / fs
+    phase = 0.7
+    pulse = np.exp(-(t - 10e-6) ** 2 / (2 * pulse_sigma(f0, 0.6) ** 2)) * np.cos(2 * np.pi * f0 * t + phase)
+    rf = torch.from_numpy(pulse)
+    iq = demodulate(rf, fs, f0)
+    assert iq.dtype == torch.complex64
+    np.testing.assert_allclose(iq.abs().numpy(), envelope(rf).numpy(), atol=2e-3)
+    peak = int(iq.abs().argmax())
+    assert abs(float(iq[peak].angle()) - phase) < 1e-3
+    np.testing.assert_allclose(iq.abs().max().item(), 1.0, atol=1e-3)

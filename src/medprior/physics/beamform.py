@@ -5,7 +5,8 @@ the pulse-echo delay ``t_tx(x) + |x - p_r| / c - t_init`` (the same transmit arr
 :func:`medprior.physics.echoes.transmit_arrival`), weighted by a receive apodisation of f-number
 ``F`` (a Hann window over the elements within ``|x_x - p_x| <= z / (2 F)`` of the pixel), and summed
 over elements and, coherently, over transmits (compounding). The result is beamformed RF on the
-grid; :func:`envelope` (the magnitude of the analytic signal along depth), :func:`log_compress`
+grid; :func:`envelope` (the magnitude of the analytic signal along depth), :func:`demodulate` (IQ
+baseband), :func:`log_compress`
 (B-mode dB) and mu-law companding (:func:`compand`, :func:`expand`, mu = 255) make images of it.
 """
 
@@ -80,6 +81,22 @@ def envelope(beamformed: Tensor, dim: int = 0) -> Tensor:
     shape = [1] * beamformed.dim()
     shape[dim] = n
     return torch.fft.ifft(spectrum * gain.reshape(shape), dim=dim).abs().float()
+
+
+def demodulate(rf: Tensor, sampling_frequency: float, demodulation_frequency: float, dim: int = 0,
+               cutoff: float | None = None) -> Tensor:
+    """IQ (complex baseband) of real RF along ``dim`` (time, sample ``n`` at ``n / fs``):
+    ``2 lowpass(rf exp(-2 pi i f_d t))``, an ideal FFT low-pass at ``cutoff`` (default ``f_d``, which
+    removes the ``2 f_d`` image). Then ``|IQ|`` is the envelope and ``angle(IQ)`` the phase against
+    ``cos(2 pi f_d t)``."""
+    n = rf.shape[dim]
+    shape = [1] * rf.dim()
+    shape[dim] = n
+    t = (torch.arange(n, dtype=torch.float64, device=rf.device) / sampling_frequency).reshape(shape)
+    mixed = rf.to(torch.float64) * torch.exp(-2j * math.pi * demodulation_frequency * t)
+    frequencies = torch.fft.fftfreq(n, 1 / sampling_frequency, dtype=torch.float64, device=rf.device).reshape(shape)
+    keep = frequencies.abs() <= (demodulation_frequency if cutoff is None else cutoff)
+    return (2 * torch.fft.ifft(torch.fft.fft(mixed, dim=dim) * keep, dim=dim)).to(torch.complex64)
 
 
 def log_compress(envelope_image: Tensor, dynamic_range_db: float = 60.0) -> Tensor:
