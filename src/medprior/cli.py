@@ -187,12 +187,14 @@ def _recon(args: argparse.Namespace) -> str:
         named = {name: f"--param {name}" for name in parameters}
         with _options(**named):
             RECON_METHODS.check(args.method, parameters)  # names and ranges, before any work
-        options = {key: value for key, value in (("slice_batch", args.slice_batch and _number_or_name(args.slice_batch)),
-                                                 ("seed", args.seed), ("device", args.device)) if value is not None}
+        given = {"slice_batch": args.slice_batch and _number_or_name(args.slice_batch), "seed": args.seed,
+                 "device": args.device}
+        options = {key: value for key, value in given.items() if value is not None}
         with _options(**_flags("slice_batch", "seed"), **named):  # e.g. steps beyond the prior's schedule
             recon.reconstruct_file(args.measurement, args.method, args.out, prior=args.prior, **options, **parameters)
     else:
-        given = {key: getattr(args, key) for key in RECON_METHODS.options("classical") if getattr(args, key) is not None}
+        given = {key: getattr(args, key) for key in RECON_METHODS.options("classical")
+                 if getattr(args, key) is not None}
         with _options(**_flags(*given)):
             recon.reconstruct_file(args.measurement, args.method, args.out, **given)
     return f"wrote {args.out}"
@@ -401,9 +403,9 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
     reconstruct.add_argument("--prior", help=f"{', '.join(RECON_METHODS.names('diffusion'))}: slice prior directory "
                                              "(prior.json + weights)")
     reconstruct.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                             help="diffusion parameter, repeatable; default (range, MRI default where it differs): " + "; ".join(
-                                 f"{name}: " + ", ".join(RECON_METHODS.describe(name))
-                                 for name in RECON_METHODS.names("diffusion")))
+                             help="diffusion parameter, repeatable; default (range, MRI default where it differs): "
+                             + "; ".join(f"{name}: " + ", ".join(RECON_METHODS.describe(name))
+                                         for name in RECON_METHODS.names("diffusion")))
     reconstruct.add_argument("--slice-batch",
                              help=f"diffusion: slices per network call, or auto (default {diffusion['slice_batch']})")
     reconstruct.add_argument("--seed", type=int, help=f"diffusion: random seed (default {diffusion['seed']})")

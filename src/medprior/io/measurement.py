@@ -32,6 +32,7 @@ import medprior
 from medprior.checks import count_nonfinite
 from medprior.errors import InputError, MedpriorError
 from medprior.io.atomic import atomic_path
+from medprior.io.hdf5 import json_attribute, read_hdf5
 
 FORMAT = "medprior-measurement"
 VERSION = 1
@@ -236,15 +237,7 @@ def read_measurement(path: str | os.PathLike) -> Measurement:
             attribute, dataset or array, non-finite data, or a geometry that disagrees with the data.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "does not exist" if not path.exists() else "is not a file")
-    try:
-        with h5py.File(path, "r") as file:
-            measurement = _read(file, path)
-    except InputError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError) as error:
-        raise InputError(path, f"cannot be read as a measurement file ({type(error).__name__}: {error})") from None
+    measurement = read_hdf5(path, _read, "cannot be read as a measurement file")
     check_measurement(measurement, path)
     dtype = np.float32 if measurement.modality == "CT" else np.complex64  # what the operators work in
     return replace(measurement, data=measurement.data.astype(dtype, copy=False))
@@ -263,7 +256,7 @@ def _read(file: h5py.File, path: Path) -> Measurement:
     if missing:
         raise InputError(path, f"{', '.join(missing)}: attribute(s) missing; a measurement file has "
                                f"{', '.join(ATTRIBUTES)}")
-    geometry, metadata = (_json_attribute(file, key, path) for key in ("geometry", "metadata"))
+    geometry, metadata = (json_attribute(file, key, path) for key in ("geometry", "metadata"))
     image_shape = np.asarray(file.attrs["image_shape"])
     if image_shape.shape != (3,) or image_shape.dtype.kind not in "iu":
         raise InputError(path, f"image_shape: is {image_shape.tolist()}; expected three positive integers (I, J, K)")
@@ -289,13 +282,3 @@ def _read(file: h5py.File, path: Path) -> Measurement:
         arrays=arrays,
         metadata=metadata,
     )
-
-
-def _json_attribute(file: h5py.File, key: str, path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(file.attrs[key])
-    except (TypeError, ValueError) as error:
-        raise InputError(path, f"{key}: attribute is not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise InputError(path, f"{key}: attribute is {type(value).__name__}; expected a JSON object")
-    return value

@@ -40,6 +40,7 @@ import numpy as np
 from medprior.checks import count_nonfinite, require_finite_output
 from medprior.errors import InputError
 from medprior.io.atomic import atomic_path
+from medprior.io.hdf5 import json_attribute, read_hdf5
 
 SOUND_SPEED = 1540.0  # m/s, as medprior.physics.probes (not imported here: the physics package imports torch)
 ZEA_DESCRIPTION = "Ultrasound channel data in the zea format, written by medprior"
@@ -174,6 +175,8 @@ def _shape_dtype(array: Any) -> str:
 # ------------------------------------------------------------------ zea
 
 
+_UNREADABLE = "cannot be read as an HDF5 file, truncated or not HDF5"
+
 ZEA_KEYS = {"raw_data": "data/raw_data", **{name: f"scan/{name}" for name in (
     "probe_geometry", *_SCALARS, *_PER_TRANSMIT)}}
 """Field of :class:`RFData` -> key in a zea file."""
@@ -223,7 +226,7 @@ def read_zea(path: str | os.PathLike) -> RFData:
         InputError: one line naming the file and the key: missing, unreadable or truncated file, a
             missing or malformed key, sizes that disagree, non-finite values.
     """
-    return _with_file(path, _read_zea)
+    return read_hdf5(path, _read_zea, _UNREADABLE)
 
 
 def read_zea_derived(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -231,7 +234,7 @@ def read_zea_derived(path: str | os.PathLike) -> dict[str, np.ndarray]:
     def read(file: h5py.File, path: Path) -> dict[str, np.ndarray]:
         group = _group(file, "data", path)
         return {name: group[name][()] for name in DERIVED if isinstance(group.get(name), h5py.Dataset)}
-    return _with_file(path, read)
+    return read_hdf5(path, read, _UNREADABLE)
 
 
 def _read_zea(file: h5py.File, path: Path) -> RFData:
@@ -268,13 +271,7 @@ def _read_zea(file: h5py.File, path: Path) -> RFData:
 def _zea_metadata(file: h5py.File, path: Path) -> dict[str, Any]:
     """medprior's own metadata as written, else (a file of another writer) its description and probe."""
     if "medprior_metadata" in file.attrs:
-        try:
-            metadata = json.loads(file.attrs["medprior_metadata"])
-        except (TypeError, ValueError) as error:
-            raise InputError(path, f"medprior_metadata: attribute is not valid JSON ({error})") from None
-        if not isinstance(metadata, dict):
-            raise InputError(path, f"medprior_metadata: attribute is {type(metadata).__name__}; expected a JSON object")
-        return metadata
+        return json_attribute(file, "medprior_metadata", path)
     metadata = {}
     for key in ("description", "probe"):
         if key in file.attrs:
@@ -298,7 +295,7 @@ def read_picmus(path: str | os.PathLike) -> RFData:
     Raises:
         InputError: one line naming the file and the full key path.
     """
-    return _with_file(path, _read_picmus)
+    return read_hdf5(path, _read_picmus, _UNREADABLE)
 
 
 def _read_picmus(file: h5py.File, path: Path) -> RFData:
@@ -367,7 +364,7 @@ def detect_format(path: str | os.PathLike) -> str | None:
         if isinstance(file.get(PICMUS_GROUP), h5py.Group):
             return "picmus"
         return None
-    return _with_file(path, kind)
+    return read_hdf5(path, kind, _UNREADABLE)
 
 
 def read_rf(path: str | os.PathLike) -> RFData:
@@ -376,20 +373,6 @@ def read_rf(path: str | os.PathLike) -> RFData:
     if kind is None:
         raise InputError(path, f"is neither a zea file (data/raw_data and scan/) nor a PICMUS file ({PICMUS_GROUP})")
     return read_zea(path) if kind == "zea" else read_picmus(path)
-
-
-def _with_file(path: str | os.PathLike, read):
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "does not exist" if not path.exists() else "is not a file")
-    try:
-        with h5py.File(path, "r") as file:
-            return read(file, path)
-    except InputError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError) as error:
-        raise InputError(path, f"cannot be read as an HDF5 file, truncated or not HDF5 "
-                               f"({type(error).__name__}: {error})") from None
 
 
 def _group(file: h5py.File, key: str, path: Path) -> h5py.Group:

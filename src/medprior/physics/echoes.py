@@ -98,7 +98,8 @@ def simulate_rf(positions: np.ndarray, scatterers: np.ndarray, amplitudes: np.nd
             nearest = torch.round(arrival * sampling_frequency).long()
             samples = nearest[..., None] + offsets  # (n, n_el, taps)
             t = samples / sampling_frequency - arrival[..., None]
-            echo = amplitude[..., None] * torch.exp(-t ** 2 / (2 * sigma ** 2)) * torch.cos(2 * math.pi * center_frequency * t)
+            pulse = torch.exp(-t ** 2 / (2 * sigma ** 2)) * torch.cos(2 * math.pi * center_frequency * t)
+            echo = amplitude[..., None] * pulse
             inside = (samples >= 0) & (samples < n_ax)
             index = samples.clamp(0, n_ax - 1) * n_el + columns[None, :, None]
             rf[tx].index_add_(0, index[inside], echo[inside])

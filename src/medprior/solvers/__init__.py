@@ -12,5 +12,5 @@ from medprior.solvers.problem import InverseProblem
 from medprior.solvers.sense import cg_sense, zero_filled
 from medprior.solvers.tv import admm_tv, soft_threshold, tv_objective
 
-__all__ = ["InverseProblem", "admm_tv", "cg_sense", "cgls", "conjugate_gradient", "dds", "dps", "fbp", "mbir", "reddiff",
-           "soft_threshold", "tv_objective", "zero_filled"]
+__all__ = ["InverseProblem", "admm_tv", "cg_sense", "cgls", "conjugate_gradient", "dds", "dps", "fbp", "mbir",
+           "reddiff", "soft_threshold", "tv_objective", "zero_filled"]

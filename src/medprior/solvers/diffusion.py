@@ -59,6 +59,7 @@ from medprior.solvers.cg import conjugate_gradient
 from medprior.solvers.problem import InverseProblem, normal_norm
 from medprior.solvers.tv import soft_threshold
 
+
 def denoise_slices(denoiser: Denoiser, x: Tensor, t: int, slice_batch: int) -> Tensor:
     """x0_hat of every slice of ``x`` (K, H, W) at grid time ``t``, ``slice_batch`` slices at a time."""
     out = torch.empty_like(x)
