@@ -127,3 +127,12 @@ def test_bars_off_become_log_lines_at_info(caplog, monkeypatch):
     messages = [record.getMessage() for record in caplog.records]
     assert messages and all("\r" not in m and m.startswith("demo:") for m in messages)
     assert "4/4" in messages[-1]
+
+
+def test_a_bar_asking_for_the_terminal_width_still_logs(caplog, monkeypatch):
+    from medprior import progress  # train-prior -v off a terminal asked for dynamic_ncols and crashed
+
+    monkeypatch.setattr(progress, "enabled", False)
+    with caplog.at_level(logging.INFO, logger="medprior.progress"):
+        assert list(progress.progress_bar(range(3), desc="training", dynamic_ncols=True)) == [0, 1, 2]
+    assert "3/3" in caplog.records[-1].getMessage()

@@ -22,18 +22,18 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 
 import medprior
-from medprior import logs, progress
+from medprior import cli_ultrasound, logs, progress
+from medprior.cli_support import flags, named_options, parameter
 from medprior.config import defaults
 from medprior.devices import resolve_device
-from medprior.errors import DivergenceError, InputError, MedpriorError, ParameterError
+from medprior.errors import DivergenceError, InputError, MedpriorError
 from medprior.io import Volume, load, save, ultrasound
 from medprior.io.outputs import Output, command_outputs
 from medprior.challenges import brasyn
@@ -65,27 +65,6 @@ def describe(volume: Volume) -> str:
     return "\n".join(lines)
 
 
-@contextmanager
-def _options(**names: str) -> Iterator[None]:
-    """A task's ParameterError names the CLI option instead of the parameter (``arc_deg`` -> ``--arc``).
-
-    Tasks check their numbers at entry, with the ranges of the config schema, before any work;
-    handlers call them (or their ``check_*`` helpers) inside this, so the one-line error names
-    what the user typed.
-    """
-    try:
-        yield
-    except ParameterError as error:
-        if error.source in names:
-            raise ParameterError(names[error.source], error.problem) from None
-        raise
-
-
-def _flags(*dests: str) -> dict[str, str]:
-    """``{"batch_size": "--batch-size", ...}``: parameters named as the options of the same name."""
-    return {dest: "--" + dest.replace("_", "-") for dest in dests}
-
-
 def _info(args: argparse.Namespace) -> str:
     path = Path(args.path)
     if path.suffix.lower() in ultrasound.HDF5_SUFFIXES and path.is_file():
@@ -106,7 +85,7 @@ def _convert(args: argparse.Namespace) -> str:
 
 def _phantom(args: argparse.Namespace) -> str:
     common = {"cases": args.cases, "seed": args.seed, "size": args.size}
-    with _options(**_flags("cases", "seed", "size", "anatomy", "center")):
+    with named_options(**flags("cases", "seed", "size", "anatomy", "center")):
         if args.kind == "ct":
             written = data.make_ct_dataset(args.out, anatomy=args.anatomy, formats=args.format, **common)
         elif args.kind == "brain":
@@ -118,7 +97,7 @@ def _phantom(args: argparse.Namespace) -> str:
 
 def _phantom_members(args: argparse.Namespace) -> list[Output]:
     """Every case folder, file and sidecar ``phantom`` will write, checked before any work."""
-    with _options(**_flags("cases", "seed", "size", "anatomy", "center")):
+    with named_options(**flags("cases", "seed", "size", "anatomy", "center")):
         members = data.dataset_outputs(args.kind, args.out, cases=args.cases, seed=args.seed, size=args.size,
                                        formats=args.format, center=args.center)
     return [Output(path, kind, "--out") for path, kind in members]
@@ -130,24 +109,28 @@ def _config_data(args: argparse.Namespace) -> list[Path]:
 
 
 def _qc(args: argparse.Namespace) -> str:
-    with _options(names="--names"):
+    with named_options(names="--names"):
         data.qc_montage(args.images, args.out, label=args.label, names=args.names, title=args.title)
     return f"wrote {args.out}"
 
 
 _SIMULATION_OPTIONS = {"arc_deg": "--arc", "start_deg": "--start",
-                       **_flags("views", "photons", "acceleration", "mask", "center_fraction", "coils", "snr_db",
+                       **flags("views", "photons", "acceleration", "mask", "center_fraction", "coils", "snr_db",
                                 "slices", "size", "seed")}
 
 
 def _simulate(args: argparse.Namespace) -> str:
+    if args.modality == "us":
+        return cli_ultrasound.simulate_us(args)
+    if args.volume is None:
+        raise InputError(None, f"simulate {args.modality} needs the volume to measure")
     if args.modality == "ct":
         parameters = {"views": args.views, "arc_deg": args.arc, "start_deg": args.start, "photons": args.photons}
     else:
         parameters = {"acceleration": args.acceleration, "mask": args.mask, "center_fraction": args.center_fraction,
                       "coils": args.coils, "snr_db": args.snr_db}
     parameters.update(slices=args.slices, size=args.size, seed=args.seed)
-    with _options(**_SIMULATION_OPTIONS):
+    with named_options(**_SIMULATION_OPTIONS):
         parameters = recon.check_simulation(args.modality, **parameters)  # before the volume is read
         volume = load(args.volume, need_3d=True)
         simulate = recon.simulate_ct if args.modality == "ct" else recon.simulate_mri
@@ -156,18 +139,6 @@ def _simulate(args: argparse.Namespace) -> str:
         save(recon.measured_slab(volume, parameters["slices"], parameters["size"]), args.truth_out)
     recon.save_measurement(measurement, args.out, source=args.volume)
     return f"wrote {args.out}"
-
-
-def _parameter(text: str) -> tuple[str, float | int]:
-    """``NAME=VALUE`` of ``--param`` -> (name, int or float value)."""
-    name, separator, value = text.partition("=")
-    try:
-        number = float(value)
-    except ValueError:
-        number = None
-    if not separator or not name or number is None:
-        raise InputError("--param", f"expected NAME=NUMBER (e.g. steps=50), got {text!r}")
-    return name, int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
 
 
 def _number_or_name(text: str) -> int | float | str:
@@ -183,24 +154,27 @@ def _number_or_name(text: str) -> int | float | str:
 def _recon(args: argparse.Namespace) -> str:
     if RECON_METHODS[args.method].family == "diffusion":
         _check_device(args.device)
-        parameters = dict(_parameter(p) for p in args.param)
+        parameters = dict(parameter(p) for p in args.param)
         named = {name: f"--param {name}" for name in parameters}
-        with _options(**named):
+        with named_options(**named):
             RECON_METHODS.check(args.method, parameters)  # names and ranges, before any work
         given = {"slice_batch": args.slice_batch and _number_or_name(args.slice_batch), "seed": args.seed,
                  "device": args.device}
         options = {key: value for key, value in given.items() if value is not None}
-        with _options(**_flags("slice_batch", "seed"), **named):  # e.g. steps beyond the prior's schedule
+        with named_options(**flags("slice_batch", "seed"), **named):  # e.g. steps beyond the prior's schedule
             recon.reconstruct_file(args.measurement, args.method, args.out, prior=args.prior, **options, **parameters)
     else:
         given = {key: getattr(args, key) for key in RECON_METHODS.options("classical")
                  if getattr(args, key) is not None}
-        with _options(**_flags(*given)):
+        with named_options(**flags(*given)):
             recon.reconstruct_file(args.measurement, args.method, args.out, **given)
     return f"wrote {args.out}"
 
 
 def _evaluate(args: argparse.Namespace) -> str:
+    if args.kind == "dehazing":
+        scores = cli_ultrasound.evaluate(args)
+        return " ".join(f"{key}={value:.4g}" for key, value in scores.items())
     needed = ("submission", "truth") if args.kind == "synthesis" else ("reference", "estimate")
     absent = [f"--{name}" for name in needed if getattr(args, name) is None]
     if absent:
@@ -208,13 +182,13 @@ def _evaluate(args: argparse.Namespace) -> str:
     if args.kind == "synthesis":
         scores = synthesis.evaluate_submission(args.submission, args.truth, args.out, cases_dir=args.cases)["mean"]
     else:
-        with _options(window="--window"):
+        with named_options(window="--window"):
             scores = recon.evaluate_files(args.reference, args.estimate, args.out, window=args.window)
     return " ".join(f"{key}={value:.4g}" for key, value in scores.items() if isinstance(value, float))
 
 
 def _figure(args: argparse.Namespace) -> str:
-    with _options(window="--window", names="--names"):
+    with named_options(window="--window", names="--names"):
         recon.comparison_figure(args.reference, args.estimates, args.out, names=args.names, window=args.window,
                                 title=args.title)
     return f"wrote {args.out}"
@@ -231,7 +205,7 @@ def _check_device(spec: str | None) -> None:
 
 def _train_prior(args: argparse.Namespace) -> str:
     _check_device(args.device)
-    with _options(time_budget_s="--time-budget"):
+    with named_options(time_budget_s="--time-budget"):
         written = priors.train_from_config(args.config, args.out, workdir=args.workdir,
                                            time_budget_s=args.time_budget, device=args.device)
     return f"wrote {written}"
@@ -239,7 +213,7 @@ def _train_prior(args: argparse.Namespace) -> str:
 
 def _sample(args: argparse.Namespace) -> str:
     _check_device(args.device)
-    with _options(**_flags("n", "steps", "sampler", "eta", "seed", "batch_size")):  # checked before the prior loads
+    with named_options(**flags("n", "steps", "sampler", "eta", "seed", "batch_size")):  # checked before the prior loads
         priors.sample_prior(args.prior, args.out, n=args.n, steps=args.steps, sampler=args.sampler, eta=args.eta,
                             seed=args.seed, batch_size=args.batch_size, device=args.device, figure=args.figure)
     return f"wrote {args.out}"
@@ -255,7 +229,7 @@ def _check_prior(args: argparse.Namespace) -> str:
 
 def _synthesize(args: argparse.Namespace) -> str:
     _check_device(args.device)
-    with _options(**_flags("steps", "sampler", "seed")):
+    with named_options(**flags("steps", "sampler", "seed")):
         written = synthesis.synthesize(args.model, args.input, args.output, steps=args.steps, sampler=args.sampler,
                                        seed=args.seed, device=args.device)
     return f"wrote {len(written)} syntheses to {args.output}"
@@ -267,7 +241,7 @@ def _check_submission(args: argparse.Namespace) -> str:
 
 
 def _brasyn_split(args: argparse.Namespace) -> str:
-    with _options(seed="--seed"):
+    with named_options(seed="--seed"):
         dropped = brasyn.drop_contrasts(args.cases, args.out, args.truth, seed=args.seed)
     return f"dropped one contrast of each of {len(dropped)} cases: inputs in {args.out}, truth in {args.truth}"
 
@@ -366,14 +340,16 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
     """``simulate``, ``recon`` and ``evaluate``; defaults from the config schema."""
     ct_setting, mri_setting = config["ct"]["settings"][0], config["mri"]["settings"][0]
     simulate = commands.add_parser("simulate", help="volume -> measurement file (sinogram or k-space, HDF5)")
-    simulate.add_argument("modality", choices=("ct", "mri"))
-    simulate.add_argument("volume", help="CT in HU, or an MR magnitude image (NIfTI or DICOM)")
-    simulate.add_argument("--out", required=True, help="measurement file (.h5)")
+    simulate.add_argument("modality", choices=("ct", "mri", "us"),
+                          help="us: a cardiac apical view's hazy RF channel data, its own phantom (no volume)")
+    simulate.add_argument("volume", nargs="?", help="ct / mri: CT in HU, or an MR magnitude image (NIfTI or DICOM)")
+    simulate.add_argument("--out", required=True, help="measurement file (.h5); us: zea .hdf5")
     simulate.add_argument("--setting", default="", help="name recorded in the file")
     simulate.add_argument("--slices", type=int, default=config["ct"]["slices"],
                           help="central slab thickness in slices, 0 = all (default %(default)s)")
     simulate.add_argument("--seed", type=int, default=0, help="noise / mask seed")
-    simulate.add_argument("--truth-out", help="also write the simulated slab (the ground truth) as NIfTI")
+    simulate.add_argument("--truth-out", help="also write the simulated slab (the ground truth) as NIfTI; us "
+                                              "(required): the haze-free acquisition with its region masks (zea)")
     simulate.add_argument("--size", type=int, nargs=2, metavar=("I", "J"),
                           help="area-average the volume to this in-plane size first (e.g. a prior's slice size)")
     simulate.add_argument("--views", type=int, default=ct_setting["views"], help="ct: projection angles")
@@ -387,6 +363,7 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
                           help="mri: fully sampled centre")
     simulate.add_argument("--coils", type=int, default=config["mri"]["coils"], help="mri: receive coils")
     simulate.add_argument("--snr-db", type=float, default=config["mri"]["snr_db"], help="mri: k-space SNR in dB")
+    cli_ultrasound.add_simulate_options(simulate)
     simulate.set_defaults(run=_simulate, reads=("volume",), writes={"out": "file", "truth_out": "file"})
 
     reconstruct = commands.add_parser("recon", help="measurement file -> NIfTI on the original grid")
@@ -414,16 +391,18 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
 
     evaluate = commands.add_parser("evaluate", help="recon: PSNR, SSIM (3D and per axis), NMSE, MAE of one image; "
                                    "synthesis: BraSyn scores of a submission folder -> JSON")
-    evaluate.add_argument("kind", nargs="?", choices=("recon", "synthesis"), default="recon")
+    evaluate.add_argument("kind", nargs="?", choices=("recon", "synthesis", "dehazing"), default="recon")
     evaluate.add_argument("--reference", help="recon: ground truth (resampled onto the estimate's grid)")
-    evaluate.add_argument("--estimate", help="recon: reconstruction")
+    evaluate.add_argument("--estimate", help="recon: reconstruction; dehazing: a file of `medprior dehaze`")
+    evaluate.add_argument("--hazy", help="dehazing: the beamformed hazy frames")
     evaluate.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"),
                           help="recon: intensity window (e.g. HU); default: [0, max of the reference]")
     evaluate.add_argument("--submission", help="synthesis: flat folder of <case>-<contrast>.nii.gz")
-    evaluate.add_argument("--truth", help="synthesis: <case>/<case>-{<dropped contrast>,seg}.nii.gz folders")
+    evaluate.add_argument("--truth", help="synthesis: <case>/<case>-{<dropped contrast>,seg}.nii.gz folders; "
+                                          "dehazing: the beamformed haze-free frames with their region masks")
     evaluate.add_argument("--cases", help="synthesis: the input cases (default: checked against the truth)")
     evaluate.add_argument("--out", required=True, help="metrics JSON")
-    evaluate.set_defaults(run=_evaluate, reads=("reference", "estimate", "submission", "truth", "cases"),
+    evaluate.set_defaults(run=_evaluate, reads=("reference", "estimate", "submission", "truth", "cases", "hazy"),
                           writes={"out": "file"})
 
     figure = commands.add_parser("figure", help="PNG comparing reconstructions with the truth (slices, errors)")
@@ -545,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recon_commands(commands, defaults()["recon"])
     _add_prior_commands(commands)
     _add_synthesis_commands(commands, defaults()["synthesis"])
+    cli_ultrasound.add_commands(commands, defaults()["dehaze"])
     _add_verbosity(parser, 0)
     for command in commands.choices.values():  # also accepted after the subcommand
         _add_verbosity(command, argparse.SUPPRESS)

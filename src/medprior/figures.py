@@ -27,7 +27,7 @@ _LEFT_EDGE = {"axial": "R", "coronal": "R", "sagittal": "A"}  # patient side on 
 LABEL_COLOURS = ListedColormap(["#00000000", "#e41a1c", "#4daf4a", "#377eb8", "#ff7f00", "#984ea3"])
 
 
-def _save(figure: plt.Figure, path: str | os.PathLike) -> Path:
+def save_figure(figure: plt.Figure, path: str | os.PathLike) -> Path:
     """Write ``figure`` as a PNG atomically and release it."""
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=90, format="png", bbox_inches="tight")
@@ -122,7 +122,7 @@ def orthogonal_montage(rows: Sequence[tuple[str, Volume]], path: str | os.PathLi
                 axis.set_title(view)
     figure.suptitle(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def reconstruction_figure(truth: Volume, reconstructions: Sequence[tuple[str, Volume]], path: str | os.PathLike,
@@ -161,7 +161,7 @@ def reconstruction_figure(truth: Volume, reconstructions: Sequence[tuple[str, Vo
         axes[0, column].set_title(heading)
     figure.colorbar(shown, ax=axes[:, 3].tolist(), shrink=0.6)
     figure.suptitle(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def synthesis_figure(present: Sequence[tuple[str, Volume]], truth: tuple[str, Volume],
@@ -215,7 +215,7 @@ def synthesis_figure(present: Sequence[tuple[str, Volume]], truth: tuple[str, Vo
     if shown is not None:
         figure.colorbar(shown, ax=axes[1:, 2:].ravel().tolist(), shrink=0.6)
     figure.suptitle(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def sample_grid(images: np.ndarray, path: str | os.PathLike, *, window: tuple[float, float],
@@ -243,4 +243,4 @@ def sample_grid(images: np.ndarray, path: str | os.PathLike, *, window: tuple[fl
             axis.set_axis_off()
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -1,6 +1,8 @@
 """Image-quality metrics: PSNR, MSE, NMSE, MAE, 3D SSIM and per-axis 2D SSIM, plus CT intensity windows;
 and statistics of a set of images against a reference set (:func:`image_statistics`: intensity
-histograms and distributions, radially averaged power spectra), which check a prior's samples.
+histograms and distributions, radially averaged power spectra), which check a prior's samples;
+and the ultrasound dehazing scores of the DehazingEcho2025 challenge: gCNR and CNR between two
+regions of one image, and the two-sample Kolmogorov-Smirnov statistic (:func:`region_ks`).
 
 Each image-quality metric takes a ``reference`` and an ``estimate`` of the same shape (numpy arrays or torch
 tensors, converted to float64 numpy) and returns a Python float. Volumes are ``(I, J, K)`` with
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from medprior.errors import InputError
+from medprior.errors import InputError, ParameterError
 
 _SSIM_SIGMA = 1.5
 _SSIM_RADIUS = int(3.5 * _SSIM_SIGMA + 0.5)  # skimage: truncate 3.5 -> 11-tap window, radius 5
@@ -306,3 +308,113 @@ def image_statistics(images: torch.Tensor, reference: torch.Tensor, scale: float
 def _quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     step = max(1, values.numel() // 2 ** 23)
     return torch.quantile(values[::step], q)
+
+
+# ------------------------------------------------------------------ ultrasound contrast (DehazingEcho2025)
+
+def _real_finite(value: Any, name: str) -> np.ndarray:
+    """Real, finite float64 array of ``value``; a :class:`ParameterError` (a ValueError) otherwise."""
+    array = _array(value, name)
+    if np.iscomplexobj(array):
+        raise ParameterError(name, "must be real; pass the B-mode image (dB) or the envelope, not complex data")
+    if not np.all(np.isfinite(array)):
+        raise ParameterError(name, f"has {int(np.sum(~np.isfinite(array)))} non-finite (NaN or Inf) values")
+    return array
+
+
+def _region(image: np.ndarray, mask: Any, name: str) -> np.ndarray:
+    """The values of ``image`` inside the boolean (or integer-label) ``mask`` of the same shape, 1D."""
+    mask = mask.detach().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask)
+    if mask.shape != image.shape:
+        raise ParameterError(name, f"mask shape {mask.shape} differs from the image shape {image.shape}")
+    if mask.dtype != bool:
+        if not np.issubdtype(mask.dtype, np.integer):
+            raise ParameterError(name, f"mask must be boolean (or integer labels), got dtype {mask.dtype}")
+        mask = mask != 0
+    if not mask.any():
+        raise ParameterError(name, "mask is empty")
+    return image[mask]
+
+
+def _sample(value: Any, name: str) -> np.ndarray:
+    """A non-empty, real, finite sample flattened to 1D."""
+    sample = _real_finite(value, name).ravel()
+    if sample.size == 0:
+        raise ParameterError(name, "sample is empty")
+    return sample
+
+
+def gcnr(image: Any, mask_a: Any, mask_b: Any, bins: int = 256) -> float:
+    """Generalized contrast-to-noise ratio ``1 - sum_k min(p_a[k], p_b[k])`` of two regions, in [0, 1].
+
+    Rodriguez-Molares et al. 2020, "The Generalized Contrast-to-Noise Ratio: A Formal Definition
+    for Lesion Detectability", as DehazingEcho2025 scores it: ``p_a`` and ``p_b`` are the regions'
+    intensity histograms normalised to probabilities, over ``bins`` bins shared by both regions
+    (equal widths spanning the min..max of the two regions' values together). 1 = the regions'
+    intensities never overlap, 0 = identical histograms.
+
+    Args:
+        image: real image, any shape (e.g. B-mode in dB, ``(H, W)``).
+        mask_a: boolean mask of the first region, same shape (e.g. the ventricle).
+        mask_b: boolean mask of the second region, same shape (e.g. the septum); may overlap ``mask_a``.
+        bins: number of histogram bins.
+    """
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ParameterError("bins", f"must be a positive integer, got {bins!r}")
+    pixels = _real_finite(image, "image")
+    a, b = _region(pixels, mask_a, "mask_a"), _region(pixels, mask_b, "mask_b")
+    edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=int(bins))
+    p_a = np.histogram(a, bins=edges)[0] / a.size
+    p_b = np.histogram(b, bins=edges)[0] / b.size
+    return float(1.0 - np.minimum(p_a, p_b).sum())
+
+
+def cnr(image: Any, mask_a: Any, mask_b: Any) -> float:
+    """Contrast-to-noise ratio ``|mean_a - mean_b| / sqrt(var_a + var_b)`` of two regions (unitless).
+
+    Variances are population variances (``ddof=0``). When both regions are constant the ratio is
+    ``inf`` if their means differ and 0 if they are equal.
+
+    Args:
+        image: real image, any shape (e.g. B-mode in dB, ``(H, W)``).
+        mask_a: boolean mask of the first region, same shape.
+        mask_b: boolean mask of the second region, same shape.
+    """
+    pixels = _real_finite(image, "image")
+    a, b = _region(pixels, mask_a, "mask_a"), _region(pixels, mask_b, "mask_b")
+    contrast, noise = abs(a.mean() - b.mean()), np.sqrt(a.var() + b.var())
+    if noise == 0.0:
+        return float("inf") if contrast > 0.0 else 0.0
+    return float(contrast / noise)
+
+
+def ks_statistic(sample_a: Any, sample_b: Any) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic ``max_x |F_a(x) - F_b(x)|``, in [0, 1].
+
+    ``F_a``, ``F_b`` are the empirical CDFs of the two samples (arrays of any shape, flattened;
+    sizes may differ). The statistic is the exact fraction ``k / (n_a n_b)`` rounded once to float,
+    which is ``scipy.stats.ks_2samp(a, b).statistic`` (bit for bit in its exact mode).
+    """
+    a, b = np.sort(_sample(sample_a, "sample_a")), np.sort(_sample(sample_b, "sample_b"))
+    pooled = np.concatenate([a, b])
+    below_a = np.searchsorted(a, pooled, side="right").astype(np.int64)  # n_a F_a(x) at every sample x
+    below_b = np.searchsorted(b, pooled, side="right").astype(np.int64)
+    gap = int(np.max(np.abs(below_a * b.size - below_b * a.size)))  # n_a n_b |F_a - F_b|, an integer
+    return gap / (a.size * b.size)
+
+
+def region_ks(hazy: Any, dehazed: Any, mask: Any) -> float:
+    """KS statistic between the hazy and the dehazed image's intensities inside ``mask``, in [0, 1].
+
+    DehazingEcho2025 uses it twice: in the septum lower is better (tissue kept), in the ventricle
+    higher is better (haze removed).
+
+    Args:
+        hazy: real image before dehazing, any shape (e.g. B-mode in dB, ``(H, W)``).
+        dehazed: the dehazed image, same shape and units.
+        mask: boolean mask of the region, same shape.
+    """
+    before, after = _real_finite(hazy, "hazy"), _real_finite(dehazed, "dehazed")
+    if before.shape != after.shape:
+        raise ParameterError("dehazed", f"shape {after.shape} differs from the hazy image's shape {before.shape}")
+    return ks_statistic(_region(before, mask, "mask"), _region(after, mask, "mask"))

@@ -40,6 +40,7 @@ def progress_bar(iterable: Iterable | None = None, *, show: bool = True, **optio
     bars are switched off (then logged, if INFO is enabled on this module's logger); ``options`` go to
     tqdm (``desc``, ``unit``, ``total``, ...)."""
     if show and not enabled and logger.isEnabledFor(logging.INFO):
-        settings = {"mininterval": LOG_INTERVAL_S, "maxinterval": LOG_INTERVAL_S, "ascii": True, **options}
-        return plain_tqdm(iterable, **settings, file=_LogLines(), dynamic_ncols=False)
+        settings = {"mininterval": LOG_INTERVAL_S, "maxinterval": LOG_INTERVAL_S, "ascii": True, **options,
+                    "file": _LogLines(), "dynamic_ncols": False}  # a log line has no terminal width
+        return plain_tqdm(iterable, **settings)
     return tqdm(iterable, disable=not (show and enabled), **options)

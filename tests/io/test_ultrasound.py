@@ -14,7 +14,7 @@ import pytest
 from medprior.cli import main
 from medprior.errors import InputError, MedpriorError
 from medprior.io.ultrasound import (RFData, describe_rf, detect_format, read_picmus, read_zea, read_zea_derived,
-                                    write_zea)
+                                    read_zea_extras, write_zea)
 from medprior.physics.probes import PROBES, plane_wave_delays
 
 N_TX, N_EL, N_AX = 3, 16, 200
@@ -70,6 +70,19 @@ def test_properties_and_depth():
 
 def test_derived_only_what_is_present(tmp_path):
     assert read_zea_derived(write_zea(_rf(), tmp_path / "rf.hdf5")) == {}
+    assert read_zea_extras(tmp_path / "rf.hdf5") == {}
+
+
+def test_extras_round_trip_and_refuse_nan(tmp_path):
+    mask = np.zeros((5, 4), dtype=bool)
+    mask[1:3] = True
+    written = write_zea(_rf(), tmp_path / "rf.hdf5", extras={"ventricle": mask, "haze": np.ones((5, 4), np.float32)})
+    extras = read_zea_extras(written)
+    assert np.array_equal(extras["ventricle"], mask) and extras["ventricle"].dtype == bool
+    assert np.array_equal(extras["haze"], np.ones((5, 4), np.float32))
+    with pytest.raises(MedpriorError, match="medprior/haze"):
+        write_zea(_rf(), tmp_path / "bad.hdf5", extras={"haze": np.full((2, 2), np.nan)})
+    assert not (tmp_path / "bad.hdf5").exists()
 
 
 @pytest.mark.parametrize("change, field", [

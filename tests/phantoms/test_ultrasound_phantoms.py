@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medprior.errors import ParameterError
-from medprior.phantoms.ultrasound import (EchoMap, apical_view, cyst_phantom, draw_scatterers,
+from medprior.phantoms.ultrasound import (BLOOD, EchoMap, apical_view, cyst_phantom, draw_scatterers,
                                           resolution_cell_area)
 from medprior.physics.probes import PROBES
 
@@ -47,7 +47,7 @@ def test_the_apical_view_has_a_dark_ventricle_inside_a_bright_wall_in_a_sector()
     angle = np.degrees(np.arctan2(xx, zz))
     assert (echo.values[np.abs(angle) > 38] == 0).all()  # outside the 75-degree sector
     on_axis = echo.values[:, np.argmin(np.abs(echo.x - 5e-3))]
-    depths = echo.z[on_axis == 0.02]  # blood (0 is outside the sector)
+    depths = echo.z[on_axis == BLOOD]  # blood (0 is outside the sector)
     assert depths.size and 25e-3 <= depths.min() <= 45e-3 and 80e-3 <= depths.max() <= 110e-3  # the LV cavity
     assert (echo.values == 1.5).any() and (echo.values == 3.0).any()  # septum and valve leaflets
     assert not np.array_equal(apical_view(1).values, echo.values)

@@ -1,12 +1,16 @@
-"""Point-scatterer RF and delay-and-sum against hand-computed times and positions."""
+"""Point-scatterer RF and delay-and-sum against hand-computed times, positions and a direct float64 sum;
+scan conversion against the function it samples and against scipy's map_coordinates."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+import pytest
+from scipy.ndimage import map_coordinates
+
 from medprior.physics.beamform import (cartesian_grid, compand, delay_and_sum, demodulate, envelope, expand,
-                                       log_compress)
+                                       log_compress, polar_axes, polar_grid, scan_convert)
 from medprior.physics.echoes import pulse_sigma, simulate_rf
 from medprior.physics.probes import PROBES, SOUND_SPEED, diverging_wave_delays, plane_wave_delays, virtual_source
 
@@ -96,3 +100,88 @@ def test_iq_demodulation_gives_the_envelope_and_the_phase():
     peak = int(iq.abs().argmax())
     assert abs(float(iq[peak].angle()) - phase) < 1e-3
     np.testing.assert_allclose(iq.abs().max().item(), 1.0, atol=1e-3)
+
+
+def test_the_rf_is_the_direct_float64_sum_of_pulses():
+    probe, positions, delays, apodizations, starts = _plane_waves([-10.0, 7.0])
+    apodizations[1, :20] = 0
+    starts = np.array([0.0, 1e-6])
+    rng = np.random.default_rng(1)
+    scatterers = np.stack([rng.uniform(-15e-3, 15e-3, 12), np.zeros(12), rng.uniform(3e-3, 40e-3, 12)], 1)
+    amplitudes = rng.standard_normal(12)
+    f0, n_ax, width, alpha = probe.center_frequency, 1600, probe.element_width, 0.5
+    rf = simulate_rf(positions, scatterers, amplitudes, t0_delays=delays, tx_apodizations=apodizations,
+                     initial_times=starts, sampling_frequency=FS, center_frequency=f0, n_ax=n_ax,
+                     bandwidth=probe.bandwidth, element_width=width, attenuation=alpha, chunk=5).numpy()
+    sigma, wavelength, t = pulse_sigma(f0, probe.bandwidth), probe.wavelength(), np.arange(n_ax) / FS
+    expected = np.zeros_like(rf, dtype=np.float64)
+    for tx in range(2):
+        for x, a in zip(scatterers, amplitudes):
+            r = np.linalg.norm(x - positions, axis=1)
+            t_tx = (delays[tx] + r / SOUND_SPEED)[apodizations[tx] != 0].min()
+            gain = (a * np.sinc(width * (x[0] - positions[:, 0]) / r / wavelength) / np.maximum(r, wavelength)
+                    * 10 ** (-alpha * f0 / 1e6 * SOUND_SPEED * (t_tx + r / SOUND_SPEED) * 100 / 20))
+            lag = t[:, None] - (t_tx + r / SOUND_SPEED - starts[tx])
+            expected[tx] += gain * np.exp(-lag ** 2 / (2 * sigma ** 2)) * np.cos(2 * np.pi * f0 * lag)
+    assert np.abs(rf - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_iq_beamforming_matches_rf_beamforming_and_boxcar_differs_from_hann():
+    probe, positions, delays, apodizations, starts = _plane_waves([0.0])
+    target = np.array([1e-3, 0.0, 15e-3])
+    rf = simulate_rf(positions, target[None], np.ones(1), t0_delays=delays, tx_apodizations=apodizations,
+                     initial_times=starts, sampling_frequency=FS, center_frequency=probe.center_frequency, n_ax=1000,
+                     bandwidth=probe.bandwidth)
+    grid = cartesian_grid((-2e-3, 4e-3), (13e-3, 17e-3), probe.wavelength() / 8)
+    common = dict(t0_delays=delays, tx_apodizations=apodizations, initial_times=starts, sampling_frequency=FS)
+    rf_image = envelope(delay_and_sum(rf, positions, grid, **common), dim=0)
+    iq = demodulate(rf, FS, probe.center_frequency, dim=1)
+    iq_image = delay_and_sum(iq, positions, grid, **common, demodulation_frequency=probe.center_frequency)
+    assert iq_image.dtype == torch.complex64
+    assert np.corrcoef(rf_image.ravel(), iq_image.abs().ravel())[0, 1] > 0.99
+    boxcar = envelope(delay_and_sum(rf, positions, grid, **common, window="boxcar"), dim=0)
+    assert not torch.allclose(boxcar / boxcar.max(), rf_image / rf_image.max(), atol=1e-2)
+    with pytest.raises(ValueError, match="demodulation_frequency"):
+        delay_and_sum(iq, positions, grid, **common)
+
+
+def test_polar_grid_puts_radius_first_and_images_a_point_in_the_sector():
+    grid = polar_grid((-np.pi / 4, np.pi / 4), (10e-3, 50e-3), 91, 0.1e-3, origin=(0.0, 0.0, -2e-3))
+    angles, radii = polar_axes((-np.pi / 4, np.pi / 4), (10e-3, 50e-3), 91, 0.1e-3)
+    assert grid.shape == (radii.size, 91, 3) and radii[-1] == pytest.approx(50e-3)
+    np.testing.assert_allclose(grid[7, 30], [radii[7] * np.sin(angles[30]), 0.0, radii[7] * np.cos(angles[30]) - 2e-3])
+    probe = PROBES["P4-2v"]
+    positions, fs = probe.element_positions(), 4 * probe.center_frequency
+    delays = diverging_wave_delays(positions, virtual_source(probe, 0.0))[None]
+    target = np.array([30e-3 * np.sin(0.3), 0.0, 30e-3 * np.cos(0.3)])
+    rf = simulate_rf(positions, target[None], np.ones(1), t0_delays=delays, tx_apodizations=np.ones_like(delays),
+                     initial_times=np.zeros(1), sampling_frequency=fs, center_frequency=probe.center_frequency,
+                     n_ax=700, bandwidth=probe.bandwidth)
+    sector = polar_grid((0.2, 0.4), (27e-3, 33e-3), 81, probe.wavelength() / 8)
+    image = envelope(delay_and_sum(rf, positions, sector, t0_delays=delays, tx_apodizations=np.ones_like(delays),
+                                   initial_times=np.zeros(1), sampling_frequency=fs, f_number=1.0), dim=0)
+    peak = np.unravel_index(int(image.argmax()), image.shape)
+    assert np.linalg.norm(sector[peak] - target) <= probe.wavelength() / 2  # laterally, 81 beams over 0.2 rad
+
+
+def _smooth(r, theta):
+    return np.cos(150 * r) * np.sin(3 * theta) + 2 * r * 1e2
+
+
+def test_scan_conversion_interpolates_a_smooth_function_and_agrees_with_map_coordinates():
+    angles, radii = polar_axes((-0.6, 0.6), (5e-3, 60e-3), 121, 0.25e-3)
+    polar = torch.from_numpy(_smooth(radii[:, None], angles[None, :]))
+    x, z = np.linspace(-40e-3, 40e-3, 161), np.linspace(0.0, 65e-3, 131)
+    image = scan_convert(polar, angles, radii, x, z, fill=-1.0)
+    assert image.shape == (131, 161) and image.dtype == torch.float64 and not image.isnan().any()
+    r, theta = np.hypot(*np.meshgrid(x, z)), np.arctan2(*np.meshgrid(x, z))
+    inside = (r >= radii[0]) & (r <= radii[-1]) & (np.abs(theta) <= 0.6)
+    assert (image.numpy()[~inside] == -1).all() and inside.sum() > 5000
+    np.testing.assert_allclose(image.numpy()[inside], _smooth(r, theta)[inside], atol=2e-3)
+    rows = (r - radii[0]) / (radii[1] - radii[0])
+    columns = (theta - angles[0]) / (angles[1] - angles[0])
+    reference = map_coordinates(polar.numpy(), [rows, columns], order=1)
+    np.testing.assert_allclose(image.numpy()[inside], reference[inside], atol=1e-12)
+    batched = scan_convert(torch.stack([polar, 2 * polar]).float(), angles, radii, x, z)
+    torch.testing.assert_close(batched[1], 2 * batched[0])
+    assert batched.dtype == torch.float32 and (batched[:, ~torch.from_numpy(inside)] == 0).all()

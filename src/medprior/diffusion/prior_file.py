@@ -50,11 +50,12 @@ WEIGHTS_FILE = "weights.safetensors"
 WEIGHTS_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 ENVELOPE_KEYS = ("format", "format_version", "medprior_version", "created", "training", "weights", "modality")
 """Keys of prior.json that are not part of the prior's description."""
-MODALITIES = ("CT", "MR")
-UNITS = {"CT": "HU", "MR": "arbitrary units"}
+MODALITIES = ("CT", "MR", "US")
+UNITS = {"CT": "HU", "MR": "arbitrary units", "US": "companded beamformed RF"}
 """The intensity units of each modality's images in medprior: CT in Hounsfield units, MR magnitudes
-uncalibrated (their scale depends on scanner, coils and source file)."""
-_GENERATOR_MODALITIES = {"brain_mri": "MR", "ct_body": "CT", "ct_head": "CT"}
+uncalibrated (their scale depends on scanner, coils and source file), ultrasound priors' patches
+mu-law companded RF over the frame's largest magnitude (:mod:`medprior.tasks.echo_frames`)."""
+_GENERATOR_MODALITIES = {"brain_mri": "MR", "ct_body": "CT", "ct_head": "CT", "echo": "US"}
 
 
 def prior_modality(content: dict[str, Any]) -> tuple[str, str]:
@@ -62,7 +63,7 @@ def prior_modality(content: dict[str, Any]) -> tuple[str, str]:
 
     From its prior.json content, in this order: the ``modality`` that :func:`save_prior` records
     (priors saved since it does); the phantom generator of its training data (``training.data.phantom``
-    or ``training.config.data.phantom``: ``ct_*`` is CT, ``brain_mri`` MR), which decides the shipped
+    or ``training.config.data.phantom``: ``ct_*`` is CT, ``brain_mri`` MR, ``echo`` US), which decides the shipped
     priors; else its normalisation: a fixed intensity window is CT's HU convention, per-volume
     percentiles MR's (medprior's CT priors are windowed in HU, its MR priors percentile-normalised).
     """
@@ -102,7 +103,7 @@ def save_prior(prior: Prior, directory: str | os.PathLike, training: dict[str, A
         training: provenance stored under ``"training"`` in prior.json (JSON-serialisable).
         weights_dtype: ``torch.float32``, or ``torch.float16`` for half-size files (shipped
             demo priors); loading always gives float32.
-        modality: ``"CT"`` or ``"MR"``, recorded in prior.json; ``None`` derives it from
+        modality: ``"CT"``, ``"MR"`` or ``"US"``, recorded in prior.json; ``None`` derives it from
             ``training`` and the normalisation (:func:`prior_modality`).
 
     Returns:

@@ -10,6 +10,7 @@ zea (the format of the zea toolbox, formerly usbmd)::
     /            attrs: description, probe (name, when known), medprior_metadata (JSON)
     /data        raw_data (n_frames, n_tx, n_ax, n_el, n_ch); optional derived arrays
                  beamformed_data, envelope_data, image (as the writer gave them)
+    /medprior    optional: medprior's own arrays (region masks, a haze estimate)
     /scan        probe_geometry (n_el, 3), sampling_frequency, center_frequency,
                  demodulation_frequency (0 for RF), initial_times (n_tx,), t0_delays (n_tx, n_el),
                  tx_apodizations (n_tx, n_el), focus_distances (n_tx,) (0 plane wave, < 0 diverging),
@@ -46,6 +47,8 @@ SOUND_SPEED = 1540.0  # m/s, as medprior.physics.probes (not imported here: the 
 ZEA_DESCRIPTION = "Ultrasound channel data in the zea format, written by medprior"
 DERIVED = ("beamformed_data", "envelope_data", "image")
 """The optional derived datasets of a zea file's ``data`` group."""
+EXTRAS = "medprior"
+"""The group of medprior's own arrays in a zea file (region masks, haze estimates)."""
 PICMUS_GROUP = "US/US_DATASET0000"
 HDF5_SUFFIXES = (".hdf5", ".h5")
 
@@ -183,20 +186,26 @@ ZEA_KEYS = {"raw_data": "data/raw_data", **{name: f"scan/{name}" for name in (
 
 
 def write_zea(rf: RFData, path: str | os.PathLike, *, beamformed: np.ndarray | None = None,
-              envelope: np.ndarray | None = None, image: np.ndarray | None = None) -> Path:
+              envelope: np.ndarray | None = None, image: np.ndarray | None = None,
+              extras: dict[str, np.ndarray] | None = None) -> Path:
     """Write ``rf`` (and optional derived arrays) as a zea HDF5 file, atomically.
 
     Args:
         beamformed, envelope, image: written as ``data/beamformed_data``, ``data/envelope_data``,
             ``data/image``, unchanged.
+        extras: arrays of medprior's own (region masks, a haze estimate), written under
+            ``medprior/<name>``, a group that other zea readers ignore.
 
     Raises:
         MedpriorError: raw or derived data hold NaN or Inf (nothing is written).
         InputError: naming ``path`` and the key, for an ``rf`` that :meth:`RFData.check` refuses.
     """
     derived = {name: np.asarray(a) for name, a in zip(DERIVED, (beamformed, envelope, image)) if a is not None}
+    extras = {name: np.asarray(a) for name, a in (extras or {}).items()}
     for name, array in {"raw_data": rf.raw_data, **derived}.items():
         require_finite_output(path, array, f"data/{name}")
+    for name, array in extras.items():
+        require_finite_output(path, array, f"{EXTRAS}/{name}")
     rf.check(path, ZEA_KEYS)
     metadata = dict(rf.metadata)
     with atomic_path(path) as temporary:
@@ -209,6 +218,8 @@ def write_zea(rf: RFData, path: str | os.PathLike, *, beamformed: np.ndarray | N
             data.create_dataset("raw_data", data=rf.raw_data)
             for name, array in derived.items():
                 data.create_dataset(name, data=array)
+            for name, array in extras.items():
+                file.create_dataset(f"{EXTRAS}/{name}", data=array)
             scan = file.create_group("scan")
             for name in ("probe_geometry", *_PER_TRANSMIT):
                 scan.create_dataset(name, data=np.asarray(getattr(rf, name)))
@@ -234,6 +245,16 @@ def read_zea_derived(path: str | os.PathLike) -> dict[str, np.ndarray]:
     def read(file: h5py.File, path: Path) -> dict[str, np.ndarray]:
         group = _group(file, "data", path)
         return {name: group[name][()] for name in DERIVED if isinstance(group.get(name), h5py.Dataset)}
+    return read_hdf5(path, read, _UNREADABLE)
+
+
+def read_zea_extras(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays under ``medprior/`` of a zea file written by medprior (none for other files)."""
+    def read(file: h5py.File, path: Path) -> dict[str, np.ndarray]:
+        group = file.get(EXTRAS)
+        if not isinstance(group, h5py.Group):
+            return {}
+        return {name: group[name][()] for name in group if isinstance(group[name], h5py.Dataset)}
     return read_hdf5(path, read, _UNREADABLE)
 
 

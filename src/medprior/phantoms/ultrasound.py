@@ -17,29 +17,44 @@ backscattered power is proportional to the map (fully developed speckle needs ab
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from medprior.errors import ParameterError
 
+BLOOD = 1e-3
+"""Echogenicity of blood against soft tissue's 1 (-30 dB): cardiac cavities and cysts are dark."""
+
 
 @dataclass(frozen=True)
 class EchoMap:
-    """Echogenicity ``values`` (n_z, n_x) >= 0 at pixel centres ``x`` (n_x,) and ``z`` (n_z,) m, ascending."""
+    """Echogenicity ``values`` (n_z, n_x) >= 0 at pixel centres ``x`` (n_x,) and ``z`` (n_z,) m, ascending;
+    ``regions``: named boolean masks (n_z, n_x) of the structures the metrics score (e.g. ``"ventricle"``)."""
 
     values: np.ndarray
     x: np.ndarray
     z: np.ndarray
+    regions: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def region_at(self, name: str, points: np.ndarray) -> np.ndarray:
+        """Whether each of ``points`` (..., 3) m lies in region ``name`` (nearest pixel; False outside)."""
+        ix, iz, inside = self._pixels(points)
+        out = np.zeros(points.shape[:-1], dtype=bool)
+        out[inside] = self.regions[name][iz[inside], ix[inside]]
+        return out
 
     def at(self, points: np.ndarray) -> np.ndarray:
-        """Echogenicity at ``points`` (N, 3) m (nearest pixel; 0 outside the map)."""
-        ix = np.rint((points[:, 0] - self.x[0]) / (self.x[1] - self.x[0])).astype(int)
-        iz = np.rint((points[:, 2] - self.z[0]) / (self.z[1] - self.z[0])).astype(int)
-        inside = (ix >= 0) & (ix < self.x.size) & (iz >= 0) & (iz < self.z.size)
-        out = np.zeros(points.shape[0])
+        """Echogenicity at ``points`` (..., 3) m (nearest pixel; 0 outside the map)."""
+        ix, iz, inside = self._pixels(points)
+        out = np.zeros(points.shape[:-1])
         out[inside] = self.values[iz[inside], ix[inside]]
         return out
+
+    def _pixels(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ix = np.rint((points[..., 0] - self.x[0]) / (self.x[1] - self.x[0])).astype(int)
+        iz = np.rint((points[..., 2] - self.z[0]) / (self.z[1] - self.z[0])).astype(int)
+        return ix, iz, (ix >= 0) & (ix < self.x.size) & (iz >= 0) & (iz < self.z.size)
 
 
 def _grid(width: float, depth: tuple[float, float], spacing: float) -> tuple[np.ndarray, np.ndarray]:
@@ -75,38 +90,48 @@ def cyst_phantom(seed: int, *, width: float = 40e-3, depth: tuple[float, float] 
 
 
 def apical_view(seed: int, *, depth: tuple[float, float] = (5e-3, 140e-3), sector_deg: float = 75.0,
-                spacing: float = 0.3e-3) -> EchoMap:
+                spacing: float = 0.3e-3, scale: float = 1.0) -> EchoMap:
     """A schematic apical view in a sector of ``sector_deg`` around the z axis (see the module docstring).
 
-    Echogenicities: tissue 0.6, myocardium 1.0, septum 1.5, valve leaflets 3.0, blood 0.02, outside 0.
+    Echogenicities: tissue 0.6, myocardium 1.0, septum 1.5, valve leaflets 3.0, blood 0.001 (-30 dB), outside 0.
+    ``scale`` multiplies every anatomical length (1: an adult heart, the base of the left ventricle
+    95-110 mm deep; 0.7 fits it in 85 mm). Regions: ``ventricle`` (the left ventricle's cavity),
+    ``septum``, ``myocardium`` (the left ventricle's other walls) and ``sector``.
     """
+    if not scale > 0:
+        raise ParameterError("scale", f"must be > 0, got {scale}")
     rng = np.random.default_rng(seed)
     half_width = depth[1] * np.sin(np.deg2rad(sector_deg) / 2)
     x, z = _grid(2 * half_width, depth, spacing)
     zz, xx = np.meshgrid(z, x, indexing="ij")
     values = np.full(zz.shape, 0.6)
     # left ventricle: an ellipse along depth, apex near the probe, base deep; right ventricle to its left
-    apex, base = rng.uniform(25e-3, 35e-3), rng.uniform(95e-3, 110e-3)
+    apex, base = scale * rng.uniform(25e-3, 35e-3), scale * rng.uniform(95e-3, 110e-3)
     centre_z, semi_z = (apex + base) / 2, (base - apex) / 2
-    centre_x, semi_x = rng.uniform(2e-3, 8e-3), rng.uniform(18e-3, 24e-3)
-    wall = rng.uniform(8e-3, 11e-3)
+    centre_x, semi_x = scale * rng.uniform(2e-3, 8e-3), scale * rng.uniform(18e-3, 24e-3)
+    wall = scale * rng.uniform(8e-3, 11e-3)
     radius = np.sqrt(((xx - centre_x) / semi_x) ** 2 + ((zz - centre_z) / semi_z) ** 2)
     outer = np.sqrt(((xx - centre_x) / (semi_x + wall)) ** 2 + ((zz - centre_z) / (semi_z + wall)) ** 2)
     values[outer <= 1] = 1.0
     septum_x = centre_x - semi_x - wall / 2
-    values[(np.abs(xx - septum_x) <= wall / 2) & (outer <= 1.15)] = 1.5
-    rv = np.sqrt(((xx - (septum_x - wall / 2 - 14e-3)) / 13e-3) ** 2 + ((zz - centre_z - 8e-3) / (semi_z * 0.8)) ** 2)
-    values[rv <= 1] = 0.02
-    values[radius <= 1] = 0.02
+    septum = (np.abs(xx - septum_x) <= wall / 2) & (outer <= 1.15)
+    values[septum] = 1.5
+    rv = np.sqrt(((xx - (septum_x - wall / 2 - scale * 14e-3)) / (scale * 13e-3)) ** 2
+                 + ((zz - centre_z - scale * 8e-3) / (semi_z * 0.8)) ** 2)
+    values[rv <= 1] = BLOOD
+    values[radius <= 1] = BLOOD
     # mitral leaflets: two short bright bands at the base, opening into the ventricle
     for side in (-1, 1):
         tip_x = centre_x + side * semi_x * 0.5
         along = np.clip((xx - centre_x) * side / (semi_x * 0.5), 0, 1)
-        leaflet_z = base - 2e-3 - 10e-3 * (1 - along)
-        values[(np.abs(zz - leaflet_z) <= 0.8e-3) & (np.abs(xx - tip_x) <= semi_x * 0.5)] = 3.0
+        leaflet_z = base - scale * (2e-3 + 10e-3 * (1 - along))
+        values[(np.abs(zz - leaflet_z) <= scale * 0.8e-3) & (np.abs(xx - tip_x) <= semi_x * 0.5)] = 3.0
     r, angle = np.hypot(xx, zz), np.arctan2(xx, zz)
-    values[(np.abs(angle) > np.deg2rad(sector_deg) / 2) | (r > depth[1]) | (r < depth[0])] = 0.0
-    return EchoMap(values, x, z)
+    sector = (np.abs(angle) <= np.deg2rad(sector_deg) / 2) & (r <= depth[1]) & (r >= depth[0])
+    values[~sector] = 0.0
+    regions = {"ventricle": (radius <= 1) & (values == BLOOD) & sector, "septum": septum & (values == 1.5) & sector,
+               "myocardium": (outer <= 1) & (radius > 1) & (values == 1.0) & sector, "sector": sector}
+    return EchoMap(values, x, z, regions)
 
 
 def resolution_cell_area(wavelength: float, bandwidth: float, f_number: float = 1.5) -> float:

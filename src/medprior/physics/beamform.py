@@ -3,11 +3,16 @@
 For every pixel ``x`` and transmit, each receive element's channel is read (linear interpolation) at
 the pulse-echo delay ``t_tx(x) + |x - p_r| / c - t_init`` (the same transmit arrival as
 :func:`medprior.physics.echoes.transmit_arrival`), weighted by a receive apodisation of f-number
-``F`` (a Hann window over the elements within ``|x_x - p_x| <= z / (2 F)`` of the pixel), and summed
-over elements and, coherently, over transmits (compounding). The result is beamformed RF on the
-grid; :func:`envelope` (the magnitude of the analytic signal along depth), :func:`demodulate` (IQ
-baseband), :func:`log_compress`
-(B-mode dB) and mu-law companding (:func:`compand`, :func:`expand`, mu = 255) make images of it.
+``F`` (a Hann window, or a boxcar as MUST's ``dasmtx``, over the elements within
+``|x_x - p_x| <= z / (2 F)`` of the pixel), and summed over elements and, coherently, over transmits
+(compounding). IQ channel data are read the same way and rotated back by ``exp(2 pi i f_d t)``.
+Geometry is float32 in samples (1e-4 sample of rounding at 2000 samples), in chunks of pixels.
+
+The result is beamformed RF (or IQ) on the grid: a Cartesian one (:func:`cartesian_grid`) or a sector
+(:func:`polar_grid`, radius first), which :func:`scan_convert` resamples onto Cartesian pixels.
+:func:`envelope` (the magnitude of the analytic signal along depth), :func:`demodulate` (IQ
+baseband), :func:`log_compress` (B-mode dB) and mu-law companding (:func:`compand`, :func:`expand`,
+mu = 255) make images of it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from medprior.physics.echoes import transmit_arrival
 from medprior.physics.probes import SOUND_SPEED
 
 MU_LAW = 255.0
@@ -34,38 +38,189 @@ def cartesian_grid(x_range: tuple[float, float], z_range: tuple[float, float], s
     return grid
 
 
+def polar_axes(angle_range: tuple[float, float], depth_range: tuple[float, float], n_angles: int,
+               depth_spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """The angles ``(n_theta,)`` rad (``n_angles`` evenly from ``angle_range[0]`` to ``angle_range[1]``) and
+    radii ``(n_r,)`` m (from ``depth_range[0]`` by ``depth_spacing``, up to ``depth_range[1]`` inclusive)
+    of :func:`polar_grid`."""
+    if n_angles < 2 or not angle_range[1] > angle_range[0] or not depth_spacing > 0:
+        raise ValueError(f"a polar grid needs n_angles >= 2, an increasing angle range and depth_spacing > 0, got "
+                         f"{n_angles}, {angle_range}, {depth_spacing}")
+    radii = np.arange(depth_range[0], depth_range[1] + depth_spacing / 2, depth_spacing)
+    return np.linspace(angle_range[0], angle_range[1], n_angles), radii
+
+
+def polar_grid(angle_range: tuple[float, float], depth_range: tuple[float, float], n_angles: int,
+               depth_spacing: float, origin: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+    """Pixel centres ``(n_r, n_theta, 3)`` m of a sector (the phased array's image): radius ``r`` along the
+    first axis, angle ``theta`` (rad, from the z axis towards +x) along the second, ``x = r sin(theta)``,
+    ``z = r cos(theta)`` from ``origin`` (m), y = 0. Axes as :func:`polar_axes`; beamform on it with
+    :func:`delay_and_sum`, then :func:`scan_convert` the image to a Cartesian one."""
+    angles, radii = polar_axes(angle_range, depth_range, n_angles, depth_spacing)
+    grid = np.zeros((radii.size, angles.size, 3))
+    grid[..., 0] = radii[:, None] * np.sin(angles)[None, :]
+    grid[..., 2] = radii[:, None] * np.cos(angles)[None, :]
+    return grid + np.asarray(origin, dtype=np.float64)
+
+
+def scan_convert(image: Tensor, angles: np.ndarray, radii: np.ndarray, x: np.ndarray, z: np.ndarray,
+                 fill: float = 0.0, origin: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Tensor:
+    """A sector image ``(..., n_r, n_theta)`` on evenly spaced ``radii`` (m) and ``angles`` (rad) (those of
+    :func:`polar_axes`) resampled onto the Cartesian pixels ``x`` (n_x,) x ``z`` (n_z,) m: ``(..., n_z, n_x)``,
+    bilinear in (r, theta) at each pixel's ``r = |p - origin|``, ``theta = atan2(x - x_o, z - z_o)``, and
+    ``fill`` outside the sector. Same dtype and device as ``image``."""
+    radii, angles = np.asarray(radii, dtype=np.float64), np.asarray(angles, dtype=np.float64)
+    n_r, n_theta = image.shape[-2:]
+    if (n_r, n_theta) != (radii.size, angles.size) or n_r < 2 or n_theta < 2:
+        raise ValueError(f"image (..., {n_r}, {n_theta}) does not match {radii.size} radii x {angles.size} angles "
+                         "(at least 2 each)")
+    dx, dz = np.meshgrid(np.asarray(x, dtype=np.float64) - origin[0], np.asarray(z, dtype=np.float64) - origin[2])
+    rows = (np.hypot(dx, dz) - radii[0]) / (radii[1] - radii[0])  # fractional indices (n_z, n_x)
+    columns = (np.arctan2(dx, dz) - angles[0]) / (angles[1] - angles[0])
+    tolerance = 1e-9
+    inside = (rows >= -tolerance) & (rows <= n_r - 1 + tolerance) & (columns >= -tolerance) & (
+        columns <= n_theta - 1 + tolerance)
+    row0 = np.clip(np.floor(rows), 0, n_r - 2).astype(np.int64)
+    column0 = np.clip(np.floor(columns), 0, n_theta - 2).astype(np.int64)
+    device, real = image.device, image.real.dtype
+    u = torch.as_tensor(np.clip(rows - row0, 0, 1), dtype=real, device=device)
+    v = torch.as_tensor(np.clip(columns - column0, 0, 1), dtype=real, device=device)
+    i, j = torch.as_tensor(row0, device=device), torch.as_tensor(column0, device=device)
+    resampled = ((1 - u) * ((1 - v) * image[..., i, j] + v * image[..., i, j + 1])
+                 + u * ((1 - v) * image[..., i + 1, j] + v * image[..., i + 1, j + 1]))
+    return torch.where(torch.as_tensor(inside, device=device), resampled,
+                       torch.tensor(fill, dtype=image.dtype, device=device))
+
+
 def delay_and_sum(rf: Tensor | np.ndarray, positions: np.ndarray, grid: np.ndarray, *, t0_delays: np.ndarray,
                   tx_apodizations: np.ndarray, initial_times: np.ndarray, sampling_frequency: float,
-                  f_number: float = 1.5, sound_speed: float = SOUND_SPEED) -> Tensor:
+                  f_number: float = 1.5, sound_speed: float = SOUND_SPEED, window: str = "hann",
+                  demodulation_frequency: float | None = None, chunk: int = 2 ** 21) -> Tensor:
     """Beamformed RF ``grid.shape[:-1]`` (float32) of RF channel data ``(n_tx, n_ax, n_el)``, compounded
-    over the transmits (see the module docstring); on ``rf``'s device."""
+    over the transmits (see the module docstring); on ``rf``'s device.
+
+    Args:
+        rf: real RF, or complex IQ (:func:`demodulate`, time zero at the first sample), ``(n_tx, n_ax, n_el)``.
+        positions: element centres (n_el, 3) m; ``grid``: pixel centres (..., 3) m.
+        t0_delays, tx_apodizations: per transmit and element (n_tx, n_el), s and weights.
+        initial_times: time of the first recorded sample of each transmit (n_tx,) s.
+        f_number: receive aperture ``z / (2 F)`` either side of the pixel (0: all elements, unweighted).
+        window: receive apodisation over that aperture, ``"hann"`` or ``"boxcar"`` (MUST's ``dasmtx``).
+        demodulation_frequency: Hz, for IQ input: each interpolated IQ sample is rotated by
+            ``exp(2 pi i f_d t)`` at its delay ``t`` (s from the first sample); the result is complex64 IQ.
+        chunk: pixels per step (bounds the memory, ~100 bytes x chunk x n_el).
+
+    How: the elements are taken in order of lateral position, so each pixel's receive aperture is a
+    contiguous run of them; the pixels are sorted by the length of that run and beamformed in chunks,
+    each over a window of the chunk's longest run (the elements of the window outside the aperture
+    weigh 0). The receive distances, apodisation (and, for IQ, its rotation ``exp(2 pi i f_d t_rx)``)
+    of a chunk serve every transmit; per transmit only the transmit arrival (the earliest over the
+    firing elements, one number per pixel), the interpolation (one gather of a sample and its
+    difference to the next, with zero rows for delays off the record) and a batched dot product over
+    the window remain.
+    """
+    if window not in ("hann", "boxcar"):
+        raise ValueError(f"window must be 'hann' or 'boxcar', got {window!r}")
     rf = torch.as_tensor(rf)
+    iq = rf.is_complex()
+    if iq != (demodulation_frequency is not None):
+        raise ValueError("complex IQ input needs demodulation_frequency, and real RF input takes none")
     device = rf.device
-
-    def tensor(array):
-        return torch.as_tensor(np.asarray(array, dtype=np.float64), device=device)
-
-    elements, delays, apodizations, starts = (tensor(a) for a in (positions, t0_delays, tx_apodizations, initial_times))
-    pixels = tensor(grid).reshape(-1, 3)
+    rf = rf.to(torch.complex64 if iq else torch.float32)
     n_tx, n_ax, n_el = rf.shape
-    to_element = pixels[:, None, :] - elements[None]  # (P, n_el, 3)
-    t_rx = torch.linalg.vector_norm(to_element, dim=-1) / sound_speed
-    half_aperture = pixels[:, 2:3] / (2 * f_number)
-    lateral = to_element[..., 0].abs() / half_aperture.clamp_min(1e-12)
-    receive = torch.where(lateral <= 1, 0.5 + 0.5 * torch.cos(math.pi * lateral), torch.zeros_like(lateral))
-    columns = torch.arange(n_el, device=device)
-    image = torch.zeros(pixels.shape[0], dtype=torch.float64, device=device)
-    for tx in range(n_tx):
-        delay = transmit_arrival(pixels, elements, delays[tx], apodizations[tx], sound_speed)[:, None] + t_rx
-        position = (delay - starts[tx]) * sampling_frequency  # fractional sample index (P, n_el)
-        low = position.floor().long()
-        weight = position - low
-        valid = (low >= 0) & (low + 1 < n_ax)
-        low = low.clamp(0, n_ax - 2)
-        channel = rf[tx].to(torch.float64)
-        samples = (1 - weight) * channel[low, columns] + weight * channel[low + 1, columns]
-        image += (samples * receive * valid).sum(dim=1)
-    return image.reshape(grid.shape[:-1]).float()
+    positions = np.asarray(positions, dtype=np.float64)
+    pixels = np.asarray(grid, dtype=np.float64).reshape(-1, 3)
+    n_pixels = pixels.shape[0]
+
+    # elements in lateral order: each pixel's aperture |x_x - p_x| <= z / (2 F) is then one run of them
+    order = np.argsort(positions[:, 0], kind="stable")
+    positions = positions[order]
+    if f_number == 0:
+        first, width = np.zeros(n_pixels, dtype=np.int64), np.full(n_pixels, n_el, dtype=np.int64)
+    else:  # a margin wider than float32 rounding: the exact test below zeroes the extra elements
+        half = np.maximum(pixels[:, 2] / (2 * f_number), 1e-12) * (1 + 1e-4) + 1e-7
+        first = np.searchsorted(positions[:, 0], pixels[:, 0] - half, side="left")
+        width = np.maximum(np.searchsorted(positions[:, 0], pixels[:, 0] + half, side="right") - first, 0)
+    by_width = np.argsort(width, kind="stable")  # pixels by increasing aperture
+    width, first, pixels = width[by_width], first[by_width], pixels[by_width]
+    bounds = [0]  # chunks of at most ``chunk`` pixel-transmit-element triples, each as wide as its widest
+    while bounds[-1] < n_pixels:
+        cost = np.arange(1, n_pixels - bounds[-1] + 1) * n_tx * np.maximum(width[bounds[-1]:], 1)
+        bounds.append(bounds[-1] + max(int(np.searchsorted(cost, chunk, side="right")), 1))
+
+    def tensor(array, dtype=torch.float32):
+        return torch.as_tensor(np.asarray(array, dtype=np.float64), device=device).to(dtype)
+
+    to_samples = sampling_frequency / sound_speed
+    fired = (np.asarray(t0_delays, dtype=np.float64) - np.asarray(initial_times, dtype=np.float64)[:, None])
+    fired = np.where(np.asarray(tx_apodizations) != 0, fired * sampling_frequency, np.inf)[:, order]
+    fired = tensor(fired)  # (n_tx, n_el) samples
+    elements_x = tensor(positions[:, 0])  # m, for the aperture
+    lateral_x, depth = tensor(pixels[:, 0]), tensor(pixels[:, 2])
+    elements, points = tensor(positions), tensor(pixels)  # float32 m
+    first = torch.as_tensor(first.astype(np.float32), device=device)
+    omega = 2 * math.pi * demodulation_frequency / sampling_frequency if iq else 0.0
+
+    # rows (n_ax + 1) x n_tx x n_el of [sample, next sample - sample] (re, im for IQ), rows 0 and n_ax
+    # zero: a delay s in [0, n_ax - 1) samples reads row floor(s) + 1, any other a zero row
+    data = (torch.view_as_real(rf) if iq else rf[..., None])[:, :, order].transpose(0, 1)  # (n_ax, n_tx, n_el, parts)
+    table = torch.empty((n_ax + 1, n_tx, n_el, 2, data.shape[-1]), dtype=torch.float32, device=device)
+    table[1:n_ax, :, :, 0] = data[:-1]
+    torch.sub(data[1:], data[:-1], out=table[1:n_ax, :, :, 1])
+    table[0] = 0
+    table[n_ax] = 0
+    # one element of 8 (RF) or 16 (IQ) bytes per row, for a fast one-dimensional gather
+    table = table.reshape(-1, 2 * data.shape[-1]).view(torch.complex128 if iq else torch.float64).reshape(-1)
+    stride = float(n_tx * n_el)
+    exact = table.numel() < 2 ** 24  # row numbers exact in float32
+    transmit_rows = (torch.arange(n_tx, device=device, dtype=torch.float32) * n_el + stride)[:, None]  # row 1
+
+    image = torch.empty(n_pixels, dtype=rf.dtype, device=device)
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        span = int(width[end - 1])
+        if span == 0:
+            image[begin:end] = 0
+            continue
+        rx_all = torch.cdist(points[begin:end], elements, compute_mode="donot_use_mm_for_euclid_dist")
+        rx_all.mul_(to_samples)  # samples
+        arrival = (fired[None] + rx_all[:, None, :]).amin(dim=2)  # (C, n_tx) samples
+        column = first[begin:end, None].clamp(max=n_el - span) + torch.arange(span, device=device)  # (C, span)
+        columns = column.long()
+        rx = rx_all.gather(1, columns)
+        weights = _receive_apodization(lateral_x[begin:end, None] - elements_x[columns], depth[begin:end, None],
+                                       f_number, window)
+        if iq:  # with the receive part of the rotation exp(2 pi i f_d t)
+            weights = torch.polar(weights, rx * omega)
+        position = (rx[:, None, :] + arrival[:, :, None]).clamp_(-1, n_ax - 1)  # (C, n_tx, span) samples
+        low = position.floor()
+        fraction = position.sub_(low).unsqueeze_(-1)
+        offset = column[:, None, :] + transmit_rows  # (C, n_tx, span): row 1 of the transmit's element
+        if exact:
+            index = torch.addcmul(offset, low, torch.tensor(stride, device=device)).int()
+        else:
+            index = low.long().mul_(int(stride)).add_(offset.long())
+        pair = table.index_select(0, index.view(-1)).view(torch.float32).view(*index.shape, 2, -1)
+        samples = torch.addcmul(pair[..., 0, :], pair[..., 1, :], fraction)  # (C, n_tx, span, parts)
+        samples = torch.view_as_complex(samples) if iq else samples.squeeze(-1)
+        summed = torch.bmm(samples, weights.unsqueeze(-1)).squeeze(-1)  # (C, n_tx)
+        if iq:  # with the transmit part of the rotation: sum over transmits of summed exp(2 pi i f_d t_tx)
+            torch.linalg.vecdot(torch.polar(torch.ones_like(arrival), arrival * -omega), summed, out=image[begin:end])
+        else:
+            torch.sum(summed, dim=1, out=image[begin:end])
+    result = torch.empty_like(image)
+    result[torch.as_tensor(by_width, device=device)] = image
+    return result.reshape(grid.shape[:-1])
+
+
+def _receive_apodization(lateral: Tensor, depth: Tensor, f_number: float, window: str) -> Tensor:
+    """Receive weights ``(P, n)`` of pixels ``lateral`` (P, n) m from each element and ``depth`` (P, 1) m."""
+    if f_number == 0:
+        return torch.ones_like(lateral)
+    distance = lateral.abs() / (depth / (2 * f_number)).clamp_min(1e-12)  # 1 at the aperture's edge
+    inside = distance <= 1
+    if window == "boxcar":
+        return inside.to(lateral.dtype)
+    return torch.where(inside, 0.5 + 0.5 * torch.cos(math.pi * distance), torch.zeros_like(distance))
 
 
 def envelope(beamformed: Tensor, dim: int = 0) -> Tensor:

@@ -7,6 +7,10 @@ canonical RAS orientation, normalised with the prior's
 :class:`~medprior.diffusion.normalization.Normalization` (percentiles of the whole native volume)
 and brought to the prior's ``image_size``:
 
+- ``echo`` (simulated cardiac frames, :mod:`medprior.tasks.echo_frames`): the companded beamformed
+  RF of each frame cut into overlapping patches of ``image_size`` (half a patch apart), stacked along
+  ``axis``; the ``content`` is the tissue, the haze (at the frame's ``gamma``) or the hazy frame,
+  and the condition ``hazy`` adds the hazy patches (a supervised baseline's input);
 - ``slice2d``: every slice across ``axis`` (area-resampled in plane to (H, W)), keeping slices
   with at least ``min_foreground`` of their pixels above the window's low end;
 - ``wavelet3d``: each whole volume centred-cropped / padded to (D, H, W) (:func:`network_grid`, as
@@ -40,10 +44,12 @@ from medprior.io.crop import crop_or_pad
 from medprior.phantoms import brain_mri, ct_body, ct_head
 from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING, CT_HEAD_SHAPE, CT_HEAD_SPACING
 from medprior.tasks.data import same_field_of_view
+from medprior.tasks.echo_frames import training_patches
 
 ANY_CONTRAST = "any"
 MISSING_VALUE = 0.0
 """Normalised value of a missing condition contrast: a constant no real image has (background is -1)."""
+ECHO_GENERATOR = "echo"
 CT_GENERATORS = {"ct_body": (ct_body, CT_BODY_SHAPE, CT_BODY_SPACING), "ct_head": (ct_head, CT_HEAD_SHAPE, CT_HEAD_SPACING)}
 
 
@@ -61,7 +67,9 @@ def _volumes(config: dict[str, Any], split: str) -> Iterator[tuple[str, list[Vol
         phantom = data["phantom"]
         seeds = phantom["seeds"] if split == "train" else phantom["holdout_seeds"]
         for seed in seeds:
-            if phantom["generator"] == "brain_mri":
+            if phantom["generator"] == ECHO_GENERATOR:
+                yield f"echo-{seed}", _echo_volumes(config, seed)
+            elif phantom["generator"] == "brain_mri":
                 case = brain_mri(seed, shape=tuple(phantom["size"]))
                 yield f"brain_mri-{seed}", [case.contrasts[c] for c in contrasts]
             else:
@@ -78,6 +86,16 @@ def _volumes(config: dict[str, Any], split: str) -> Iterator[tuple[str, list[Vol
             if data["conditions"]:
                 raise InputError(path, "conditions need BraTS case folders (<case>/<case>-<contrast>.nii.gz)")
             yield path.name, [load(path, need_3d=True).to_canonical()]
+
+
+def _echo_volumes(config: dict[str, Any], seed: int) -> list[Volume]:
+    """Patch stacks (h, w, P) along the prior's ``axis`` of one simulated frame: content, then conditions."""
+    phantom = config["data"]["phantom"]
+    size = tuple(config["image_size"])
+    patches = training_patches(seed, haze=phantom["haze"], gamma_range=tuple(phantom["gamma"]), size=size,
+                               stride=tuple(max(1, s // 2) for s in size))
+    names = [phantom["content"], *config["data"]["conditions"]]
+    return [Volume(np.moveaxis(patches[name].numpy(), 0, config["axis"]), np.eye(4), modality="US") for name in names]
 
 
 def _brats_files(case_dir: Path) -> dict[str, Path]:

@@ -40,7 +40,7 @@ from medprior.errors import InputError
 from medprior.figures import sample_grid
 from medprior.io import atomic_path, write_json, write_sidecar
 from medprior.metrics import image_statistics
-from medprior.tasks.datasets import ANY_CONTRAST, condition_contrasts, examples, expand_patterns, tensor_sha256
+from medprior.tasks.datasets import ANY_CONTRAST, ECHO_GENERATOR, condition_contrasts, examples, expand_patterns, tensor_sha256
 
 def _with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A prior config file's mapping merged over its ``base`` file's (recursively; relative to the file)."""
@@ -68,8 +68,11 @@ def load_prior_config(path: str | os.PathLike) -> dict[str, Any]:
     expected = 2 if kind == "slice2d" else 3
     if len(config["image_size"]) != expected:
         raise InputError(path, f"config key image_size: a {kind} prior needs {expected} sizes")
-    if data["conditions"] and kind != "wavelet3d":
-        raise InputError(path, "config key data.conditions: only wavelet3d priors take conditions")
+    echo = data.get("phantom", {}).get("generator") == ECHO_GENERATOR
+    if data["conditions"] and not (kind == "wavelet3d" or echo):
+        raise InputError(path, "config key data.conditions: only wavelet3d priors and echo data take conditions")
+    if echo and (kind != "slice2d" or set(data["conditions"]) - {"hazy"}):
+        raise InputError(path, "config key data: echo data need a slice2d prior and take only the condition `hazy`")
     if data["contrast"] == ANY_CONTRAST and (kind != "wavelet3d" or data["conditions"]):
         raise InputError(path, "config key data.contrast: `any` is for wavelet3d priors without data.conditions "
                                "(the four contrasts are the conditions)")

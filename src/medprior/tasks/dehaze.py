@@ -1,0 +1,192 @@
+"""The dehazing stage: beamformed frames in, dehazed B-mode images (and haze estimates) out.
+
+Methods (:data:`DEHAZE_METHODS`, parameters in the schema's ``dehaze.<method>``):
+
+- ``diffusion``: joint posterior sampling of tissue and haze with two diffusion priors on the
+  companded beamformed RF (Stevens et al. 2024; :mod:`medprior.solvers.joint_sampling`);
+- ``supervised``: a network of the tissue prior's size trained on the same hazy / clean patches to
+  predict the tissue from the hazy frame in one evaluation (a regression-trained prior);
+- ``bm3d`` and ``nlm``: BM3D and non-local means of the hazy B-mode image
+  (:mod:`medprior.solvers.speckle`).
+
+Images. A frame is beamformed RF ``(n_r, n_lines)`` (:func:`medprior.tasks.ultrasound.beamform_file`).
+The learned methods see it companded, ``C(y / scale)`` with ``scale = max |y|`` (the priors'
+training convention, :mod:`medprior.tasks.echo_frames`), and return tissue RF in the frame's units.
+B-mode images are the envelope in dB against the hazy frame's largest envelope value, clipped to
+``[-dynamic_range, 0]`` (:func:`bmode`), so the hazy, dehazed and true images share one scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from medprior.checks import require_seed
+from medprior.config import defaults
+from medprior.devices import resolve_device
+from medprior.diffusion.patches import extract, patch_corners, stitch
+from medprior.diffusion.prior_file import load_prior, prior_modality, read_prior_json
+from medprior.diffusion.priors import Prior
+from medprior.errors import InputError, ParameterError
+from medprior.io.ultrasound import write_zea
+from medprior.physics.beamform import compand, envelope, expand
+from medprior.registry import Method, Registry
+from medprior.solvers.joint_sampling import joint_posterior_sampling
+from medprior.solvers.speckle import bm3d_bmode, nlm_bmode
+from medprior.tasks.ultrasound import read_beamformed
+
+
+@dataclasses.dataclass
+class Dehazed:
+    """A method's result: the B-mode image (n_r, n_lines) dB, and the tissue and haze RF where it has them."""
+
+    bmode: np.ndarray
+    tissue: Tensor | None = None
+    haze: Tensor | None = None
+
+
+def bmode(rf: Tensor, reference: float, dynamic_range: float) -> np.ndarray:
+    """B-mode (n_r, n_lines) in dB of beamformed RF: its envelope along depth over ``reference``, in
+    ``[-dynamic_range, 0]``."""
+    decibels = 20 * torch.log10(envelope(rf, 0).double() / reference + 1e-30)
+    return decibels.clamp(-dynamic_range, 0).numpy().astype(np.float32)
+
+
+def reference_level(hazy: Tensor) -> float:
+    """The B-mode reference of a frame: its largest envelope value."""
+    return float(envelope(hazy, 0).max().clamp_min(1e-30))
+
+
+def _companded(rf: Tensor) -> tuple[Tensor, float]:
+    scale = float(rf.abs().max().clamp_min(1e-30))
+    return compand(rf / scale).clamp(-1, 1), scale
+
+
+def _diffusion(frame: Tensor, models: dict[str, Prior], *, steps: int, start: float, lam: float, kappa: float,
+               gamma: float, eta: float, gradient: str, batch: int, seed: int, progress: bool = False) -> Dehazed:
+    tissue, haze = models["tissue"], models["haze"]
+    y, scale = _companded(frame)
+    device = next(tissue.parameters()).device
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    x, h = joint_posterior_sampling(y.to(device), tissue.denoiser(), haze.denoiser(), patch_size=tissue.image_size,
+                                    steps=steps, start=start, lam=lam, kappa=kappa, gamma=gamma, eta=eta,
+                                    gradient=gradient, batch=batch, generator=generator, progress=progress)
+    return Dehazed(bmode=np.empty(0), tissue=expand(x.cpu()) * scale, haze=expand(h.cpu()) * scale)
+
+
+@torch.no_grad()
+def _supervised(frame: Tensor, models: dict[str, Prior], *, batch: int, progress: bool = False) -> Dehazed:
+    network = models["supervised"]
+    y, scale = _companded(frame)
+    device = next(network.parameters()).device
+    corners = patch_corners(y.shape, network.image_size, [max(1, s * 3 // 4) for s in network.image_size])
+    patches = extract(y[None].to(device), corners, network.image_size)
+    predicted = []
+    for chunk in patches.split(batch):
+        denoiser = network.denoiser(condition=chunk)
+        t = torch.zeros(chunk.shape[0], dtype=torch.long, device=device)
+        predicted.append(denoiser(torch.zeros_like(chunk), t).clamp(-1, 1))
+    x = stitch(torch.cat(predicted), corners, y.shape)[0]
+    return Dehazed(bmode=np.empty(0), tissue=expand(x.cpu()) * scale)
+
+
+def _bm3d(hazy_bmode: np.ndarray, dynamic_range: float, *, sigma: float | None) -> Dehazed:
+    return Dehazed(bmode=bm3d_bmode(hazy_bmode, dynamic_range, sigma=sigma).astype(np.float32))
+
+
+def _nlm(hazy_bmode: np.ndarray, dynamic_range: float, *, h: float | None, patch_size: int,
+         patch_distance: int) -> Dehazed:
+    return Dehazed(bmode=nlm_bmode(hazy_bmode, dynamic_range, h=h, patch_size=patch_size,
+                                   patch_distance=patch_distance).astype(np.float32))
+
+
+DEHAZE_METHODS = Registry("dehaze", [
+    Method("diffusion", "diffusion", ("US",), _diffusion, "dehaze.diffusion",
+           summary="joint posterior sampling with a tissue and a haze prior (Stevens et al. 2024)"),
+    Method("supervised", "learned", ("US",), _supervised, "dehaze.supervised",
+           summary="the tissue prior's network trained on the same pairs to map hazy to clean"),
+    Method("bm3d", "classical", ("US",), _bm3d, "dehaze.bm3d", summary="BM3D of the B-mode image (bm3d package)"),
+    Method("nlm", "classical", ("US",), _nlm, "dehaze.nlm", summary="non-local means of the B-mode image (scikit-image)"),
+])
+MODELS = {"diffusion": ("tissue", "haze"), "supervised": ("supervised",)}
+"""The trained models each learned method needs, by role."""
+
+
+def check_models(method: str, models: dict[str, str | os.PathLike]) -> None:
+    """Before any work: the method's models are given, are priors, and fit it (one schedule for the two
+    diffusion priors; a regression-trained, conditional supervised network)."""
+    needed = MODELS.get(method, ())
+    missing = [role for role in needed if not models.get(role)]
+    if missing:
+        raise ParameterError("models", f"method {method} needs the {' and '.join(missing)} model(s)")
+    records = {role: read_prior_json(models[role]) for role in needed}
+    for role, record in records.items():
+        modality, how = prior_modality(record)
+        if modality != "US":
+            raise InputError(models[role], f"is a {modality} prior ({how}); dehazing needs ultrasound priors")
+        if record.get("kind") != "slice2d":
+            raise InputError(models[role], f"is a {record.get('kind')} prior; dehazing needs slice2d patch priors")
+        conditions = int(record.get("condition_channels", 0))
+        if (role == "supervised") != (conditions == 1):
+            raise InputError(models[role], f"has {conditions} condition channels; the {role} model needs "
+                                           f"{1 if role == 'supervised' else 0}")
+    if method == "diffusion" and records["tissue"]["schedule"] != records["haze"]["schedule"]:
+        raise InputError(models["haze"], "has another noise schedule than the tissue prior; joint sampling needs one")
+
+
+def dehaze(frame: Tensor, method: str, *, models: dict[str, Prior] | None = None, dynamic_range: float = 60.0,
+           reference: float | None = None, progress: bool = False, **options: Any) -> Dehazed:
+    """Dehaze one beamformed frame (n_r, n_lines) with ``method``; ``options`` are its parameters
+    (defaults from the schema's ``dehaze.<method>``). Returns the B-mode image against ``reference``
+    (default :func:`reference_level` of the frame) and, for the learned methods, the tissue RF."""
+    parameters = DEHAZE_METHODS.parameters(method, "US", options)
+    reference = reference_level(frame) if reference is None else reference
+    run: Callable[..., Dehazed] = DEHAZE_METHODS[method].run
+    if method in MODELS:
+        result = run(frame, models or {}, progress=progress, **parameters)
+        result.bmode = bmode(result.tissue, reference, dynamic_range)
+        return result
+    return run(bmode(frame, reference, dynamic_range), dynamic_range, **parameters)
+
+
+def dehaze_file(path: str | os.PathLike, method: str, out: str | os.PathLike, *,
+                models: dict[str, str | os.PathLike] | None = None, options: dict[str, Any] | None = None,
+                dynamic_range: float | None = None, device: str = "auto", progress: bool = False) -> Path:
+    """Dehaze every frame of a beamformed zea file into a zea file: ``data/image`` the dehazed B-mode
+    (n_frames, n_r, n_lines) dB, ``data/beamformed_data`` the tissue RF and ``medprior/haze`` the haze
+    RF where the method estimates them; the method, its parameters and the seconds per frame in the metadata."""
+    dynamic_range = defaults()["dehaze"]["dynamic_range"] if dynamic_range is None else dynamic_range
+    parameters = DEHAZE_METHODS.parameters(method, "US", options or {})
+    if "seed" in parameters:
+        require_seed("seed", parameters["seed"])
+    models = {role: str(p) for role, p in (models or {}).items() if p}
+    check_models(method, models)
+    frames, rf, extras = read_beamformed(path)
+    torch_device = resolve_device(device)
+    loaded = {role: load_prior(models[role], torch_device) for role in MODELS.get(method, ())}
+    images, tissues, hazes, seconds = [], [], [], []
+    for frame in frames:
+        started = time.perf_counter()
+        result = dehaze(frame, method, models=loaded, dynamic_range=dynamic_range, progress=progress, **parameters)
+        seconds.append(time.perf_counter() - started)
+        images.append(result.bmode)
+        if result.tissue is not None:
+            tissues.append(result.tissue.numpy())
+        if result.haze is not None:
+            hazes.append(result.haze.numpy())
+    metadata = {**rf.metadata, "dehazing": {"method": method, "parameters": parameters, "models": models,
+                                            "dynamic_range": dynamic_range,
+                                            "seconds_per_frame": round(float(np.mean(seconds)), 3)}}
+    kept = {name: mask for name, mask in extras.items() if mask.dtype == bool}
+    if hazes:
+        kept["haze"] = np.stack(hazes).astype(np.float32)
+    return write_zea(dataclasses.replace(rf, metadata=metadata), out, image=np.stack(images),
+                     beamformed=np.stack(tissues).astype(np.float32) if tissues else None, extras=kept)

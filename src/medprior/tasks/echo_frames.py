@@ -1,0 +1,238 @@
+"""Simulated echocardiography frames: tissue and haze channel data, beamformed RF, hazy / clean pairs.
+
+A :class:`CardiacScan` is the acquisition: a phased array (P4-2v by default), diverging waves, a
+sector of ``n_lines`` lines on a polar grid sampled at the RF sampling interval along depth (so the
+beamformed RF keeps its oscillation). A frame (:func:`simulate_frame`) is a schematic apical view
+(:func:`medprior.phantoms.ultrasound.apical_view`) turned into about 10 scatterers per resolution
+cell, and the haze of one model (:mod:`medprior.physics.haze`), each simulated as its own RF
+acquisition, so that tissue and haze are known apart. :func:`beamform` makes beamformed RF on the
+polar grid with time-gain compensation (the round-trip attenuation and the spherical spreading
+undone, so uniform tissue is uniformly bright at every depth).
+
+The hazy frame is ``y = x + gamma h~`` on beamformed RF, where ``h~`` is the haze scaled to the
+tissue's RMS in the sector (so ``gamma`` is the haze-to-tissue RMS ratio). Priors and dehazing work
+on companded images (mu-law, :func:`medprior.physics.beamform.compand`) of RF divided by the hazy
+frame's largest magnitude, ``scale = max |y|``: ``C(y / scale)`` in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from medprior.diffusion.patches import extract, patch_corners
+from medprior.errors import ParameterError
+from medprior.io.ultrasound import RFData
+from medprior.phantoms.ultrasound import EchoMap, apical_view, draw_scatterers, resolution_cell_area
+from medprior.physics.beamform import compand, delay_and_sum, polar_grid
+from medprior.physics.echoes import simulate_rf
+from medprior.physics.haze import multipath_scatterers, reverberation_scatterers
+from medprior.physics.probes import PROBES, SOUND_SPEED, Probe, diverging_wave_delays, virtual_source
+
+HAZE_MODELS = ("multipath", "reverberation")
+"""The haze models: multipath clutter (Byram and Shu) and chest-wall reverberation."""
+REGIONS = ("ventricle", "septum", "myocardium", "sector")
+
+
+@dataclass(frozen=True)
+class CardiacScan:
+    """A sector scan of the heart with a phased array.
+
+    Attributes:
+        probe: a preset of :data:`medprior.physics.probes.PROBES`.
+        depth: (near, far) of the image (m).
+        sector_deg: the sector's opening angle (degrees); ``n_lines`` image lines across it.
+        anatomy_scale: lengths of the apical view against an adult heart's.
+        transmits: diverging waves, steered evenly across the middle half of the sector, compounded.
+        sampling_factor: RF sampling frequency over the centre frequency.
+        attenuation: dB / (cm MHz).
+        per_cell: scatterers per resolution cell.
+        f_number: of the receive apodisation.
+    """
+
+    probe: str = "P4-2v"
+    depth: tuple[float, float] = (5e-3, 85e-3)
+    sector_deg: float = 70.0
+    n_lines: int = 80
+    anatomy_scale: float = 0.7
+    transmits: int = 3
+    sampling_factor: float = 4.0
+    attenuation: float = 0.5
+    per_cell: float = 10.0
+    f_number: float = 1.0
+    sound_speed: float = SOUND_SPEED
+
+    def __post_init__(self) -> None:
+        if self.probe not in PROBES or PROBES[self.probe].kind != "phased":
+            raise ParameterError("probe", f"a cardiac scan needs a phased array, one of "
+                                          f"{[n for n, p in PROBES.items() if p.kind == 'phased']}; got {self.probe!r}")
+        if not (0 < self.depth[0] < self.depth[1] and 0 < self.sector_deg < 180 and self.n_lines >= 2
+                and self.transmits >= 1 and self.sampling_factor >= 2):
+            raise ParameterError("scan", "needs 0 < near < far depth, a sector in (0, 180) degrees, >= 2 lines, "
+                                         ">= 1 transmit and a sampling factor >= 2")
+
+    @property
+    def array(self) -> Probe:
+        return PROBES[self.probe]
+
+    @property
+    def sampling_frequency(self) -> float:
+        return self.sampling_factor * self.array.center_frequency
+
+    @property
+    def angles(self) -> np.ndarray:
+        """Image line angles (n_lines,) rad."""
+        half = np.deg2rad(self.sector_deg) / 2
+        return np.linspace(-half, half, self.n_lines)
+
+    def grid(self) -> np.ndarray:
+        """Pixel centres (n_r, n_lines, 3) m: radii every ``c / (2 fs)`` (one RF sample) over ``depth``."""
+        return polar_grid((self.angles[0], self.angles[-1]), self.depth, self.n_lines,
+                          self.sound_speed / (2 * self.sampling_frequency))
+
+    def radii(self) -> np.ndarray:
+        """The grid's radii (n_r,) m."""
+        return np.linalg.norm(self.grid()[:, 0], axis=-1)
+
+    def transmit_scheme(self) -> dict[str, np.ndarray]:
+        """The diverging waves' ``t0_delays``, ``tx_apodizations``, ``initial_times``, ``focus_distances``,
+        ``transmit_origins`` and ``polar_angles`` (the fields of :class:`medprior.io.ultrasound.RFData`)."""
+        probe, positions = self.array, self.array.element_positions()
+        steer = np.deg2rad(self.sector_deg) / 4
+        angles = np.linspace(-steer, steer, self.transmits) if self.transmits > 1 else np.zeros(1)
+        sources = [virtual_source(probe, a, opening=np.deg2rad(self.sector_deg)) for a in angles]
+        return {"t0_delays": np.stack([diverging_wave_delays(positions, s, self.sound_speed) for s in sources]),
+                "tx_apodizations": np.ones((angles.size, probe.n_elements)),
+                "initial_times": np.zeros(angles.size),
+                "focus_distances": -np.array([np.linalg.norm(s) for s in sources]),
+                "transmit_origins": np.zeros((angles.size, 3)), "polar_angles": angles}
+
+    def n_ax(self) -> int:
+        """Samples per channel: the round trip to the far depth and back from the widest element, plus 5 %."""
+        far = np.hypot(self.depth[1], self.array.aperture)
+        return int(np.ceil(1.05 * 2 * far / self.sound_speed * self.sampling_frequency))
+
+
+@dataclass
+class EchoFrame:
+    """One simulated frame: the tissue's and the haze's channel data, the echogenicity map and the
+    regions on the image grid (boolean (n_r, n_lines), :data:`REGIONS`)."""
+
+    tissue: RFData
+    haze: RFData
+    echo_map: EchoMap
+    regions: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def acquire(scan: CardiacScan, scatterers: np.ndarray, amplitudes: np.ndarray, *, device: str | torch.device = "cpu",
+            metadata: dict | None = None) -> RFData:
+    """RF channel data (one frame) of point scatterers (N, 3) m with reflectivities (N,) under ``scan``."""
+    probe, scheme = scan.array, scan.transmit_scheme()
+    positions = probe.element_positions()
+    rf = simulate_rf(positions, scatterers, amplitudes, t0_delays=scheme["t0_delays"],
+                     tx_apodizations=scheme["tx_apodizations"], initial_times=scheme["initial_times"],
+                     sampling_frequency=scan.sampling_frequency, center_frequency=probe.center_frequency,
+                     n_ax=scan.n_ax(), bandwidth=probe.bandwidth, element_width=probe.element_width,
+                     attenuation=scan.attenuation, sound_speed=scan.sound_speed, device=device)
+    return RFData(raw_data=rf.cpu().numpy()[None, ..., None], probe_geometry=positions,
+                  sampling_frequency=scan.sampling_frequency, center_frequency=probe.center_frequency,
+                  demodulation_frequency=0.0, sound_speed=scan.sound_speed,
+                  metadata={"probe": probe.name, **(metadata or {})}, **scheme)
+
+
+def haze_scatterers(model: str, scan: CardiacScan, scatterers: np.ndarray, amplitudes: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The haze scatterers of ``model`` (:data:`HAZE_MODELS`) for a frame's tissue scatterers."""
+    if model == "multipath":
+        return multipath_scatterers(scatterers, amplitudes, rng=rng, near_field=scan.depth[0] + 12e-3,
+                                    max_depth=scan.depth[1])
+    if model == "reverberation":
+        layers = np.sort(rng.uniform(3e-3, 16e-3, 3))
+        reflectivities = rng.uniform(0.35, 0.6, 3)
+        width = 2 * scan.depth[1] * np.sin(np.deg2rad(scan.sector_deg) / 2)
+        return reverberation_scatterers(layers, reflectivities, rng=rng, width=width, max_depth=scan.depth[1])
+    raise ParameterError("haze", f"unknown haze model {model!r}; expected one of {HAZE_MODELS}")
+
+
+def simulate_frame(seed: int, scan: CardiacScan = CardiacScan(), *, haze: str = "multipath",
+                   device: str | torch.device = "cpu") -> EchoFrame:
+    """A frame of the apical view of ``seed``: tissue and ``haze`` channel data (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    echo_map = apical_view(seed, depth=scan.depth, sector_deg=scan.sector_deg, scale=scan.anatomy_scale)
+    probe = scan.array
+    cell = resolution_cell_area(probe.wavelength(scan.sound_speed), probe.bandwidth, scan.f_number)
+    scatterers, amplitudes = draw_scatterers(echo_map, cell_area=cell, per_cell=scan.per_cell,
+                                             seed=int(rng.integers(2 ** 31)))
+    haze_points, haze_amplitudes = haze_scatterers(haze, scan, scatterers, amplitudes, rng)
+    info = {"seed": seed, "haze_model": haze}
+    grid = scan.grid()
+    return EchoFrame(tissue=acquire(scan, scatterers, amplitudes, device=device, metadata={**info, "content": "tissue"}),
+                     haze=acquire(scan, haze_points, haze_amplitudes, device=device,
+                                  metadata={**info, "content": "haze"}),
+                     echo_map=echo_map, regions={name: echo_map.region_at(name, grid) for name in REGIONS})
+
+
+def time_gain(radii: np.ndarray, center_frequency: float, attenuation: float) -> np.ndarray:
+    """Gain (n_r,) undoing the round-trip attenuation (``attenuation`` dB / (cm MHz)) and the spherical
+    spreading of echoes from ``radii`` (m), 1 at the first radius."""
+    loss_db = attenuation * center_frequency / 1e6 * 2 * radii * 100
+    gain = 10 ** (loss_db / 20) * radii
+    return gain / gain[0]
+
+
+def beamform(rf: RFData, scan: CardiacScan, *, frame: int = 0, device: str | torch.device = "cpu") -> Tensor:
+    """Beamformed, time-gain compensated RF (n_r, n_lines) float32 of one frame of ``rf`` on ``scan``'s grid."""
+    if rf.is_iq:
+        raise ParameterError("rf", "beamforming to RF needs RF channel data; these are IQ")
+    channels = torch.as_tensor(rf.raw_data[frame, ..., 0], device=device)
+    image = delay_and_sum(channels, rf.probe_geometry, scan.grid(), t0_delays=rf.t0_delays,
+                          tx_apodizations=rf.tx_apodizations, initial_times=rf.initial_times,
+                          sampling_frequency=rf.sampling_frequency, f_number=scan.f_number,
+                          sound_speed=rf.sound_speed)
+    gain = torch.as_tensor(time_gain(scan.radii(), rf.center_frequency, scan.attenuation), dtype=image.dtype,
+                           device=image.device)
+    return image * gain[:, None]
+
+
+def rms(image: Tensor, region: np.ndarray) -> float:
+    """Root mean square of ``image`` over the boolean ``region``."""
+    values = image[torch.as_tensor(region, device=image.device)]
+    return float(values.double().pow(2).mean().sqrt())
+
+
+def hazy_pair(tissue: Tensor, haze: Tensor, gamma: float, sector: np.ndarray) -> dict[str, Tensor | float]:
+    """``y = x + gamma h~`` (see the module docstring) and its companded parts.
+
+    Returns ``hazy``, ``tissue``, ``haze`` (``gamma h~``) as beamformed RF, ``scale`` (``max |y|``) and
+    ``companded``: (3, n_r, n_lines) ``C(y / scale), C(x / scale), C(gamma h~ / scale)``.
+    """
+    if not gamma >= 0:
+        raise ParameterError("gamma", f"must be >= 0, got {gamma}")
+    scaled_haze = haze * (gamma * rms(tissue, sector) / max(rms(haze, sector), 1e-30))
+    hazy = tissue + scaled_haze
+    scale = float(hazy.abs().max().clamp_min(1e-30))
+    companded = compand(torch.stack([hazy, tissue, scaled_haze]) / scale).clamp(-1, 1)
+    return {"hazy": hazy, "tissue": tissue, "haze": scaled_haze, "scale": scale, "companded": companded}
+
+
+def frame_gamma(seed: int, gamma_range: tuple[float, float]) -> float:
+    """The haze strength of frame ``seed``, drawn uniformly from ``gamma_range`` (fixed by the seed)."""
+    low, high = gamma_range
+    if not 0 <= low <= high:
+        raise ParameterError("gamma", f"need a range 0 <= low <= high, got {gamma_range}")
+    return float(np.random.default_rng([seed, 1]).uniform(low, high))
+
+
+def training_patches(seed: int, *, haze: str, gamma_range: tuple[float, float], size: tuple[int, int],
+                     stride: tuple[int, int], scan: CardiacScan = CardiacScan()) -> dict[str, Tensor]:
+    """Patches (P, h, w) of ``size`` every ``stride`` of frame ``seed``'s companded ``hazy``, ``tissue`` and
+    ``haze`` images (:func:`hazy_pair` at :func:`frame_gamma`), the same corners in each."""
+    frame = simulate_frame(seed, scan, haze=haze)
+    pair = hazy_pair(beamform(frame.tissue, scan), beamform(frame.haze, scan), frame_gamma(seed, gamma_range),
+                     frame.regions["sector"])
+    images = pair["companded"]
+    corners = patch_corners(images.shape[1:], size, stride)
+    return {name: extract(images[i:i + 1], corners, size)[:, 0] for i, name in enumerate(("hazy", "tissue", "haze"))}

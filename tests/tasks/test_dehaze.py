@@ -1,0 +1,132 @@
+"""The dehazing stage on a small simulated frame: every method runs from files to files, the scores
+are the metrics of the images they name, and models that do not fit are refused before any work.
+
+The learned methods run with tiny untrained networks: what is checked is the plumbing (patches,
+scales, units, files), not the quality, which benchmarks/dehazing_quality.py measures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medprior.cli import main
+from medprior.diffusion.normalization import Normalization
+from medprior.diffusion.prior_file import save_prior
+from medprior.diffusion.priors import SlicePrior2D
+from medprior.errors import InputError, ParameterError
+from medprior.io.ultrasound import read_zea, read_zea_derived, read_zea_extras
+from medprior.metrics import gcnr, psnr, region_ks
+from medprior.tasks.dehaze import DEHAZE_METHODS, bmode, dehaze, dehaze_file, reference_level
+from medprior.tasks.dehaze_report import evaluate_dehazing
+from medprior.tasks.echo_frames import CardiacScan
+from medprior.tasks.ultrasound import beamform_file, read_beamformed, simulate_case
+
+SMALL = CardiacScan(depth=(5e-3, 30e-3), n_lines=24, sector_deg=50, anatomy_scale=0.28, transmits=1)
+TINY = {"channels": [8, 8], "attention_levels": [False, False], "num_res_blocks": 1, "num_head_channels": 8,
+        "norm_num_groups": 4}
+
+
+def tiny(path, conditions=0, parametrization="v", modality="US"):
+    torch.manual_seed(0)
+    prior = SlicePrior2D((32, 16), network=TINY, parametrization=parametrization, condition_channels=conditions,
+                         normalization=Normalization("window", -1, 1))
+    return save_prior(prior, path, training={"steps": 0}, modality=modality)
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("echo")
+    simulate_case(3, folder / "hazy_rf.hdf5", folder / "truth_rf.hdf5", gamma=0.5, scan=SMALL)
+    beamform_file(folder / "hazy_rf.hdf5", folder / "hazy.hdf5")
+    beamform_file(folder / "truth_rf.hdf5", folder / "truth.hdf5")
+    models = {"tissue": tiny(folder / "tissue"), "haze": tiny(folder / "haze"),
+              "supervised": tiny(folder / "supervised", conditions=1, parametrization="x0")}
+    return folder, models
+
+
+def test_bmode_is_the_envelope_in_db_against_the_reference():
+    rf = torch.zeros(64, 2)
+    rf[:, 0] = torch.cos(torch.arange(64) * np.pi / 2)  # unit envelope
+    rf[:, 1] = 0.1 * rf[:, 0]
+    image = bmode(rf, 1.0, 60.0)
+    assert np.allclose(image[8:-8, 0], 0.0, atol=0.1) and np.allclose(image[8:-8, 1], -20.0, atol=0.1)
+    assert bmode(torch.zeros(8, 2), 1.0, 40.0).min() == -40.0
+    assert reference_level(rf) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("method", ["diffusion", "supervised", "nlm", "bm3d"])
+def test_every_method_dehazes_a_file_into_a_scored_file(case, method):
+    folder, models = case
+    options = {"steps": 2, "start": 0.1} if method == "diffusion" else {}
+    out = dehaze_file(folder / "hazy.hdf5", method, folder / f"{method}.hdf5", models=models, options=options)
+    derived, extras = read_zea_derived(out), read_zea_extras(out)
+    hazy, _, _ = read_beamformed(folder / "hazy.hdf5")
+    assert derived["image"].shape == tuple(hazy.shape) and derived["image"].max() <= 0
+    assert ("beamformed_data" in derived) == (method in ("diffusion", "supervised"))
+    assert ("haze" in extras) == (method == "diffusion")
+    record = read_zea(out).metadata["dehazing"]
+    assert record["method"] == method and record["seconds_per_frame"] > 0
+    scores = evaluate_dehazing(out, folder / "hazy.hdf5", folder / "truth.hdf5")
+    truth, _, masks = read_beamformed(folder / "truth.hdf5")
+    reference = reference_level(hazy[0])
+    true_image, hazy_image = bmode(truth[0], reference, 60.0), bmode(hazy[0], reference, 60.0)
+    frame = scores["frames"][0]
+    assert frame["psnr"] == pytest.approx(psnr(true_image, derived["image"][0], 60.0))
+    assert frame["gcnr"] == pytest.approx(gcnr(derived["image"][0], masks["ventricle"], masks["septum"]))
+    assert frame["gcnr_hazy"] == pytest.approx(gcnr(hazy_image, masks["ventricle"], masks["septum"]))
+    assert frame["ks_septum"] == pytest.approx(region_ks(hazy_image, derived["image"][0], masks["septum"]))
+    assert scores["mean"]["psnr"] == frame["psnr"]
+
+
+def test_the_truth_dehazed_scores_perfectly(case):
+    folder, _ = case
+    hazy, _, _ = read_beamformed(folder / "hazy.hdf5")
+    truth, _, masks = read_beamformed(folder / "truth.hdf5")
+    reference = reference_level(hazy[0])
+    result = dehaze(truth[0], "nlm", reference=reference, h=1e-6)  # nlm with almost no smoothing: the truth
+    assert np.allclose(result.bmode, bmode(truth[0], reference, 60.0), atol=0.05)
+
+
+def test_models_that_do_not_fit_are_refused_before_any_work(case, tmp_path):
+    folder, models = case
+    with pytest.raises(ParameterError, match="needs the haze"):
+        dehaze_file(folder / "hazy.hdf5", "diffusion", tmp_path / "a.hdf5", models={"tissue": models["tissue"]})
+    with pytest.raises(InputError, match="condition channels"):
+        dehaze_file(folder / "hazy.hdf5", "supervised", tmp_path / "a.hdf5", models={"supervised": models["tissue"]})
+    ct = tiny(tmp_path / "ct", modality="CT")
+    with pytest.raises(InputError, match="CT prior"):
+        dehaze_file(folder / "hazy.hdf5", "diffusion", tmp_path / "a.hdf5", models={"tissue": ct, "haze": ct})
+    with pytest.raises(ParameterError, match="gradient"):
+        dehaze_file(folder / "hazy.hdf5", "diffusion", tmp_path / "a.hdf5", models=models,
+                    options={"gradient": "adjoint"})
+    assert not (tmp_path / "a.hdf5").exists()
+
+
+def test_the_cli_runs_the_stage(case, tmp_path, capsys):
+    folder, models = case
+    out = tmp_path / "nlm.hdf5"
+    assert main(["dehaze", str(folder / "hazy.hdf5"), "--method", "nlm", "--out", str(out),
+                 "--param", "patch_size=3"]) == 0
+    assert read_zea(out).metadata["dehazing"]["parameters"]["patch_size"] == 3
+    assert main(["evaluate", "dehazing", "--estimate", str(out), "--hazy", str(folder / "hazy.hdf5"),
+                 "--truth", str(folder / "truth.hdf5"), "--out", str(tmp_path / "scores.json")]) == 0
+    assert json.loads((tmp_path / "scores.json").read_text())["method"] == "nlm"
+    assert main(["dehazing-figure", str(folder / "hazy.hdf5"), str(folder / "truth.hdf5"), str(out), "--names", "nlm",
+                 "--out", str(tmp_path / "figure.png")]) == 0
+    assert (tmp_path / "figure.png").stat().st_size > 10_000
+    assert main(["dehaze", str(folder / "hazy.hdf5"), "--method", "diffusion", "--out", str(tmp_path / "d.hdf5"),
+                 "--tissue-prior", str(models["tissue"]), "--haze-prior", str(models["haze"]),
+                 "--param", "gradient=tweedie", "--param", "steps=2"]) == 0
+    assert main(["dehaze", str(folder / "hazy.hdf5"), "--method", "diffusion", "--out", str(tmp_path / "e.hdf5"),
+                 "--tissue-prior", str(models["tissue"]), "--haze-prior", str(models["haze"]),
+                 "--param", "lam=-1"]) == 2
+    assert "--param lam" in capsys.readouterr().err and not (tmp_path / "e.hdf5").exists()
+
+
+def test_the_registry_lists_the_methods_of_the_schema():
+    from medprior.checks import schema_property
+
+    assert set(DEHAZE_METHODS.names()) == set(schema_property("dehaze.methods")["items"]["enum"])
