@@ -23,6 +23,7 @@ include: "workflows/rules/data.smk"
 include: "workflows/rules/priors.smk"
 include: "workflows/rules/recon.smk"
 include: "workflows/rules/synthesis.smk"
+include: "workflows/rules/dehaze.smk"
 include: "workflows/rules/run_info.smk"
 
 
@@ -32,5 +33,6 @@ rule all:
         rules.recon_all.input,
         rules.priors_all.input,
         rules.synthesis_all.input,
+        rules.dehaze_all.input,
         rules.run_info.output,
     default_target: True

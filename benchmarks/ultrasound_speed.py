@@ -10,7 +10,9 @@ z in [2, 40] mm, standard-normal reflectivity, no attenuation), fs = 4 f0, and a
   f-number 1.5, boxcar receive aperture: ``pymust.dasmtx`` per transmit then the sparse product
   (``das_build_and_apply_s``), the product alone with the matrices already built (``das_apply_s``, what
   a loop over many frames of one sequence pays), against our ``delay_and_sum`` (which builds nothing and
-  pays the same every call).
+  pays the same every call), with torch's threads and on one thread (``ours_one_thread_s``: pymust's
+  numpy and scipy.sparse work on one; on a loaded machine each of torch's multithreaded operations can
+  wait milliseconds for a descheduled thread, and the one-thread time is the steadier comparison).
 
 The two simulators do not model the same physics (simus adds transmit diffraction and works in the
 frequency domain), so only their times are compared here; tests/physics/test_pymust_agreement.py
@@ -101,6 +103,10 @@ def main() -> None:
     ours_das = lambda: delay_and_sum(iq_t, positions, grid, **transmit, f_number=F_NUMBER,  # noqa: E731
                                      window="boxcar", demodulation_frequency=PROBE.center_frequency)
     das_s = median_time(ours_das, args.repeats, sync)
+    threads = torch.get_num_threads()  # and on one thread, as pymust's numpy and scipy.sparse run
+    torch.set_num_threads(1)
+    das_one_thread_s = median_time(ours_das, args.repeats, sync)
+    torch.set_num_threads(threads)
     theirs, ours = np.abs(pymust_apply(matrices)).ravel(), ours_das().abs().cpu().numpy().ravel()
 
     report = {"benchmark": "ultrasound simulation and DAS: medprior.physics vs pymust (simus, rf2iq + dasmtx)",
@@ -111,7 +117,8 @@ def main() -> None:
               "simulation": {"pymust_simus_s": simus_s, "ours_s": sim_s, "speedup": simus_s / sim_s},
               "beamforming_iq": {"pymust_das_build_and_apply_s": build_s + apply_s, "pymust_das_apply_s": apply_s,
                                  "ours_s": das_s, "speedup_vs_build_and_apply": (build_s + apply_s) / das_s,
-                                 "speedup_vs_apply_only": apply_s / das_s,
+                                 "speedup_vs_apply_only": apply_s / das_s, "ours_one_thread_s": das_one_thread_s,
+                                 "speedup_vs_build_and_apply_one_thread": (build_s + apply_s) / das_one_thread_s,
                                  "envelope_correlation": float(np.corrcoef(ours, theirs)[0, 1])}}
     print(report)
     write_report(args.out, report)

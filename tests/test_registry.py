@@ -1,4 +1,4 @@
-"""The reconstruction method registry is the one list: the schema, the CLI, the rules and the README agree with it."""
+"""The method registries are the one list: the schema, the CLI, the rules and the README agree with them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from medprior.cli import build_parser
 from medprior.config import defaults
 from medprior.errors import InputError, ParameterError
 from medprior.registry import Method, Registry
+from medprior.tasks.dehaze import DEHAZE_METHODS
 from medprior.tasks.recon_methods import RECON_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +67,8 @@ def test_the_rules_route_every_method_by_its_family(tmp_path):
 def test_the_readme_table_is_the_registry():
     assert RECON_METHODS.markdown() in (ROOT / "README.md").read_text(), \
         "regenerate the README's method table: python -m medprior.tasks.recon_methods"
+    assert DEHAZE_METHODS.markdown() in (ROOT / "README.md").read_text(), \
+        "regenerate the README's dehazing table: python -m medprior.tasks.dehaze"
 
 
 def test_parameters_are_resolved_in_one_order():

@@ -42,7 +42,8 @@ def test_dry_run_of_the_demo_lists_every_data_rule(tmp_path):
     for rule in ("ct_phantom_dicom", "ingest_ct", "brain_phantom", "petct_phantom", "qc_ct", "qc_brain", "qc_petct",
                  "data_table", "check_prior", "prior_table", "simulate", "reconstruct", "reconstruct_diffusion",
                  "recon_table", "synthesis_phantoms", "brasyn_split", "fit_histogram_mean", "synthesize",
-                 "evaluate_synthesis", "synthesis_figure", "synthesis_table"):
+                 "evaluate_synthesis", "synthesis_figure", "synthesis_table", "simulate_echo", "beamform_echo",
+                 "dehaze", "evaluate_dehazing", "dehazing_figure", "dehazing_table"):
         assert rule in result.stdout
     assert "train_prior" not in result.stdout  # the default uses the shipped priors
     (tmp_path / "retrain.yaml").write_text(yaml.safe_dump({"priors": {"retrain": True}}))
@@ -87,6 +88,15 @@ TINY_SYNTHESIS = {
     "schedule": {"steps": 50}, "training": {"steps": 2, "batch_size": 2},
 }
 
+TINY_ECHO = {  # one training frame: the plumbing of the dehazing stage, not its quality
+    "name": "tiny_echo_tissue", "kind": "slice2d", "image_size": [64, 16],
+    "data": {"phantom": {"generator": "echo", "seeds": [1], "holdout_seeds": [2], "content": "tissue"},
+             "min_foreground": 0.0},
+    "normalization": {"kind": "window", "low": -1, "high": 1},
+    "network": {"channels": [8, 16], "attention_levels": [False, False], "num_head_channels": 8, "norm_num_groups": 8},
+    "schedule": {"steps": 50}, "training": {"steps": 2, "batch_size": 4},
+}
+
 
 def test_tiny_workflow_runs_every_stage(tmp_path):
     (tmp_path / "priors").mkdir()
@@ -95,11 +105,20 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
     (tmp_path / "priors/tiny_any.yaml").write_text(yaml.safe_dump(TINY_SYNTHESIS))
     (tmp_path / "priors/tiny_regression.yaml").write_text(yaml.safe_dump(
         {"base": "tiny_any.yaml", "name": "tiny_regression", "training": {"objective": "regression"}}))
+    (tmp_path / "priors/tiny_echo_tissue.yaml").write_text(yaml.safe_dump(TINY_ECHO))
+    (tmp_path / "priors/tiny_echo_haze.yaml").write_text(yaml.safe_dump(
+        {"base": "tiny_echo_tissue.yaml", "name": "tiny_echo_haze",
+         "data": {"phantom": {**TINY_ECHO["data"]["phantom"], "content": "haze"}, "min_foreground": 0.0}}))
+    (tmp_path / "priors/tiny_echo_supervised.yaml").write_text(yaml.safe_dump(
+        {"base": "tiny_echo_tissue.yaml", "name": "tiny_echo_supervised", "parametrization": "x0",
+         "data": {**TINY_ECHO["data"], "conditions": ["hazy"]}, "training": {"objective": "regression"}}))
     synthesis = {"cases": 2, "seed": 40, "size": [48, 48, 30], "steps": 3,
                  "models": {"cwdm": "tiny_any", "regression": "tiny_regression", "mean": "tiny_any"}}
+    dehaze = {"frames": 1, "seed": 60, "methods": ["diffusion", "supervised", "nlm"], "diffusion": {"steps": 2},
+              "models": {"tissue": "tiny_echo_tissue", "haze": "tiny_echo_haze", "supervised": "tiny_echo_supervised"}}
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({**TINY, "priors": {"train": ["tiny_ct", "tiny_mri"], "config_dir": str(tmp_path / "priors")},
-                                      "synthesis": synthesis}))
+                                      "synthesis": synthesis, "dehaze": dehaze}))
     result = snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
     ingested = nib.load(tmp_path / "data/ct/nifti/CT-0011.nii.gz")
@@ -132,6 +151,10 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
         assert len(list((tmp_path / f"results/synthesis/{method}/submission").glob("BraTS-GLI-*.nii.gz"))) == 2
     for case in ("BraTS-GLI-00040-000", "BraTS-GLI-00041-000"):
         assert (tmp_path / f"results/synthesis/figures/{case}.png").stat().st_size > 10_000
+    dehazing_rows = list(csv.DictReader(open(tmp_path / "results/tables/dehazing.csv")))
+    assert [row["method"] for row in dehazing_rows] == ["diffusion", "supervised", "nlm"]
+    assert all(float(row["psnr_hazy"]) > 0 and 0 <= float(row["gcnr"]) <= 1 for row in dehazing_rows)
+    assert (tmp_path / "results/dehaze/figures/echo-60.png").stat().st_size > 10_000
     run_info = list(csv.DictReader(open(tmp_path / "results/tables/run_info.csv")))
     facts = {(row["kind"], row["name"]): row["value"] for row in run_info}
     assert facts[("seed", "config data.ct.seed")] == "11" and ("version", "torch") in facts
@@ -145,6 +168,7 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
     for caption in ("Every image of the data stage", "One row per prior", "Every configured reconstruction method",
                     "the classical baselines and the diffusion-prior solvers alike", "Missing-contrast synthesis",
                     "The software this run used", "Seeds", "Configuration", "samples drawn with the check settings",
-                    "One demo case", "CT phantom CT-0011 after DICOM ingest"):
+                    "One demo case", "CT phantom CT-0011 after DICOM ingest", "Ultrasound dehazing on the demo",
+                    "One demo apical view"):
         assert caption in html, caption
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)

@@ -33,10 +33,23 @@ def simulate_us(args: argparse.Namespace) -> str:
     return f"wrote {args.out} and {args.truth_out}"
 
 
+def _check_device(spec: str) -> None:
+    """A bad ``--device`` is an input error (exit 2), found before any work starts."""
+    try:
+        resolve_device(spec)
+    except ValueError as error:
+        raise InputError("--device", str(error)) from None
+
+
 def _beamform(args: argparse.Namespace) -> str:
+    _check_device(args.device)
     depth = None if args.depth is None else (args.depth[0] * 1e-3, args.depth[1] * 1e-3)
-    if depth is not None and not 0 < depth[0] < depth[1]:
-        raise ParameterError("--depth", f"needs 0 < NEAR < FAR (mm), got {args.depth}")
+    if depth is not None and not 0 < depth[0] < depth[1] < float("inf"):
+        raise ParameterError("--depth", f"needs 0 < NEAR < FAR < inf (mm), got {args.depth}")
+    if args.sector is not None and not 0 < args.sector < 180:
+        raise ParameterError("--sector", f"must lie in (0, 180) degrees, got {args.sector:g}")
+    if args.lines is not None and args.lines < 2:
+        raise ParameterError("--lines", f"must be >= 2, got {args.lines}")
     with named_options(depth="--depth", sector_deg="--sector", n_lines="--lines", f_number="--f-number",
                        scan="--depth/--sector/--lines"):
         beamform_file(args.rf, args.out, depth=depth, sector_deg=args.sector, lines=args.lines,
@@ -45,11 +58,12 @@ def _beamform(args: argparse.Namespace) -> str:
 
 
 def _dehaze(args: argparse.Namespace) -> str:
-    resolve_device(args.device)
+    _check_device(args.device)
     options: dict[str, Any] = dict(parameter(p, names=True) for p in args.param)
     named = {name: f"--param {name}" for name in options}
     models = {"tissue": args.tissue_prior, "haze": args.haze_prior, "supervised": args.model}
-    with named_options(**named, models="--tissue-prior/--haze-prior/--model"):
+    with named_options(**{"models": "--tissue-prior/--haze-prior/--model", "dynamic_range": "--dynamic-range",
+                          **named}):
         DEHAZE_METHODS.check(args.method, options)
         dehaze_file(args.beamformed, args.method, args.out, models=models, options=options,
                     dynamic_range=args.dynamic_range, device=args.device)

@@ -66,7 +66,8 @@ class Row:
     @property
     def command(self) -> str:
         if self.argv[0] == "evaluate":
-            return "evaluate-synthesis" if "synthesis" in self.argv[1:2] else "evaluate-recon"
+            kind = self.argv[1] if self.argv[1:2] in (("synthesis",), ("dehazing",)) else "recon"
+            return f"evaluate-{kind}"
         return self.argv[0]
 
     def args(self, t: Path) -> list[str]:
@@ -1285,5 +1286,288 @@ row("brasyn-split-replaces-its-earlier-split", G, [*SPLIT, "--seed", "1", "--out
 row("evaluate-synthesis", G, [*EVS, "--cases", "{t}/cases", "--out", "{t}/s.json"], uses=(*U_EVS, "cases"), code=0,
     creates=("s.json",))
 row("synthesis-figure", G, [*SFIG, "--out", "{t}/f.png"], uses=U_SFIG, code=0, creates=("f.png",))
+
+# ---------------------------------------------------------------- 8. ultrasound (simulate us, beamform, dehaze,
+# evaluate dehazing, dehazing-figure)
+# Their inputs are built once per session, lazily, into a cache folder (``us_inputs``) with the task
+# functions (a small scan, tiny untrained priors), and copied into each row's folder.
+US_SCAN = dict(depth=(5e-3, 30e-3), n_lines=24, sector_deg=50, anatomy_scale=0.28, transmits=1)
+TINY_US = {"channels": [8, 8], "attention_levels": [False, False], "num_res_blocks": 1, "num_head_channels": 8,
+           "norm_num_groups": 4}
+_US_CACHE: dict[str, Path] = {}
+
+
+def _us_tiny_prior(path: Path, conditions: int = 0, parametrization: str = "v", modality: str = "US") -> None:
+    import torch
+    from medprior.diffusion.normalization import Normalization
+    from medprior.diffusion.prior_file import save_prior
+    from medprior.diffusion.priors import SlicePrior2D
+    torch.manual_seed(0)
+    prior = SlicePrior2D((32, 16), network=TINY_US, parametrization=parametrization, condition_channels=conditions,
+                         normalization=Normalization("window", -1, 1))
+    save_prior(prior, path, training={"steps": 0}, modality=modality)
+
+
+def _us_picmus(path: Path) -> None:
+    """A small PICMUS plane-wave RF file: 2 angles, 16 elements, 640 samples (about 25 mm) of noise."""
+    from medprior.io.ultrasound import PICMUS_GROUP
+    n_tx, n_el, n_ax = 2, 16, 640
+    with h5py.File(path, "w") as f:
+        g = f.create_group(PICMUS_GROUP)
+        g.create_dataset("data/real", data=np.random.default_rng(4).standard_normal((n_tx, n_el, n_ax)).astype("f4"))
+        g["angles"] = np.array([-0.05, 0.05])
+        geometry = np.zeros((3, n_el))
+        geometry[0] = (np.arange(n_el) - (n_el - 1) / 2) * 0.3e-3
+        g["probe_geometry"] = geometry
+        g["sampling_frequency"], g["modulation_frequency"], g["pulse_frequency"] = 20e6, 0.0, 5e6
+        g["sound_speed"], g["initial_time"] = 1540.0, 0.0
+
+
+def _us_iq(path: Path) -> None:
+    """A zea file of IQ channel data (2 channels, demodulated at 5 MHz)."""
+    from medprior.io.ultrasound import RFData, write_zea
+    n_tx, n_el, n_ax = 1, 8, 64
+    positions = np.zeros((n_el, 3))
+    positions[:, 0] = (np.arange(n_el) - (n_el - 1) / 2) * 0.3e-3
+    rf = RFData(raw_data=np.random.default_rng(5).standard_normal((1, n_tx, n_ax, n_el, 2)).astype(np.float32),
+                probe_geometry=positions, sampling_frequency=20e6, center_frequency=5e6,
+                demodulation_frequency=5e6, initial_times=np.zeros(n_tx), t0_delays=np.zeros((n_tx, n_el)),
+                tx_apodizations=np.ones((n_tx, n_el)), focus_distances=-np.ones(n_tx) * 1e-2,
+                transmit_origins=np.zeros((n_tx, 3)), polar_angles=np.zeros(n_tx))
+    write_zea(rf, path)
+
+
+def us_input(name: str) -> Path:
+    """The cached ultrasound input ``name`` (built on first use, with what it is made from)."""
+    if name in _US_CACHE:
+        return _US_CACHE[name]
+    import atexit
+    import tempfile
+    from medprior.tasks.dehaze import dehaze_file
+    from medprior.tasks.echo_frames import CardiacScan
+    from medprior.tasks.ultrasound import beamform_file, simulate_case
+    if "" not in _US_CACHE:
+        _US_CACHE[""] = Path(tempfile.mkdtemp(prefix="medprior-robustness-us-"))
+        atexit.register(shutil.rmtree, _US_CACHE[""], True)
+    store = _US_CACHE[""]
+    path = store / name
+    if name in ("hazy_rf.hdf5", "truth_rf.hdf5"):
+        simulate_case(3, store / "hazy_rf.hdf5", store / "truth_rf.hdf5", gamma=0.5, scan=CardiacScan(**US_SCAN))
+        _US_CACHE["hazy_rf.hdf5"], _US_CACHE["truth_rf.hdf5"] = store / "hazy_rf.hdf5", store / "truth_rf.hdf5"
+        return path
+    if name in ("hazy.hdf5", "truth.hdf5"):
+        beamform_file(us_input(name.replace(".", "_rf.")), path, device="cpu")
+    elif name == "truth12.hdf5":  # another grid: 12 lines
+        beamform_file(us_input("truth_rf.hdf5"), path, lines=12, device="cpu")
+    elif name == "shallow.hdf5":  # 0.5 mm deep: fewer rows than the tiny priors' 32-row patches
+        beamform_file(us_input("hazy_rf.hdf5"), path, depth=(5e-3, 5.5e-3), device="cpu")
+    elif name == "nlm.hdf5":
+        dehaze_file(us_input("hazy.hdf5"), "nlm", path, device="cpu")
+    elif name in ("tissue", "haze"):
+        _us_tiny_prior(path)
+    elif name == "supervised":
+        _us_tiny_prior(path, conditions=1, parametrization="x0")
+    elif name == "unconditioned":  # a supervised-style network without its condition channel
+        _us_tiny_prior(path, parametrization="x0")
+    elif name == "ct_tissue":
+        _us_tiny_prior(path, modality="CT")
+    elif name == "pw.hdf5":
+        _us_picmus(path)
+    elif name == "pw_bf.hdf5":  # plane waves: a Cartesian grid
+        beamform_file(us_input("pw.hdf5"), path, device="cpu")
+    elif name == "iq.hdf5":
+        _us_iq(path)
+    else:
+        raise ValueError(f"unknown ultrasound input {name!r}")
+    for entry in store.rglob("*"):  # no writer's sidecars among the inputs
+        if entry.is_file() and (entry.name.endswith(".provenance.json") or entry.name == ".medprior-output"):
+            entry.unlink()
+    _US_CACHE[name] = path
+    return path
+
+
+def us(*items: str) -> Build:
+    """Copy the cached ultrasound inputs ``items`` into the row's folder (``TARGET=NAME``: the cached
+    input NAME under another name)."""
+    def build(t: Path) -> None:
+        for item in items:
+            target, _, name = item.rpartition("=")
+            source = us_input(name)
+            target = target or name
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, t / target)
+    return build
+
+
+def truncate(rel: str) -> Build:
+    def build(t: Path) -> None:
+        raw = (t / rel).read_bytes()
+        (t / rel).write_bytes(raw[: len(raw) // 2])
+    return build
+
+
+SIM_US = ("simulate", "us", "--seed", "1")
+BF = ("beamform", "{t}/hazy_rf.hdf5", "--device", "cpu")
+DH = ("dehaze", "{t}/hazy.hdf5", "--device", "cpu")
+DIFF = (*DH, "--method", "diffusion", "--tissue-prior", "{t}/tissue", "--haze-prior", "{t}/haze", "--param", "steps=1")
+EVD = ("evaluate", "dehazing", "--estimate", "{t}/nlm.hdf5")
+EVD_ALL = (*EVD, "--hazy", "{t}/hazy.hdf5", "--truth", "{t}/truth.hdf5")
+DFIG = ("dehazing-figure", "{t}/hazy.hdf5", "{t}/truth.hdf5", "{t}/nlm.hdf5")
+U_EVD = ("nlm.hdf5", "hazy.hdf5", "truth.hdf5")
+
+# output safety
+row("simulate-us-out-is-truth-out", O, [*SIM_US, "--out", "{t}/h.hdf5", "--truth-out", "{t}/h.hdf5"],
+    names=("h.hdf5",))
+row("beamform-out-is-input", O, [*BF, "--out", "{t}/hazy_rf.hdf5"], build=us("hazy_rf.hdf5"),
+    names=("hazy_rf.hdf5",))
+row("beamform-out-is-user-folder", O, [*BF, "--out", "{t}/bf.hdf5"], build=steps(us("hazy_rf.hdf5"), mkdir("bf.hdf5")),
+    names=("bf.hdf5",))
+row("dehaze-out-is-input", O, [*DH, "--method", "nlm", "--out", "{t}/hazy.hdf5"], build=us("hazy.hdf5"),
+    names=("hazy.hdf5",))
+row("dehaze-out-inside-prior", O, [*DIFF, "--out", "{t}/tissue/d.hdf5"], build=us("hazy.hdf5", "tissue", "haze"),
+    names=(("tissue/d.hdf5", "tissue"),))
+row("evaluate-dehazing-out-is-estimate", O, [*EVD_ALL, "--out", "{t}/nlm.hdf5"], build=us(*U_EVD),
+    names=("nlm.hdf5",))
+row("dehazing-figure-out-is-truth", O, [*DFIG, "--out", "{t}/truth.hdf5"], build=us(*U_EVD), names=("truth.hdf5",))
+
+# bad inputs
+row("simulate-us-volume-given", I, ["simulate", "us", "{t}/ct.nii.gz", "--seed", "1", "--out", "{t}/h.hdf5",
+                                    "--truth-out", "{t}/tr.hdf5"], uses=U_SIM, names=("ct.nii.gz",))
+row("beamform-iq-input", I, ["beamform", "{t}/iq.hdf5", "--device", "cpu", "--out", "{t}/bf.hdf5"],
+    build=us("iq.hdf5"), names=("iq.hdf5", "IQ"))
+row("beamform-missing-file", I, ["beamform", "{t}/none.hdf5", "--device", "cpu", "--out", "{t}/bf.hdf5"],
+    names=("none.hdf5",))
+row("beamform-truncated-file", I, [*BF, "--out", "{t}/bf.hdf5"], build=steps(us("hazy_rf.hdf5"),
+                                                                             truncate("hazy_rf.hdf5")),
+    names=("hazy_rf.hdf5",))
+row("beamform-measurement-file", I, ["beamform", "{t}/ct.h5", "--device", "cpu", "--out", "{t}/bf.hdf5"],
+    uses=("ct.h5",), names=("ct.h5",))
+row("beamform-raw-data-nan", I, ["beamform", "{t}/us.hdf5", "--device", "cpu", "--out", "{t}/bf.hdf5"],
+    build=zea("us.hdf5", "raw_data_nan"), names=("us.hdf5", "data/raw_data"))
+row("beamform-plane-waves-shallower-than-default-image", I, ["beamform", "{t}/us.hdf5", "--device", "cpu", "--out",
+                                                             "{t}/bf.hdf5"], build=zea("us.hdf5", "good"),
+    names=("us.hdf5", "--depth"), notes="2.5 mm of samples, and the default Cartesian image starts at 5 mm")
+row("dehaze-input-not-beamformed", I, ["dehaze", "{t}/hazy_rf.hdf5", "--method", "nlm", "--device", "cpu",
+                                       "--out", "{t}/d.hdf5"], build=us("hazy_rf.hdf5"),
+    names=("hazy_rf.hdf5", "data/beamformed_data"))
+row("dehaze-input-truncated", I, [*DH, "--method", "nlm", "--out", "{t}/d.hdf5"],
+    build=steps(us("hazy.hdf5"), truncate("hazy.hdf5")), names=("hazy.hdf5",))
+row("dehaze-ct-prior-as-tissue-prior", I, [*DH, "--method", "diffusion", "--tissue-prior", "{t}/ct_tissue",
+                                           "--haze-prior", "{t}/haze", "--out", "{t}/d.hdf5"],
+    build=us("hazy.hdf5", "ct_tissue", "haze"), names=("ct_tissue",))
+row("dehaze-supervised-model-without-condition", I, [*DH, "--method", "supervised", "--model", "{t}/unconditioned",
+                                                     "--out", "{t}/d.hdf5"], build=us("hazy.hdf5", "unconditioned"),
+    names=("unconditioned",))
+row("dehaze-diffusion-conditional-tissue-prior", I, [*DH, "--method", "diffusion", "--tissue-prior",
+                                                     "{t}/supervised", "--haze-prior", "{t}/haze", "--out",
+                                                     "{t}/d.hdf5"], build=us("hazy.hdf5", "supervised", "haze"),
+    names=("supervised",))
+row("dehaze-supervised-frames-smaller-than-patches", I,
+    ["dehaze", "{t}/shallow.hdf5", "--device", "cpu", "--method", "supervised", "--model", "{t}/supervised", "--out",
+     "{t}/d.hdf5"], build=us("shallow.hdf5", "supervised"), names=("shallow.hdf5", "patches"))
+row("dehaze-diffusion-frames-smaller-than-patches", I,
+    ["dehaze", "{t}/shallow.hdf5", *DIFF[2:], "--out", "{t}/d.hdf5"], build=us("shallow.hdf5", "tissue", "haze"),
+    names=("shallow.hdf5", "patches"))
+row("dehaze-prior-json-garbage", I, [*DIFF, "--out", "{t}/d.hdf5"],
+    build=steps(us("hazy.hdf5", "tissue", "haze"), prior_json("haze", "garbage")), names=("haze",))
+row("evaluate-dehazing-truth-without-regions", I, [*EVD, "--hazy", "{t}/hazy.hdf5", "--truth", "{t}/plain.hdf5",
+                                                   "--out", "{t}/s.json"],
+    build=us("nlm.hdf5", "hazy.hdf5", "plain.hdf5=hazy.hdf5"), names=("plain.hdf5", "medprior/ventricle"))
+row("evaluate-dehazing-truth-on-another-grid", I, [*EVD, "--hazy", "{t}/hazy.hdf5", "--truth", "{t}/truth12.hdf5",
+                                                   "--out", "{t}/s.json"],
+    build=us("nlm.hdf5", "hazy.hdf5", "truth12.hdf5"), names=("truth12.hdf5",))
+row("evaluate-dehazing-estimate-not-dehazed", I, ["evaluate", "dehazing", "--estimate", "{t}/plain.hdf5", "--hazy",
+                                                  "{t}/hazy.hdf5", "--truth", "{t}/truth.hdf5", "--out", "{t}/s.json"],
+    build=us("hazy.hdf5", "truth.hdf5", "plain.hdf5=hazy.hdf5"), names=("plain.hdf5", "data/image"))
+row("evaluate-dehazing-hazy-truncated", I, [*EVD_ALL, "--out", "{t}/s.json"],
+    build=steps(us(*U_EVD), truncate("hazy.hdf5")), names=("hazy.hdf5",))
+row("dehazing-figure-cartesian-hazy", I, ["dehazing-figure", "{t}/pw_bf.hdf5", "{t}/truth.hdf5", "{t}/nlm.hdf5",
+                                          "--out", "{t}/f.png"], build=us("pw_bf.hdf5", "truth.hdf5", "nlm.hdf5"),
+    names=("pw_bf.hdf5",))
+row("dehazing-figure-dehazed-not-dehazed", I, ["dehazing-figure", "{t}/hazy.hdf5", "{t}/truth.hdf5",
+                                               "{t}/plain.hdf5", "--out", "{t}/f.png"],
+    build=us("hazy.hdf5", "truth.hdf5", "plain.hdf5=hazy.hdf5"), names=("plain.hdf5", "data/image"))
+
+# bad parameters
+for option, value in (("--seed", "-1"), ("--gamma", "-1"), ("--gamma", "11"), ("--gamma", "nan"),
+                      ("--haze", "fog")):
+    row(f"simulate-us{option}={value}", P, [*SIM_US, option, value, "--out", "{t}/h.hdf5", "--truth-out",
+                                            "{t}/tr.hdf5"], names=(option,))
+row("simulate-us-missing-truth-out", P, [*SIM_US, "--out", "{t}/h.hdf5"], names=("--truth-out",))
+for option, values in (("--depth", "30 10"), ("--depth", "0 20"), ("--depth", "nan 20"), ("--depth", "5 inf"),
+                       ("--sector", "0"),
+                       ("--sector", "180"), ("--lines", "1"), ("--lines", "0"), ("--f-number", "0"),
+                       ("--f-number", "-1"), ("--f-number", "nan"), ("--device", "tpu")):
+    row(f"beamform{option}={values.replace(' ', 'x')}", P, [*BF, option, *values.split(), "--out", "{t}/bf.hdf5"],
+        build=us("hazy_rf.hdf5"), names=(option,))
+for option, values in (("--sector", "40"), ("--lines", "16")):
+    row(f"beamform-plane-waves{option}={values}", P, ["beamform", "{t}/pw.hdf5", "--device", "cpu", option, values,
+                                                      "--out", "{t}/bf.hdf5"], build=us("pw.hdf5"),
+        names=(option, "plane waves"))
+for method, param, name in (("nlm", "foo=1", "foo"), ("nlm", "h=nan", "h"), ("nlm", "patch_size=0", "patch_size"),
+                            ("bm3d", "sigma=-1", "sigma"), ("nlm", "h", "h"), ("nlm", "models=1", "--param models"),
+                            ("nlm", "dynamic_range=20", "--param dynamic_range")):
+    row(f"dehaze-{method}-param-{param}", P, [*DH, "--method", method, "--param", param, "--out", "{t}/d.hdf5"],
+        build=us("hazy.hdf5"), names=(name,))
+for param, name in (("lam=-1", "lam"), ("steps=0", "steps"), ("seed=-1", "seed"), ("gradient=sideways", "gradient")):
+    row(f"dehaze-diffusion-param-{param}", P, [*DIFF, "--param", param, "--out", "{t}/d.hdf5"],
+        build=us("hazy.hdf5", "tissue", "haze"), names=(name,))
+row("dehaze-diffusion-without-priors", P, [*DH, "--method", "diffusion", "--out", "{t}/d.hdf5"],
+    build=us("hazy.hdf5"), names=("--tissue-prior",))
+row("dehaze-diffusion-without-haze-prior", P, [*DH, "--method", "diffusion", "--tissue-prior", "{t}/tissue",
+                                               "--out", "{t}/d.hdf5"], build=us("hazy.hdf5", "tissue"),
+    names=("--haze-prior",))
+row("dehaze-supervised-without-model", P, [*DH, "--method", "supervised", "--out", "{t}/d.hdf5"],
+    build=us("hazy.hdf5"), names=("--model",))
+for value in ("0", "-20", "nan", "inf"):
+    row(f"dehaze--dynamic-range={value}", P, [*DH, "--method", "nlm", "--dynamic-range", value, "--out",
+                                              "{t}/d.hdf5"], build=us("hazy.hdf5"), names=("--dynamic-range",))
+row("dehaze--device=tpu", P, [*DH, "--method", "nlm", "--device", "tpu", "--out", "{t}/d.hdf5"],
+    build=us("hazy.hdf5"), names=("--device",))
+row("dehaze-usage-unknown-method", P, [*DH, "--method", "magic", "--out", "{t}/d.hdf5"], build=us("hazy.hdf5"),
+    names=("--method",))
+row("evaluate-dehazing-missing-hazy", P, [*EVD, "--truth", "{t}/truth.hdf5", "--out", "{t}/s.json"],
+    build=us(*U_EVD), names=("--hazy",))
+row("evaluate-dehazing-missing-truth", P, [*EVD, "--hazy", "{t}/hazy.hdf5", "--out", "{t}/s.json"],
+    build=us(*U_EVD), names=("--truth",))
+row("dehazing-figure--names-count-differs", P, [*DFIG, "--names", "a", "b", "--out", "{t}/f.png"],
+    build=us(*U_EVD), names=("--names",))
+
+# runaway requests
+for option, values in (("--lines", "100000000"), ("--depth", "5 1e9")):
+    row(f"beamform{option}={values.replace(' ', 'x')}", R, [*BF, option, *values.split(), "--out", "{t}/bf.hdf5"],
+        build=us("hazy_rf.hdf5"), names=(option, MEMORY), max_seconds=20)
+row("beamform-picmus--depth=5x1e9", R, ["beamform", "{t}/pw.hdf5", "--device", "cpu", "--depth", "5", "1e9", "--out",
+                                        "{t}/bf.hdf5"], build=us("pw.hdf5"), names=("--depth", MEMORY), max_seconds=20)
+
+# earlier good outputs: a failing run onto them leaves them as they were
+row("dehaze-bad-param-onto-good-output", E, [*DH, "--method", "nlm", "--param", "h=nan", "--out", "{t}/d.hdf5"],
+    build=steps(us("hazy.hdf5"), good(*DH, "--method", "nlm", "--out", "{t}/d.hdf5")), names=("h",))
+row("beamform-truncated-input-onto-good-output", E, [*BF, "--out", "{t}/bf.hdf5"],
+    build=steps(us("hazy_rf.hdf5"), good(*BF, "--out", "{t}/bf.hdf5"), truncate("hazy_rf.hdf5")),
+    names=("hazy_rf.hdf5",))
+
+# positive controls
+row("simulate-us", G, [*SIM_US, "--haze", "reverberation", "--gamma", "1", "--out", "{t}/h.hdf5", "--truth-out",
+                       "{t}/tr.hdf5"], code=0, creates=("h.hdf5", "tr.hdf5"), timeout=180)
+row("beamform-polar", G, [*BF, "--out", "{t}/bf.hdf5"], build=us("hazy_rf.hdf5"), code=0, creates=("bf.hdf5",))
+row("beamform-polar-options", G, [*BF, "--depth", "6", "25", "--sector", "40", "--lines", "16", "--f-number", "1.5",
+                                  "--out", "{t}/bf.hdf5"], build=us("hazy_rf.hdf5"), code=0, creates=("bf.hdf5",))
+row("beamform-picmus-cartesian", G, ["beamform", "{t}/pw.hdf5", "--device", "cpu", "--out", "{t}/bf.hdf5"],
+    build=us("pw.hdf5"), code=0, creates=("bf.hdf5",))
+row("beamform-replaces-its-earlier-output", G, [*BF, "--lines", "16", "--out", "{t}/bf.hdf5"],
+    build=steps(us("hazy_rf.hdf5"), good(*BF, "--out", "{t}/bf.hdf5")), code=0,
+    changes=("bf.hdf5", "bf.hdf5.provenance.json"))
+row("beamform-zea-plane-waves-cartesian", G, ["beamform", "{t}/us.hdf5", "--device", "cpu", "--depth", "1", "2",
+                                               "--out", "{t}/bf.hdf5"], build=zea("us.hdf5", "good"), code=0,
+    creates=("bf.hdf5",))
+row("dehaze-nlm", G, [*DH, "--method", "nlm", "--out", "{t}/d.hdf5"], build=us("hazy.hdf5"), code=0,
+    creates=("d.hdf5",))
+row("dehaze-supervised", G, [*DH, "--method", "supervised", "--model", "{t}/supervised", "--out", "{t}/d.hdf5"],
+    build=us("hazy.hdf5", "supervised"), code=0, creates=("d.hdf5",))
+row("dehaze-diffusion", G, [*DIFF, "--out", "{t}/d.hdf5"], build=us("hazy.hdf5", "tissue", "haze"), code=0,
+    creates=("d.hdf5",))
+row("evaluate-dehazing", G, [*EVD_ALL, "--out", "{t}/s.json"], build=us(*U_EVD), code=0, creates=("s.json",))
+row("dehazing-figure", G, [*DFIG, "--names", "nlm", "--out", "{t}/f.png"], build=us(*U_EVD), code=0,
+    creates=("f.png",))
 
 assert len({r.id for r in ROWS}) == len(ROWS), "row ids must be unique"

@@ -6,7 +6,8 @@ the pulse-echo delay ``t_tx(x) + |x - p_r| / c - t_init`` (the same transmit arr
 ``F`` (a Hann window, or a boxcar as MUST's ``dasmtx``, over the elements within
 ``|x_x - p_x| <= z / (2 F)`` of the pixel), and summed over elements and, coherently, over transmits
 (compounding). IQ channel data are read the same way and rotated back by ``exp(2 pi i f_d t)``.
-Geometry is float32 in samples (1e-4 sample of rounding at 2000 samples), in chunks of pixels.
+Geometry is float32 in samples (1e-4 sample of rounding at 2000 samples); only the elements of
+each pixel's aperture are read.
 
 The result is beamformed RF (or IQ) on the grid: a Cartesian one (:func:`cartesian_grid`) or a sector
 (:func:`polar_grid`, radius first), which :func:`scan_convert` resamples onto Cartesian pixels.
@@ -95,7 +96,7 @@ def scan_convert(image: Tensor, angles: np.ndarray, radii: np.ndarray, x: np.nda
 def delay_and_sum(rf: Tensor | np.ndarray, positions: np.ndarray, grid: np.ndarray, *, t0_delays: np.ndarray,
                   tx_apodizations: np.ndarray, initial_times: np.ndarray, sampling_frequency: float,
                   f_number: float = 1.5, sound_speed: float = SOUND_SPEED, window: str = "hann",
-                  demodulation_frequency: float | None = None, chunk: int = 2 ** 21) -> Tensor:
+                  demodulation_frequency: float | None = None, chunk: int = 2 ** 22) -> Tensor:
     """Beamformed RF ``grid.shape[:-1]`` (float32) of RF channel data ``(n_tx, n_ax, n_el)``, compounded
     over the transmits (see the module docstring); on ``rf``'s device.
 
@@ -108,16 +109,18 @@ def delay_and_sum(rf: Tensor | np.ndarray, positions: np.ndarray, grid: np.ndarr
         window: receive apodisation over that aperture, ``"hann"`` or ``"boxcar"`` (MUST's ``dasmtx``).
         demodulation_frequency: Hz, for IQ input: each interpolated IQ sample is rotated by
             ``exp(2 pi i f_d t)`` at its delay ``t`` (s from the first sample); the result is complex64 IQ.
-        chunk: pixels per step (bounds the memory, ~100 bytes x chunk x n_el).
+        chunk: pixel-element pairs per step, counted per transmit in the window or over all elements
+            (bounds the memory: ~300 MB for IQ at the default).
 
     How: the elements are taken in order of lateral position, so each pixel's receive aperture is a
-    contiguous run of them; the pixels are sorted by the length of that run and beamformed in chunks,
-    each over a window of the chunk's longest run (the elements of the window outside the aperture
-    weigh 0). The receive distances, apodisation (and, for IQ, its rotation ``exp(2 pi i f_d t_rx)``)
-    of a chunk serve every transmit; per transmit only the transmit arrival (the earliest over the
-    firing elements, one number per pixel), the interpolation (one gather of a sample and its
-    difference to the next, with zero rows for delays off the record) and a batched dot product over
-    the window remain.
+    contiguous run of them (found by binary search); the pixels are sorted by the length of that run and
+    beamformed in chunks, each over a window of elements as long as the chunk's longest run (those of
+    the window outside the aperture weigh 0). The receive distances, apodisation and, for IQ, the
+    receive part ``exp(2 pi i f_d t_rx)`` of the rotation serve all transmits; the transmit arrival is
+    one number per pixel and transmit (the earliest over the firing elements), whose rotation applies
+    to the sum over the window. The interpolation is one gather per pixel, transmit and element, of a
+    sample and its difference to the next (zero rows for delays off the record), and the sum over the
+    window a batched product.
     """
     if window not in ("hann", "boxcar"):
         raise ValueError(f"window must be 'hann' or 'boxcar', got {window!r}")
@@ -143,27 +146,29 @@ def delay_and_sum(rf: Tensor | np.ndarray, positions: np.ndarray, grid: np.ndarr
         width = np.maximum(np.searchsorted(positions[:, 0], pixels[:, 0] + half, side="right") - first, 0)
     by_width = np.argsort(width, kind="stable")  # pixels by increasing aperture
     width, first, pixels = width[by_width], first[by_width], pixels[by_width]
-    bounds = [0]  # chunks of at most ``chunk`` pixel-transmit-element triples, each as wide as its widest
+    bounds = [0]  # chunks of at most ``chunk`` pixel-element pairs (per transmit in the window, or all elements)
     while bounds[-1] < n_pixels:
-        cost = np.arange(1, n_pixels - bounds[-1] + 1) * n_tx * np.maximum(width[bounds[-1]:], 1)
+        cost = np.arange(1, n_pixels - bounds[-1] + 1) * np.maximum(n_tx * width[bounds[-1]:], n_el)
         bounds.append(bounds[-1] + max(int(np.searchsorted(cost, chunk, side="right")), 1))
 
-    def tensor(array, dtype=torch.float32):
-        return torch.as_tensor(np.asarray(array, dtype=np.float64), device=device).to(dtype)
+    def tensor(array):  # float32, rounded from float64 as torch would
+        return torch.as_tensor(np.asarray(array, dtype=np.float64).astype(np.float32), device=device)
 
     to_samples = sampling_frequency / sound_speed
     fired = (np.asarray(t0_delays, dtype=np.float64) - np.asarray(initial_times, dtype=np.float64)[:, None])
-    fired = np.where(np.asarray(tx_apodizations) != 0, fired * sampling_frequency, np.inf)[:, order]
-    fired = tensor(fired)  # (n_tx, n_el) samples
-    elements_x = tensor(positions[:, 0])  # m, for the aperture
-    lateral_x, depth = tensor(pixels[:, 0]), tensor(pixels[:, 2])
-    elements, points = tensor(positions), tensor(pixels)  # float32 m
-    first = torch.as_tensor(first.astype(np.float32), device=device)
+    fired = tensor(np.where(np.asarray(tx_apodizations) != 0, fired * sampling_frequency, np.inf)[:, order])
+    elements, points = tensor(positions), tensor(pixels)  # float32 m, (n_el, 3) and (P, 3)
+    half = np.maximum(pixels[:, 2].astype(np.float32) / np.float32(2 * f_number or 1), np.float32(1e-12))
+    half = torch.as_tensor(half, device=device)  # float32 m, the half aperture z / (2 F) as _receive_apodization's
+    first = tensor(first)
     omega = 2 * math.pi * demodulation_frequency / sampling_frequency if iq else 0.0
 
     # rows (n_ax + 1) x n_tx x n_el of [sample, next sample - sample] (re, im for IQ), rows 0 and n_ax
     # zero: a delay s in [0, n_ax - 1) samples reads row floor(s) + 1, any other a zero row
-    data = (torch.view_as_real(rf) if iq else rf[..., None])[:, :, order].transpose(0, 1)  # (n_ax, n_tx, n_el, parts)
+    data = torch.view_as_real(rf) if iq else rf[..., None]
+    if (order != np.arange(n_el)).any():
+        data = data[:, :, torch.as_tensor(order, device=device)]
+    data = data.transpose(0, 1)  # (n_ax, n_tx, n_el, parts)
     table = torch.empty((n_ax + 1, n_tx, n_el, 2, data.shape[-1]), dtype=torch.float32, device=device)
     table[1:n_ax, :, :, 0] = data[:-1]
     torch.sub(data[1:], data[:-1], out=table[1:n_ax, :, :, 1])
@@ -182,13 +187,21 @@ def delay_and_sum(rf: Tensor | np.ndarray, positions: np.ndarray, grid: np.ndarr
             image[begin:end] = 0
             continue
         rx_all = torch.cdist(points[begin:end], elements, compute_mode="donot_use_mm_for_euclid_dist")
-        rx_all.mul_(to_samples)  # samples
-        arrival = (fired[None] + rx_all[:, None, :]).amin(dim=2)  # (C, n_tx) samples
+        rx_all.mul_(to_samples)  # samples, (C, n_el)
+        # the transmit arrival, from the first element to reach the pixel, (C, n_tx) samples
+        if (end - begin) * n_tx * n_el <= 2 * chunk:
+            arrival = (rx_all[:, None, :] + fired).amin(dim=2)
+        else:
+            arrival = torch.stack([torch.add(rx_all, fired[tx]).amin(dim=1) for tx in range(n_tx)], 1)
         column = first[begin:end, None].clamp(max=n_el - span) + torch.arange(span, device=device)  # (C, span)
         columns = column.long()
         rx = rx_all.gather(1, columns)
-        weights = _receive_apodization(lateral_x[begin:end, None] - elements_x[columns], depth[begin:end, None],
-                                       f_number, window)
+        if f_number == 0:
+            weights = torch.ones_like(rx)
+        else:  # as _receive_apodization
+            distance = (points[begin:end, :1] - elements[:, 0][columns]).abs_().div_(half[begin:end, None])
+            weights = (distance <= 1).float() if window == "boxcar" else torch.where(
+                distance <= 1, distance.mul_(math.pi).cos_().mul_(0.5).add_(0.5), 0.0)
         if iq:  # with the receive part of the rotation exp(2 pi i f_d t)
             weights = torch.polar(weights, rx * omega)
         position = (rx[:, None, :] + arrival[:, :, None]).clamp_(-1, n_ax - 1)  # (C, n_tx, span) samples
@@ -204,7 +217,7 @@ def delay_and_sum(rf: Tensor | np.ndarray, positions: np.ndarray, grid: np.ndarr
         samples = torch.view_as_complex(samples) if iq else samples.squeeze(-1)
         summed = torch.bmm(samples, weights.unsqueeze(-1)).squeeze(-1)  # (C, n_tx)
         if iq:  # with the transmit part of the rotation: sum over transmits of summed exp(2 pi i f_d t_tx)
-            torch.linalg.vecdot(torch.polar(torch.ones_like(arrival), arrival * -omega), summed, out=image[begin:end])
+            torch.linalg.vecdot(torch.exp(arrival * (-1j * omega)), summed, out=image[begin:end])
         else:
             torch.sum(summed, dim=1, out=image[begin:end])
     result = torch.empty_like(image)

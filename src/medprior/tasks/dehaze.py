@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from medprior.checks import require_seed
+from medprior.checks import require_float, require_seed
 from medprior.config import defaults
 from medprior.devices import resolve_device
 from medprior.diffusion.patches import extract, patch_corners, stitch
@@ -164,6 +164,7 @@ def dehaze_file(path: str | os.PathLike, method: str, out: str | os.PathLike, *,
     (n_frames, n_r, n_lines) dB, ``data/beamformed_data`` the tissue RF and ``medprior/haze`` the haze
     RF where the method estimates them; the method, its parameters and the seconds per frame in the metadata."""
     dynamic_range = defaults()["dehaze"]["dynamic_range"] if dynamic_range is None else dynamic_range
+    require_float("dynamic_range", dynamic_range, minimum=0, exclusive_minimum=True)
     parameters = DEHAZE_METHODS.parameters(method, "US", options or {})
     if "seed" in parameters:
         require_seed("seed", parameters["seed"])
@@ -172,6 +173,10 @@ def dehaze_file(path: str | os.PathLike, method: str, out: str | os.PathLike, *,
     frames, rf, extras = read_beamformed(path)
     torch_device = resolve_device(device)
     loaded = {role: load_prior(models[role], torch_device) for role in MODELS.get(method, ())}
+    for role, prior in loaded.items():
+        if any(size > n for size, n in zip(prior.image_size, frames.shape[1:])):
+            raise InputError(path, f"has frames of {tuple(frames.shape[1:])}, smaller than the {role} model's "
+                                   f"{tuple(prior.image_size)} patches")
     images, tissues, hazes, seconds = [], [], [], []
     for frame in frames:
         started = time.perf_counter()
@@ -190,3 +195,7 @@ def dehaze_file(path: str | os.PathLike, method: str, out: str | os.PathLike, *,
         kept["haze"] = np.stack(hazes).astype(np.float32)
     return write_zea(dataclasses.replace(rf, metadata=metadata), out, image=np.stack(images),
                      beamformed=np.stack(tissues).astype(np.float32) if tissues else None, extras=kept)
+
+
+if __name__ == "__main__":  # the README's dehazing method table
+    print(DEHAZE_METHODS.markdown(), end="")

@@ -59,31 +59,38 @@ def _regions(extras: dict[str, np.ndarray], path: str | os.PathLike, shape: tupl
     return regions
 
 
+def score_frame(dehazed: np.ndarray, hazy: torch.Tensor, truth: torch.Tensor, regions: dict[str, np.ndarray],
+                dynamic_range: float) -> dict[str, float]:
+    """The scores (see the module docstring) of one dehazed B-mode frame (n_r, n_lines) dB, given the
+    hazy and the true beamformed RF and the ``ventricle`` and ``septum`` masks."""
+    reference = reference_level(hazy)
+    hazy_image, true_image = bmode(hazy, reference, dynamic_range), bmode(truth, reference, dynamic_range)
+    ventricle, septum = regions["ventricle"], regions["septum"]
+    return {
+        "psnr": psnr(true_image, dehazed, dynamic_range), "ssim": ssim3d(true_image, dehazed, dynamic_range),
+        "psnr_hazy": psnr(true_image, hazy_image, dynamic_range),
+        "ssim_hazy": ssim3d(true_image, hazy_image, dynamic_range),
+        "gcnr": gcnr(dehazed, ventricle, septum), "gcnr_hazy": gcnr(hazy_image, ventricle, septum),
+        "gcnr_truth": gcnr(true_image, ventricle, septum), "cnr": cnr(dehazed, ventricle, septum),
+        "ks_septum": region_ks(hazy_image, dehazed, septum), "ks_ventricle": region_ks(hazy_image, dehazed, ventricle),
+    }
+
+
 def evaluate_dehazing(dehazed: str | os.PathLike, hazy: str | os.PathLike,
                       truth: str | os.PathLike) -> dict[str, Any]:
     """Scores (see the module docstring) of each frame, and their means under ``mean``."""
     images, record, _ = _dehazed(dehazed)
     hazy_frames, _, _ = read_beamformed(hazy)
     truth_frames, _, extras = read_beamformed(truth)
+    if truth_frames.shape != hazy_frames.shape:
+        raise InputError(truth, f"has frames of shape {tuple(truth_frames.shape)}; the hazy file has "
+                                f"{tuple(hazy_frames.shape)} (beamform both on one grid)")
     if not (images.shape == tuple(hazy_frames.shape) == tuple(truth_frames.shape)):
         raise InputError(dehazed, f"has frames of shape {images.shape}; the hazy and true files have "
                                   f"{tuple(hazy_frames.shape)} and {tuple(truth_frames.shape)}")
     regions = _regions(extras, truth, images.shape[1:])
-    dynamic_range = float(record["dynamic_range"])
-    frames = []
-    for image, hazy_rf, truth_rf in zip(images, hazy_frames, truth_frames):
-        reference = reference_level(hazy_rf)
-        hazy_image = bmode(hazy_rf, reference, dynamic_range)
-        true_image = bmode(truth_rf, reference, dynamic_range)
-        ventricle, septum = regions["ventricle"], regions["septum"]
-        frames.append({
-            "psnr": psnr(true_image, image, dynamic_range), "ssim": ssim3d(true_image, image, dynamic_range),
-            "psnr_hazy": psnr(true_image, hazy_image, dynamic_range),
-            "ssim_hazy": ssim3d(true_image, hazy_image, dynamic_range),
-            "gcnr": gcnr(image, ventricle, septum), "gcnr_hazy": gcnr(hazy_image, ventricle, septum),
-            "gcnr_truth": gcnr(true_image, ventricle, septum), "cnr": cnr(image, ventricle, septum),
-            "ks_septum": region_ks(hazy_image, image, septum), "ks_ventricle": region_ks(hazy_image, image, ventricle),
-        })
+    frames = [score_frame(image, hazy_rf, truth_rf, regions, float(record["dynamic_range"]))
+              for image, hazy_rf, truth_rf in zip(images, hazy_frames, truth_frames)]
     mean = {key: float(np.mean([f[key] for f in frames])) for key in frames[0]}
     return {"method": record["method"], "parameters": record["parameters"],
             "seconds_per_frame": record["seconds_per_frame"], "frames": frames, "mean": mean}

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from medprior.checks import require_float, require_memory
 from medprior.devices import resolve_device
 from medprior.errors import InputError, ParameterError
 from medprior.io.ultrasound import RFData, read_rf, read_zea, read_zea_derived, read_zea_extras, write_zea
@@ -89,11 +90,20 @@ def _cartesian(rf: RFData, depth: tuple[float, float], f_number: float, device: 
     return image, axes
 
 
+def _require_grid_memory(rf: RFData, depth: tuple[float, float], spacing: float, n_lines: float) -> None:
+    """Refuse an image grid whose pixels (about 128 bytes each while beamforming, 12 per frame kept)
+    would not fit in memory, before any of it is made."""
+    n_r = (depth[1] - depth[0]) / spacing + 1
+    require_memory("scan", n_r * n_lines * (128 + 12 * rf.n_frames), f"a {n_r:.0f} x {n_lines:.0f} image grid")
+
+
 def beamform_file(path: str | os.PathLike, out: str | os.PathLike, *, depth: tuple[float, float] | None = None,
                   sector_deg: float | None = None, lines: int | None = None, f_number: float | None = None,
                   device: str = "auto") -> Path:
     """Beamform every frame of an RF file (zea or PICMUS) into a zea file with ``data/beamformed_data``
     (see the module docstring); region masks of a simulated file come along when the grid is its own."""
+    if f_number is not None:
+        require_float("f_number", f_number, minimum=0, exclusive_minimum=True)
     rf = read_rf(path)
     if rf.is_iq:
         raise InputError(path, "beamform to RF needs RF channel data (1 channel); these are IQ")
@@ -103,6 +113,7 @@ def beamform_file(path: str | os.PathLike, out: str | os.PathLike, *, depth: tup
         scan = file_scan(rf, path, depth=depth, sector_deg=sector_deg, n_lines=lines, f_number=f_number)
         if scan.array.n_elements != rf.n_el:
             raise InputError(path, f"has {rf.n_el} elements; the {scan.probe} sector scan needs {scan.array.n_elements}")
+        _require_grid_memory(rf, scan.depth, scan.sound_speed / (2 * scan.sampling_frequency), scan.n_lines)
         frames = [beamform(rf, scan, frame=f, device=torch_device) for f in range(rf.n_frames)]
         radii = scan.radii()
         grid = {"kind": "polar", "angles": [float(scan.angles[0]), float(scan.angles[-1]), scan.n_lines],
@@ -110,9 +121,16 @@ def beamform_file(path: str | os.PathLike, out: str | os.PathLike, *, depth: tup
         same_grid = scan == file_scan(rf, path)
     else:
         if sector_deg is not None or lines is not None:
-            raise ParameterError("sector_deg", "plane waves are beamformed on a Cartesian grid; --sector and --lines "
-                                               "apply to sector scans (diverging waves)")
+            raise ParameterError("sector_deg" if sector_deg is not None else "n_lines",
+                                 "plane waves are beamformed on a Cartesian grid; --sector and --lines apply to "
+                                 "sector scans (diverging waves)")
         span = depth or (5e-3, min(rf.depth, 60e-3))
+        if not span[0] < span[1]:
+            raise InputError(path, f"records {rf.depth * 1e3:.1f} mm of depth, short of the default image's 5 mm "
+                                   "start; give --depth NEAR FAR (mm)")
+        x = np.asarray(rf.probe_geometry)[:, 0]
+        spacing = rf.sound_speed / (2 * rf.sampling_frequency)
+        _require_grid_memory(rf, span, spacing, (float(x.max()) - float(x.min())) / spacing + 1)
         frames = []
         for f in range(rf.n_frames):
             image, grid = _cartesian(rf, span, f_number or 1.5, torch_device, f)
