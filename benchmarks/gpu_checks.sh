@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Every check that needs a CUDA GPU, in one run: the CUDA tests, the whole test suite with
 # device "auto" resolving to the GPU, the GPU benchmarks (wavelets, demo prior networks,
-# 256^3 DDS memory, full-size synthesis) and a short bf16 training run of the CT slice prior
-# followed by its sample check.
+# 256^3 DDS memory, full-size synthesis, ultrasound simulator / DAS speed and dehazing) and a short
+# bf16 training run of the CT slice prior followed by its sample check.
 #
 # Usage: bash benchmarks/gpu_checks.sh OUTDIR   (from the repository root, medprior importable)
 # Writes into OUTDIR: log.txt (everything printed), wavelets_cuda.json, diffusion_cuda.json,
-# recon_memory_cuda.json, synthesis_cuda.json (and its .md table), ct_slices_gpu.check.json,
-# ct_slices_gpu.png.
+# recon_memory_cuda.json, synthesis_cuda.json (and its .md table), ultrasound_speed_cuda.json,
+# dehazing_quality_cuda.json (and its .md table), ct_slices_gpu.check.json, ct_slices_gpu.png.
 # Each step has its own time limit, so one stuck step cannot eat the others' time.
 set -u
 out=${1:?usage: gpu_checks.sh OUTDIR}
@@ -39,6 +39,10 @@ step 90 "DDS on a 256^3 CT volume" python3 benchmarks/recon_memory.py --device c
 step 120 "synthesis: 2 held-out cases and a full-size case at 50 steps" \
     python3 benchmarks/synthesis_quality.py --model cwdm=priors/brain_cwdm --cases 2 --full-size 50 --device cuda \
     --out "$out/synthesis_cuda.json"
+step 120 "ultrasound simulator and DAS on the GPU against pymust on the CPU" \
+    python3 benchmarks/ultrasound_speed.py --device cuda --out "$out/ultrasound_speed_cuda.json"
+step 150 "dehazing quality, 2 frames per split, on the GPU" \
+    python3 benchmarks/dehazing_quality.py --frames 2 --device cuda --out "$out/dehazing_quality_cuda.json"
 step 150 "test suite, device auto = cuda" \
     env OMP_NUM_THREADS=2 python3 -m pytest -q -p no:cacheprovider -x -n 8 --ignore tests/test_workflow.py tests
 rm -rf "$work"
