@@ -30,9 +30,8 @@ import numpy as np
 
 import medprior
 from medprior import cli_ultrasound, logs, progress
-from medprior.cli_support import flags, named_options, parameter
+from medprior.cli_support import check_device, flags, named_options, parameter
 from medprior.config import defaults
-from medprior.devices import resolve_device
 from medprior.errors import DivergenceError, InputError, MedpriorError
 from medprior.io import Volume, load, save, ultrasound
 from medprior.io.outputs import Output, command_outputs
@@ -120,10 +119,6 @@ _SIMULATION_OPTIONS = {"arc_deg": "--arc", "start_deg": "--start",
 
 
 def _simulate(args: argparse.Namespace) -> str:
-    if args.modality == "us":
-        return cli_ultrasound.simulate_us(args)
-    if args.volume is None:
-        raise InputError(None, f"simulate {args.modality} needs the volume to measure")
     if args.modality == "ct":
         parameters = {"views": args.views, "arc_deg": args.arc, "start_deg": args.start, "photons": args.photons}
     else:
@@ -153,7 +148,7 @@ def _number_or_name(text: str) -> int | float | str:
 
 def _recon(args: argparse.Namespace) -> str:
     if RECON_METHODS[args.method].family == "diffusion":
-        _check_device(args.device)
+        check_device(args.device)
         parameters = dict(parameter(p) for p in args.param)
         named = {name: f"--param {name}" for name in parameters}
         with named_options(**named):
@@ -194,17 +189,8 @@ def _figure(args: argparse.Namespace) -> str:
     return f"wrote {args.out}"
 
 
-def _check_device(spec: str | None) -> None:
-    """A bad ``--device`` is an input error (exit 2), found before any work starts."""
-    if spec is not None:
-        try:
-            resolve_device(spec)
-        except ValueError as error:
-            raise InputError("--device", str(error)) from None
-
-
 def _train_prior(args: argparse.Namespace) -> str:
-    _check_device(args.device)
+    check_device(args.device)
     with named_options(time_budget_s="--time-budget"):
         written = priors.train_from_config(args.config, args.out, workdir=args.workdir,
                                            time_budget_s=args.time_budget, device=args.device)
@@ -212,7 +198,7 @@ def _train_prior(args: argparse.Namespace) -> str:
 
 
 def _sample(args: argparse.Namespace) -> str:
-    _check_device(args.device)
+    check_device(args.device)
     with named_options(**flags("n", "steps", "sampler", "eta", "seed", "batch_size")):  # checked before the prior loads
         priors.sample_prior(args.prior, args.out, n=args.n, steps=args.steps, sampler=args.sampler, eta=args.eta,
                             seed=args.seed, batch_size=args.batch_size, device=args.device, figure=args.figure)
@@ -220,7 +206,7 @@ def _sample(args: argparse.Namespace) -> str:
 
 
 def _check_prior(args: argparse.Namespace) -> str:
-    _check_device(args.device)
+    check_device(args.device)
     report = priors.check_prior(args.prior, args.config, args.out, figure=args.figure, device=args.device)
     return "\n".join(f"{name:<12} histogram intersection {report[name]['histogram_intersection']:.3f}  "
                      f"W1 {report[name]['wasserstein']:.1f}  spectrum {report[name]['spectrum_db']:.2f} dB"
@@ -228,7 +214,7 @@ def _check_prior(args: argparse.Namespace) -> str:
 
 
 def _synthesize(args: argparse.Namespace) -> str:
-    _check_device(args.device)
+    check_device(args.device)
     with named_options(**flags("steps", "sampler", "seed")):
         written = synthesis.synthesize(args.model, args.input, args.output, steps=args.steps, sampler=args.sampler,
                                        seed=args.seed, device=args.device)
@@ -339,32 +325,33 @@ def _add_prior_commands(commands: argparse._SubParsersAction) -> None:
 def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> None:
     """``simulate``, ``recon`` and ``evaluate``; defaults from the config schema."""
     ct_setting, mri_setting = config["ct"]["settings"][0], config["mri"]["settings"][0]
-    simulate = commands.add_parser("simulate", help="volume -> measurement file (sinogram or k-space, HDF5)")
-    simulate.add_argument("modality", choices=("ct", "mri", "us"),
-                          help="us: a cardiac apical view's hazy RF channel data, its own phantom (no volume)")
-    simulate.add_argument("volume", nargs="?", help="ct / mri: CT in HU, or an MR magnitude image (NIfTI or DICOM)")
-    simulate.add_argument("--out", required=True, help="measurement file (.h5); us: zea .hdf5")
-    simulate.add_argument("--setting", default="", help="name recorded in the file")
-    simulate.add_argument("--slices", type=int, default=config["ct"]["slices"],
-                          help="central slab thickness in slices, 0 = all (default %(default)s)")
-    simulate.add_argument("--seed", type=int, default=0, help="noise / mask seed")
-    simulate.add_argument("--truth-out", help="also write the simulated slab (the ground truth) as NIfTI; us "
-                                              "(required): the haze-free acquisition with its region masks (zea)")
-    simulate.add_argument("--size", type=int, nargs=2, metavar=("I", "J"),
-                          help="area-average the volume to this in-plane size first (e.g. a prior's slice size)")
-    simulate.add_argument("--views", type=int, default=ct_setting["views"], help="ct: projection angles")
-    simulate.add_argument("--arc", type=float, default=ct_setting["arc_deg"], help="ct: angular range, degrees")
-    simulate.add_argument("--start", type=float, default=ct_setting["start_deg"], help="ct: first angle, degrees")
-    simulate.add_argument("--photons", type=float, default=ct_setting["photons"],
-                          help="ct: incident photons per ray (0 = noiseless)")
-    simulate.add_argument("--acceleration", type=float, default=mri_setting["acceleration"], help="mri")
-    simulate.add_argument("--mask", choices=tuple(recon.MASKS), default=mri_setting["mask"], help="mri: line pattern")
-    simulate.add_argument("--center-fraction", type=float, default=mri_setting["center_fraction"],
-                          help="mri: fully sampled centre")
-    simulate.add_argument("--coils", type=int, default=config["mri"]["coils"], help="mri: receive coils")
-    simulate.add_argument("--snr-db", type=float, default=config["mri"]["snr_db"], help="mri: k-space SNR in dB")
-    cli_ultrasound.add_simulate_options(simulate)
-    simulate.set_defaults(run=_simulate, reads=("volume",), writes={"out": "file", "truth_out": "file"})
+    simulate = commands.add_parser("simulate", help="volume -> measurement file (sinogram or k-space, HDF5); "
+                                   "us: a hazy ultrasound acquisition and its truth (zea)")
+    modalities = simulate.add_subparsers(dest="modality", required=True, metavar="MODALITY")
+    for modality in ("ct", "mri"):
+        measure = modalities.add_parser(modality, help=f"{modality}: volume -> measurement file")
+        measure.add_argument("volume", help="CT in HU, or an MR magnitude image (NIfTI or DICOM)")
+        measure.add_argument("--out", required=True, help="measurement file (.h5)")
+        measure.add_argument("--setting", default="", help="name recorded in the file")
+        measure.add_argument("--slices", type=int, default=config["ct"]["slices"],
+                             help="central slab thickness in slices, 0 = all (default %(default)s)")
+        measure.add_argument("--seed", type=int, default=0, help="noise / mask seed")
+        measure.add_argument("--truth-out", help="also write the simulated slab (the ground truth) as NIfTI")
+        measure.add_argument("--size", type=int, nargs=2, metavar=("I", "J"),
+                             help="area-average the volume to this in-plane size first (e.g. a prior's slice size)")
+        measure.add_argument("--views", type=int, default=ct_setting["views"], help="ct: projection angles")
+        measure.add_argument("--arc", type=float, default=ct_setting["arc_deg"], help="ct: angular range, degrees")
+        measure.add_argument("--start", type=float, default=ct_setting["start_deg"], help="ct: first angle, degrees")
+        measure.add_argument("--photons", type=float, default=ct_setting["photons"],
+                             help="ct: incident photons per ray (0 = noiseless)")
+        measure.add_argument("--acceleration", type=float, default=mri_setting["acceleration"], help="mri")
+        measure.add_argument("--mask", choices=tuple(recon.MASKS), default=mri_setting["mask"], help="mri: line pattern")
+        measure.add_argument("--center-fraction", type=float, default=mri_setting["center_fraction"],
+                             help="mri: fully sampled centre")
+        measure.add_argument("--coils", type=int, default=config["mri"]["coils"], help="mri: receive coils")
+        measure.add_argument("--snr-db", type=float, default=config["mri"]["snr_db"], help="mri: k-space SNR in dB")
+        measure.set_defaults(run=_simulate, reads=("volume",), writes={"out": "file", "truth_out": "file"})
+    cli_ultrasound.add_simulate_command(modalities)
 
     reconstruct = commands.add_parser("recon", help="measurement file -> NIfTI on the original grid")
     reconstruct.add_argument("measurement", help="file written by `medprior simulate`")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from medprior.devices import resolve_device
 from medprior.errors import InputError, ParameterError
 
 
@@ -42,3 +43,12 @@ def parameter(text: str, names: bool = False) -> tuple[str, float | int | str]:
     if not separator or not name or number is None:
         raise InputError("--param", f"expected NAME=NUMBER (e.g. steps=50), got {text!r}")
     return name, int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+
+
+def check_device(spec: str | None) -> None:
+    """A bad ``--device`` is an input error (exit 2), found before any work starts."""
+    if spec is not None:
+        try:
+            resolve_device(spec)
+        except ValueError as error:
+            raise InputError("--device", str(error)) from None

@@ -1,4 +1,4 @@
-"""The ultrasound subcommands of ``medprior``: ``simulate us`` (a handler of ``simulate``), ``beamform``,
+"""The ultrasound subcommands of ``medprior``: ``simulate us``, ``beamform``,
 ``dehaze``, ``evaluate dehazing`` (a handler of ``evaluate``) and ``dehazing-figure``. Each parses
 arguments and calls one task (:mod:`medprior.tasks.ultrasound`, :mod:`medprior.tasks.dehaze`,
 :mod:`medprior.tasks.dehaze_report`); the transaction over the outputs is :mod:`medprior.cli`'s."""
@@ -9,8 +9,7 @@ import argparse
 from typing import Any
 
 from medprior.checks import require_seed
-from medprior.cli_support import flags, named_options, parameter
-from medprior.devices import resolve_device
+from medprior.cli_support import check_device, flags, named_options, parameter
 from medprior.errors import InputError, ParameterError
 from medprior.io import write_json
 from medprior.tasks.dehaze import DEHAZE_METHODS, dehaze_file
@@ -19,12 +18,8 @@ from medprior.tasks.echo_frames import HAZE_MODELS, CardiacScan
 from medprior.tasks.ultrasound import beamform_file, simulate_case
 
 
-def simulate_us(args: argparse.Namespace) -> str:
+def _simulate_us(args: argparse.Namespace) -> str:
     """``medprior simulate us``: a simulated hazy acquisition and its truth (zea files)."""
-    if args.volume is not None:
-        raise InputError(args.volume, "simulate us makes its own apical view from --seed; it takes no volume")
-    if args.truth_out is None:
-        raise InputError(None, "simulate us needs --truth-out (the haze-free acquisition and its region masks)")
     with named_options(**flags("seed", "gamma", "haze")):
         require_seed("seed", args.seed)
         if not 0 <= args.gamma <= 10:
@@ -33,16 +28,8 @@ def simulate_us(args: argparse.Namespace) -> str:
     return f"wrote {args.out} and {args.truth_out}"
 
 
-def _check_device(spec: str) -> None:
-    """A bad ``--device`` is an input error (exit 2), found before any work starts."""
-    try:
-        resolve_device(spec)
-    except ValueError as error:
-        raise InputError("--device", str(error)) from None
-
-
 def _beamform(args: argparse.Namespace) -> str:
-    _check_device(args.device)
+    check_device(args.device)
     depth = None if args.depth is None else (args.depth[0] * 1e-3, args.depth[1] * 1e-3)
     if depth is not None and not 0 < depth[0] < depth[1] < float("inf"):
         raise ParameterError("--depth", f"needs 0 < NEAR < FAR < inf (mm), got {args.depth}")
@@ -58,7 +45,7 @@ def _beamform(args: argparse.Namespace) -> str:
 
 
 def _dehaze(args: argparse.Namespace) -> str:
-    _check_device(args.device)
+    check_device(args.device)
     options: dict[str, Any] = dict(parameter(p, names=True) for p in args.param)
     named = {name: f"--param {name}" for name in options}
     models = {"tissue": args.tissue_prior, "haze": args.haze_prior, "supervised": args.model}
@@ -88,10 +75,15 @@ def _figure(args: argparse.Namespace) -> str:
     return f"wrote {args.out}"
 
 
-def add_simulate_options(simulate: argparse.ArgumentParser) -> None:
-    """The ``simulate us`` options (``--seed``, ``--out`` and ``--truth-out`` are shared with ct / mri)."""
-    simulate.add_argument("--haze", choices=HAZE_MODELS, default="multipath", help="us: the haze model")
-    simulate.add_argument("--gamma", type=float, default=0.5, help="us: haze-to-tissue RMS ratio (default 0.5)")
+def add_simulate_command(modalities: argparse._SubParsersAction) -> None:
+    """``simulate us``: no volume (the apical view is its own phantom), the haze and its strength."""
+    simulate = modalities.add_parser("us", help="us: a cardiac apical view's hazy RF channel data and its truth")
+    simulate.add_argument("--out", required=True, help="the hazy acquisition (zea .hdf5)")
+    simulate.add_argument("--truth-out", required=True, help="the haze-free acquisition with its region masks (zea)")
+    simulate.add_argument("--seed", type=int, default=0, help="the apical view and its scatterers (default 0)")
+    simulate.add_argument("--haze", choices=HAZE_MODELS, default="multipath", help="the haze model")
+    simulate.add_argument("--gamma", type=float, default=0.5, help="haze-to-tissue RMS ratio (default 0.5)")
+    simulate.set_defaults(run=_simulate_us, reads=(), writes={"out": "file", "truth_out": "file"})
 
 
 def add_commands(commands: argparse._SubParsersAction, config: dict[str, Any]) -> None:
