@@ -5,7 +5,9 @@ waves from -6 to +6 degrees, ``--scatterers`` random point scatterers (uniform i
 z in [2, 40] mm, standard-normal reflectivity, no attenuation), fs = 4 f0, and a 38 x 38 mm image grid
 (2 to 40 mm deep) at half a wavelength. Timed, each on the same input:
 
-- simulation: ``pymust.simus`` (one call per transmit, 2D) against our ``simulate_rf`` (all transmits);
+- simulation: ``pymust.simus`` (one call per transmit, 2D) against our ``simulate_rf`` (all transmits,
+  ``route="auto"``, which takes the direct route for this few scatterers; ``ours_fine_route_s``: the
+  fine-grid route, the one for ~100k scatterers, whose cost does not depend on their number);
 - beamforming of IQ (``pymust.rf2iq`` of our RF, the same for both), compounded over the transmits,
   f-number 1.5, boxcar receive aperture: ``pymust.dasmtx`` per transmit then the sparse product
   (``das_build_and_apply_s``), the product alone with the matrices already built (``das_apply_s``, what
@@ -17,7 +19,15 @@ z in [2, 40] mm, standard-normal reflectivity, no attenuation), fs = 4 f0, and a
 The two simulators do not model the same physics (simus adds transmit diffraction and works in the
 frequency domain), so only their times are compared here; tests/physics/test_pymust_agreement.py
 compares their images. pymust runs once per measurement (it is slow), on the CPU, numpy's threads;
-ours is the median of ``--repeats`` on ``--device``.
+ours is the median of ``--repeats`` on ``--device``, in the same process, right after.
+
+How simus parallelises (pymust 0.1.9): its ``options.ParPool`` is False by default, and then ``pfield``
+runs in this process, a Python loop over frequencies of numpy element-wise work (one thread) and small
+matrix products (OpenBLAS, numpy's BLAS threads, up to the core count). ``ParPool=True`` would split
+the scatterers over a ``multiprocessing`` thread (default) or process pool of ``cpu_count()``
+workers; it is not used here (nor by the agreement tests). On a loaded machine OpenBLAS's spinning
+threads are what slows simus down most (30-57 s measured under heavy load, 3 s idle), which is why
+both simulators must be timed in the same run.
 """
 
 from __future__ import annotations
@@ -86,6 +96,10 @@ def main() -> None:
                                    center_frequency=PROBE.center_frequency, n_ax=n_ax, bandwidth=PROBE.bandwidth,
                                    element_width=PROBE.element_width, attenuation=0.0, device=device)
     sim_s = median_time(ours_sim, args.repeats, sync)
+    fine_s = median_time(lambda: simulate_rf(positions, scatterers, amplitudes, **transmit,
+                                             center_frequency=PROBE.center_frequency, n_ax=n_ax,
+                                             bandwidth=PROBE.bandwidth, element_width=PROBE.element_width,
+                                             attenuation=0.0, device=device, route="fine"), args.repeats, sync)
 
     rf = ours_sim().cpu().numpy().astype(np.float64)
     iq = np.stack([pymust.rf2iq(channels, FS, PROBE.center_frequency) for channels in rf])
@@ -114,7 +128,8 @@ def main() -> None:
               "pymust": getattr(pymust, "__version__", "0.1.9"), "probe": PROBE.name, "transmits": len(delays),
               "scatterers": n, "samples": n_ax, "elements": PROBE.n_elements, "grid": list(grid.shape[:2]),
               "grid_spacing_m": PROBE.wavelength() / 2, "f_number": F_NUMBER, "repeats": args.repeats,
-              "simulation": {"pymust_simus_s": simus_s, "ours_s": sim_s, "speedup": simus_s / sim_s},
+              "simulation": {"pymust_simus_s": simus_s, "ours_s": sim_s, "speedup": simus_s / sim_s,
+                             "ours_fine_route_s": fine_s, "speedup_fine_route": simus_s / fine_s},
               "beamforming_iq": {"pymust_das_build_and_apply_s": build_s + apply_s, "pymust_das_apply_s": apply_s,
                                  "ours_s": das_s, "speedup_vs_build_and_apply": (build_s + apply_s) / das_s,
                                  "speedup_vs_apply_only": apply_s / das_s, "ours_one_thread_s": das_one_thread_s,

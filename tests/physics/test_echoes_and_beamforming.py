@@ -102,7 +102,8 @@ def test_iq_demodulation_gives_the_envelope_and_the_phase():
     np.testing.assert_allclose(iq.abs().max().item(), 1.0, atol=1e-3)
 
 
-def test_the_rf_is_the_direct_float64_sum_of_pulses():
+@pytest.mark.parametrize("route", ["fine", "direct"])
+def test_the_rf_is_the_direct_float64_sum_of_pulses(route):
     probe, positions, delays, apodizations, starts = _plane_waves([-10.0, 7.0])
     apodizations[1, :20] = 0
     starts = np.array([0.0, 1e-6])
@@ -112,7 +113,8 @@ def test_the_rf_is_the_direct_float64_sum_of_pulses():
     f0, n_ax, width, alpha = probe.center_frequency, 1600, probe.element_width, 0.5
     rf = simulate_rf(positions, scatterers, amplitudes, t0_delays=delays, tx_apodizations=apodizations,
                      initial_times=starts, sampling_frequency=FS, center_frequency=f0, n_ax=n_ax,
-                     bandwidth=probe.bandwidth, element_width=width, attenuation=alpha, chunk=5).numpy()
+                     bandwidth=probe.bandwidth, element_width=width, attenuation=alpha, chunk=5,
+                     route=route).numpy()
     sigma, wavelength, t = pulse_sigma(f0, probe.bandwidth), probe.wavelength(), np.arange(n_ax) / FS
     expected = np.zeros_like(rf, dtype=np.float64)
     for tx in range(2):
@@ -124,6 +126,31 @@ def test_the_rf_is_the_direct_float64_sum_of_pulses():
             lag = t[:, None] - (t_tx + r / SOUND_SPEED - starts[tx])
             expected[tx] += gain * np.exp(-lag ** 2 / (2 * sigma ** 2)) * np.cos(2 * np.pi * f0 * lag)
     assert np.abs(rf - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_the_direct_and_fine_routes_give_the_same_rf():
+    """Both routes split each echo between the same two fine-grid points and read the same pulse samples:
+    equal to float32 rounding, with attenuation, directivity, a partial aperture, a delayed start, echoes
+    cut at both ends of the record and several chunks; ``auto`` takes one of them."""
+    probe, positions, delays, apodizations, starts = _plane_waves([-10.0, 7.0])
+    apodizations[1, :20] = 0
+    starts = np.array([0.0, 1e-6])
+    rng = np.random.default_rng(2)
+    n = 40
+    scatterers = np.stack([rng.uniform(-15e-3, 15e-3, n), np.zeros(n), rng.uniform(0.5e-3, 30e-3, n)], 1)
+    amplitudes = rng.standard_normal(n)
+    common = dict(t0_delays=delays, tx_apodizations=apodizations, initial_times=starts, sampling_frequency=FS,
+                  center_frequency=probe.center_frequency, n_ax=700, bandwidth=probe.bandwidth,
+                  element_width=probe.element_width, attenuation=0.5, chunk=7)
+    fine = simulate_rf(positions, scatterers, amplitudes, **common, route="fine")
+    direct = simulate_rf(positions, scatterers, amplitudes, **common, route="direct")
+    peak = fine.abs().max()
+    assert (fine[:, :30].abs().max() > 1e-3 * peak) and (fine[:, -30:].abs().max() > 1e-3 * peak)  # cut echoes
+    assert (direct - fine).abs().max() <= 2e-6 * peak
+    auto = simulate_rf(positions, scatterers, amplitudes, **common)  # 40 scatterers: the direct route
+    assert torch.equal(auto, direct)
+    with pytest.raises(ValueError, match="route"):
+        simulate_rf(positions, scatterers, amplitudes, **common, route="fft")
 
 
 def test_iq_beamforming_matches_rf_beamforming_and_boxcar_differs_from_hann():
