@@ -331,21 +331,27 @@ def h5(rel: str, how: str) -> Build:
     return build
 
 
+def small_rf(*, n_tx: int, n_ch: int, seed: int, focus: float, angles: np.ndarray):
+    """Random channel data of an 8-element, 0.3 mm pitch array: ``n_ch`` 1 is RF, 2 IQ at 5 MHz;
+    ``focus`` the transmits' focus distance (0 plane, < 0 diverging)."""
+    from medprior.io.ultrasound import RFData
+    n_el, n_ax = 8, 64
+    positions = np.zeros((n_el, 3))
+    positions[:, 0] = (np.arange(n_el) - (n_el - 1) / 2) * 0.3e-3
+    return RFData(raw_data=np.random.default_rng(seed).standard_normal((1, n_tx, n_ax, n_el, n_ch)).astype(np.float32),
+                  probe_geometry=positions, sampling_frequency=20e6, center_frequency=5e6,
+                  demodulation_frequency=5e6 if n_ch == 2 else 0.0, initial_times=np.zeros(n_tx),
+                  t0_delays=np.zeros((n_tx, n_el)), tx_apodizations=np.ones((n_tx, n_el)),
+                  focus_distances=np.full(n_tx, focus), transmit_origins=np.zeros((n_tx, 3)), polar_angles=angles)
+
+
 def zea(rel: str, how: str) -> Build:
     """Write a small good zea ultrasound file ``rel`` (``write_zea``), then break it: ``good`` (kept),
     ``truncated`` (first half of the bytes), ``no_sampling_frequency`` (``scan/sampling_frequency``
     deleted), ``raw_data_nan`` (one NaN in ``data/raw_data``)."""
     def build(t: Path) -> None:
-        from medprior.io.ultrasound import RFData, write_zea
-        n_tx, n_el, n_ax = 2, 8, 64
-        positions = np.zeros((n_el, 3))
-        positions[:, 0] = (np.arange(n_el) - (n_el - 1) / 2) * 0.3e-3
-        rf = RFData(raw_data=np.random.default_rng(3).standard_normal((1, n_tx, n_ax, n_el, 1)).astype(np.float32),
-                    probe_geometry=positions, sampling_frequency=20e6, center_frequency=5e6,
-                    demodulation_frequency=0.0, initial_times=np.zeros(n_tx), t0_delays=np.zeros((n_tx, n_el)),
-                    tx_apodizations=np.ones((n_tx, n_el)), focus_distances=np.zeros(n_tx),
-                    transmit_origins=np.zeros((n_tx, 3)), polar_angles=np.array([-0.1, 0.1]))
-        path = write_zea(rf, t / rel)
+        from medprior.io.ultrasound import write_zea
+        path = write_zea(small_rf(n_tx=2, n_ch=1, seed=3, focus=0.0, angles=np.array([-0.1, 0.1])), t / rel)
         if how == "truncated":
             raw = path.read_bytes()
             path.write_bytes(raw[: len(raw) // 2])
@@ -1325,16 +1331,8 @@ def _us_picmus(path: Path) -> None:
 
 def _us_iq(path: Path) -> None:
     """A zea file of IQ channel data (2 channels, demodulated at 5 MHz)."""
-    from medprior.io.ultrasound import RFData, write_zea
-    n_tx, n_el, n_ax = 1, 8, 64
-    positions = np.zeros((n_el, 3))
-    positions[:, 0] = (np.arange(n_el) - (n_el - 1) / 2) * 0.3e-3
-    rf = RFData(raw_data=np.random.default_rng(5).standard_normal((1, n_tx, n_ax, n_el, 2)).astype(np.float32),
-                probe_geometry=positions, sampling_frequency=20e6, center_frequency=5e6,
-                demodulation_frequency=5e6, initial_times=np.zeros(n_tx), t0_delays=np.zeros((n_tx, n_el)),
-                tx_apodizations=np.ones((n_tx, n_el)), focus_distances=-np.ones(n_tx) * 1e-2,
-                transmit_origins=np.zeros((n_tx, 3)), polar_angles=np.zeros(n_tx))
-    write_zea(rf, path)
+    from medprior.io.ultrasound import write_zea
+    write_zea(small_rf(n_tx=1, n_ch=2, seed=5, focus=-1e-2, angles=np.zeros(1)), path)
 
 
 def us_input(name: str) -> Path:
