@@ -31,6 +31,12 @@ def patch_corners(shape: Sequence[int], size: Sequence[int], stride: Sequence[in
     return [(r, c) for r in _starts(shape[0], size[0], stride[0]) for c in _starts(shape[1], size[1], stride[1])]
 
 
+def overlapping_corners(shape: Sequence[int], size: Sequence[int]) -> list[tuple[int, int]]:
+    """:func:`patch_corners` of patches overlapping by a quarter of their size (the stride three quarters
+    of it), as the dehazing methods cut frames."""
+    return patch_corners(shape, size, [max(1, s * 3 // 4) for s in size])
+
+
 def extract(image: Tensor, corners: Sequence[tuple[int, int]], size: Sequence[int]) -> Tensor:
     """Patches (P, C, h, w) of ``image`` (C, H, W) at ``corners``."""
     h, w = size

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from medprior.diffusion.denoiser import Denoiser
 from medprior.diffusion.parametrization import eps_from_x0
-from medprior.diffusion.patches import extract, patch_corners, stitch
+from medprior.diffusion.patches import extract, overlapping_corners, stitch
 from medprior.diffusion.samplers import ddim_step, noise_like
 from medprior.errors import ParameterError
 from medprior.physics.beamform import compand, expand
@@ -55,9 +55,8 @@ class _Patched:
     """A denoiser applied patch by patch to an image (C, H, W), the estimates stitched back."""
 
     def __init__(self, denoiser: Denoiser, shape: Sequence[int], size: Sequence[int], batch: int) -> None:
-        stride = [max(1, s * 3 // 4) for s in size]
         self.denoiser, self.shape, self.size, self.batch = denoiser, tuple(shape), tuple(size), batch
-        self.corners = patch_corners(self.shape, self.size, stride)
+        self.corners = overlapping_corners(self.shape, self.size)
 
     def __call__(self, image: Tensor, t: int) -> Tensor:
         patches = extract(image, self.corners, self.size)

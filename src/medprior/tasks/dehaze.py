@@ -32,15 +32,16 @@ from torch import Tensor
 from medprior.checks import require_float, require_seed
 from medprior.config import defaults
 from medprior.devices import resolve_device
-from medprior.diffusion.patches import extract, patch_corners, stitch
+from medprior.diffusion.patches import extract, overlapping_corners, stitch
 from medprior.diffusion.prior_file import load_prior, prior_modality, read_prior_json
 from medprior.diffusion.priors import Prior
 from medprior.errors import InputError, ParameterError
 from medprior.io.ultrasound import write_zea
-from medprior.physics.beamform import compand, envelope, expand
+from medprior.physics.beamform import envelope, expand
 from medprior.registry import Method, Registry
 from medprior.solvers.joint_sampling import joint_posterior_sampling
 from medprior.solvers.speckle import bm3d_bmode, nlm_bmode
+from medprior.tasks.echo_frames import prior_scale, to_prior
 from medprior.tasks.ultrasound import read_beamformed
 
 
@@ -65,15 +66,11 @@ def reference_level(hazy: Tensor) -> float:
     return float(envelope(hazy, 0).max().clamp_min(1e-30))
 
 
-def _companded(rf: Tensor) -> tuple[Tensor, float]:
-    scale = float(rf.abs().max().clamp_min(1e-30))
-    return compand(rf / scale).clamp(-1, 1), scale
-
-
 def _diffusion(frame: Tensor, models: dict[str, Prior], *, steps: int, start: float, lam: float, kappa: float,
                gamma: float, eta: float, gradient: str, batch: int, seed: int, progress: bool = False) -> Dehazed:
     tissue, haze = models["tissue"], models["haze"]
-    y, scale = _companded(frame)
+    scale = prior_scale(frame)
+    y = to_prior(frame, scale)
     device = next(tissue.parameters()).device
     generator = torch.Generator(device="cpu").manual_seed(seed)
     x, h = joint_posterior_sampling(y.to(device), tissue.denoiser(), haze.denoiser(), patch_size=tissue.image_size,
@@ -85,9 +82,10 @@ def _diffusion(frame: Tensor, models: dict[str, Prior], *, steps: int, start: fl
 @torch.no_grad()
 def _supervised(frame: Tensor, models: dict[str, Prior], *, batch: int, progress: bool = False) -> Dehazed:
     network = models["supervised"]
-    y, scale = _companded(frame)
+    scale = prior_scale(frame)
+    y = to_prior(frame, scale)
     device = next(network.parameters()).device
-    corners = patch_corners(y.shape, network.image_size, [max(1, s * 3 // 4) for s in network.image_size])
+    corners = overlapping_corners(y.shape, network.image_size)
     patches = extract(y[None].to(device), corners, network.image_size)
     predicted = []
     for chunk in patches.split(batch):

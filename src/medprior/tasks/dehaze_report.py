@@ -119,14 +119,13 @@ def dehazing_figure(hazy: str | os.PathLike, truth: str | os.PathLike, dehazed: 
         raise InputError(hazy, "the figure needs a sector (polar grid) frame from `medprior beamform`")
     panels: list[tuple[str, np.ndarray]] = []
     dynamic_range = 60.0
+    reference = reference_level(hazy_frames[frame])
     for name, path in dehazed:
         images, record, extras = _dehazed(path)
         dynamic_range = float(record["dynamic_range"])
         panels.append((name, images[frame]))
         if "haze" in extras:
-            reference = reference_level(hazy_frames[frame])
             panels.append((f"{name}: haze", bmode(torch.from_numpy(extras["haze"][frame]), reference, dynamic_range)))
-    reference = reference_level(hazy_frames[frame])
     panels = [("hazy", bmode(hazy_frames[frame], reference, dynamic_range)), *panels,
               ("truth", bmode(truth_frames[frame], reference, dynamic_range))]
     figure, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.2), squeeze=False)

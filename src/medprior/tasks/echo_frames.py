@@ -203,18 +203,34 @@ def rms(image: Tensor, region: np.ndarray) -> float:
     return float(values.double().pow(2).mean().sqrt())
 
 
+def haze_gain(tissue: Tensor, haze: Tensor, gamma: float, sector: np.ndarray) -> float:
+    """The factor that brings ``haze``'s RMS in the ``sector`` to ``gamma`` times ``tissue``'s (the same
+    for beamformed RF and, by linearity, for channel data)."""
+    if not gamma >= 0:
+        raise ParameterError("gamma", f"must be >= 0, got {gamma}")
+    return gamma * rms(tissue, sector) / max(rms(haze, sector), 1e-30)
+
+
+def prior_scale(hazy: Tensor) -> float:
+    """The scale a frame's images are companded with for the priors: the hazy frame's largest magnitude."""
+    return float(hazy.abs().max().clamp_min(1e-30))
+
+
+def to_prior(rf: Tensor, scale: float) -> Tensor:
+    """``C(rf / scale)`` in [-1, 1]: beamformed RF as the priors see it."""
+    return compand(rf / scale).clamp(-1, 1)
+
+
 def hazy_pair(tissue: Tensor, haze: Tensor, gamma: float, sector: np.ndarray) -> dict[str, Tensor | float]:
     """``y = x + gamma h~`` (see the module docstring) and its companded parts.
 
     Returns ``hazy``, ``tissue``, ``haze`` (``gamma h~``) as beamformed RF, ``scale`` (``max |y|``) and
     ``companded``: (3, n_r, n_lines) ``C(y / scale), C(x / scale), C(gamma h~ / scale)``.
     """
-    if not gamma >= 0:
-        raise ParameterError("gamma", f"must be >= 0, got {gamma}")
-    scaled_haze = haze * (gamma * rms(tissue, sector) / max(rms(haze, sector), 1e-30))
+    scaled_haze = haze * haze_gain(tissue, haze, gamma, sector)
     hazy = tissue + scaled_haze
-    scale = float(hazy.abs().max().clamp_min(1e-30))
-    companded = compand(torch.stack([hazy, tissue, scaled_haze]) / scale).clamp(-1, 1)
+    scale = prior_scale(hazy)
+    companded = to_prior(torch.stack([hazy, tissue, scaled_haze]), scale)
     return {"hazy": hazy, "tissue": tissue, "haze": scaled_haze, "scale": scale, "companded": companded}
 
 

@@ -27,7 +27,7 @@ from medprior.devices import resolve_device
 from medprior.errors import InputError, ParameterError
 from medprior.io.ultrasound import RFData, read_rf, read_zea, read_zea_derived, read_zea_extras, write_zea
 from medprior.physics.beamform import cartesian_grid, delay_and_sum
-from medprior.tasks.echo_frames import HAZE_MODELS, REGIONS, CardiacScan, beamform, rms, simulate_frame
+from medprior.tasks.echo_frames import HAZE_MODELS, REGIONS, CardiacScan, beamform, haze_gain, simulate_frame
 
 
 def _scan_record(scan: CardiacScan) -> dict[str, Any]:
@@ -45,11 +45,10 @@ def simulate_case(seed: int, hazy_out: str | os.PathLike, truth_out: str | os.Pa
     """
     if haze not in HAZE_MODELS:
         raise ParameterError("haze", f"expected one of {HAZE_MODELS}, got {haze!r}")
-    if not gamma >= 0:
+    if not gamma >= 0:  # before the simulation
         raise ParameterError("gamma", f"must be >= 0, got {gamma}")
     frame = simulate_frame(seed, scan, haze=haze, device=device)
-    sector = frame.regions["sector"]
-    haze_scale = gamma * rms(beamform(frame.tissue, scan), sector) / max(rms(beamform(frame.haze, scan), sector), 1e-30)
+    haze_scale = haze_gain(beamform(frame.tissue, scan), beamform(frame.haze, scan), gamma, frame.regions["sector"])
     info = {"seed": seed, "haze_model": haze, "gamma": gamma, "scan": _scan_record(scan)}
     hazy = dataclasses.replace(frame.tissue, raw_data=frame.tissue.raw_data + np.float32(haze_scale)
                                * frame.haze.raw_data, metadata={**frame.tissue.metadata, **info, "content": "hazy"})
@@ -75,19 +74,16 @@ def is_sector_scan(rf: RFData) -> bool:
     return bool(np.all(np.asarray(rf.focus_distances) < 0))
 
 
-def _cartesian(rf: RFData, depth: tuple[float, float], f_number: float, device: torch.device, frame: int
-               ) -> tuple[Tensor, dict[str, Any]]:
-    """Beamformed RF on a Cartesian grid over the aperture, one RF sample deep per row and half a pitch wide."""
+def _cartesian_grid(rf: RFData, depth: tuple[float, float]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Pixel centres (n_z, n_x, 3) m over the aperture, one RF sample deep per row and as wide per column,
+    and their axes for the metadata; refused up front when they would not fit in memory."""
     x = np.asarray(rf.probe_geometry)[:, 0]
     spacing = rf.sound_speed / (2 * rf.sampling_frequency)
+    _require_grid_memory(rf, depth, spacing, (float(x.max()) - float(x.min())) / spacing + 1)
     grid = cartesian_grid((float(x.min()), float(x.max())), depth, spacing)
-    channels = torch.as_tensor(rf.raw_data[frame, ..., 0], device=device)
-    image = delay_and_sum(channels, rf.probe_geometry, grid, t0_delays=rf.t0_delays,
-                          tx_apodizations=rf.tx_apodizations, initial_times=rf.initial_times,
-                          sampling_frequency=rf.sampling_frequency, f_number=f_number, sound_speed=rf.sound_speed)
     axes = {"kind": "cartesian", "x": [float(grid[0, 0, 0]), spacing, grid.shape[1]],
             "z": [float(grid[0, 0, 2]), spacing, grid.shape[0]]}
-    return image, axes
+    return grid, axes
 
 
 def _require_grid_memory(rf: RFData, depth: tuple[float, float], spacing: float, n_lines: float) -> None:
@@ -128,13 +124,11 @@ def beamform_file(path: str | os.PathLike, out: str | os.PathLike, *, depth: tup
         if not span[0] < span[1]:
             raise InputError(path, f"records {rf.depth * 1e3:.1f} mm of depth, short of the default image's 5 mm "
                                    "start; give --depth NEAR FAR (mm)")
-        x = np.asarray(rf.probe_geometry)[:, 0]
-        spacing = rf.sound_speed / (2 * rf.sampling_frequency)
-        _require_grid_memory(rf, span, spacing, (float(x.max()) - float(x.min())) / spacing + 1)
-        frames = []
-        for f in range(rf.n_frames):
-            image, grid = _cartesian(rf, span, f_number or 1.5, torch_device, f)
-            frames.append(image)
+        points, grid = _cartesian_grid(rf, span)
+        frames = [delay_and_sum(torch.as_tensor(rf.raw_data[f, ..., 0], device=torch_device), rf.probe_geometry,
+                                points, t0_delays=rf.t0_delays, tx_apodizations=rf.tx_apodizations,
+                                initial_times=rf.initial_times, sampling_frequency=rf.sampling_frequency,
+                                f_number=f_number or 1.5, sound_speed=rf.sound_speed) for f in range(rf.n_frames)]
         same_grid = False
     data = torch.stack(frames).cpu().numpy().astype(np.float32)
     metadata = {**rf.metadata, "grid": grid, "beamformed": "delay-and-sum, time-gain compensated" if is_sector_scan(rf)
