@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--tissue-prior", type=Path, default=Path("priors/echo_tissue"))
     parser.add_argument("--haze-prior", type=Path, default=Path("priors/echo_haze"))
     parser.add_argument("--model", type=Path, default=Path("priors/echo_supervised"))
-    parser.add_argument("--sigmas", type=float, nargs="*", default=[0.02, 0.05, 0.1],
+    parser.add_argument("--sigmas", type=float, nargs="*", default=[0.02, 0.05, 0.1, 0.2, 0.3],
                         help="noise levels the classical methods' oracle tries, besides the estimated one")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="diffusion parameter")
     parser.add_argument("--dynamic-range", type=float, default=60.0)

@@ -42,9 +42,12 @@ def draw(seed, x_variance=0.04, h_variance=0.01):
     return x.float(), h.float(), compand(expand(x) + expand(h)).float()
 
 
-def run(y, tissue, haze, gradient="network", seed=0, **options):
-    return joint_posterior_sampling(y, tissue, haze, patch_size=PATCH, steps=options.pop("steps", 30),
-                                    gradient=gradient, generator=torch.Generator().manual_seed(seed), **options)
+def run(y, tissue, haze, gradient="network", seed=0, samples=1, **options):
+    x, h = joint_posterior_sampling(y, tissue, haze, patch_size=PATCH, steps=options.pop("steps", 30),
+                                    gradient=gradient, samples=samples, generator=torch.Generator().manual_seed(seed),
+                                    **options)
+    assert x.shape == h.shape == (samples, *y.shape)
+    return (x[0], h[0]) if samples == 1 else (x, h)
 
 
 @pytest.mark.parametrize("gradient", ["network", "tweedie"])
@@ -78,6 +81,19 @@ def test_the_priors_separate_smooth_tissue_from_white_haze(gradient):
     assert error < 0.9 and data_misfit < 0.5  # measured 0.76 / 0.31 (network), 0.83 / 0.16 (tweedie)
     swapped, _ = separation(gradient, white(0.01), smooth)  # the wrong priors put the haze into the tissue
     assert swapped > 1.2
+
+
+def test_the_mean_of_posterior_samples_is_nearer_the_truth_than_one_sample():
+    smooth = GaussianDenoiser(torch.zeros(16), smooth_covariance(PATCH, 0.04, 2.0), SCHEDULE)
+    one, mean, spread = 0.0, 0.0, 0.0
+    for seed in range(4):
+        x_true, _, y = draw(seed)
+        x, _ = run(y, smooth, white(0.01), seed=seed, samples=8, start=0.5, eta=1.0)
+        one += float(torch.linalg.vector_norm(x[0] - x_true) ** 2)
+        mean += float(torch.linalg.vector_norm(x.mean(0) - x_true) ** 2)
+        spread += float(x.var(0).sum())
+    assert spread > 0.05 * one  # the chains are distinct draws, not copies of one
+    assert mean < 0.9 * one
 
 
 def test_the_start_grid_and_the_settings_are_checked():

@@ -14,7 +14,7 @@ import torch
 
 from medprior.cli import main
 from medprior.diffusion.normalization import Normalization
-from medprior.diffusion.prior_file import save_prior
+from medprior.diffusion.prior_file import load_prior, save_prior
 from medprior.diffusion.priors import SlicePrior2D
 from medprior.errors import InputError, ParameterError
 from medprior.io.ultrasound import read_zea, read_zea_derived, read_zea_extras
@@ -88,6 +88,24 @@ def test_the_truth_dehazed_scores_perfectly(case):
     reference = reference_level(hazy[0])
     result = dehaze(truth[0], "nlm", reference=reference, h=1e-6)  # nlm with almost no smoothing: the truth
     assert np.allclose(result.bmode, bmode(truth[0], reference, 60.0), atol=0.05)
+
+
+def test_the_diffusion_image_is_the_mean_of_its_samples_images(case, tmp_path):
+    folder, models = case
+    hazy, _, _ = read_beamformed(folder / "hazy.hdf5")
+    loaded = {role: load_prior(models[role]) for role in ("tissue", "haze")}
+    reference = reference_level(hazy[0])
+    result = dehaze(hazy[0], "diffusion", models=loaded, reference=reference, steps=2, start=0.1, samples=3)
+    assert result.tissue.shape == result.haze.shape == (3, *hazy.shape[1:])
+    images = [bmode(sample, reference, 60.0) for sample in result.tissue]
+    assert not np.allclose(images[0], images[1])  # distinct draws
+    assert np.allclose(result.bmode, np.mean(images, axis=0), atol=1e-4)
+    out = dehaze_file(folder / "hazy.hdf5", "diffusion", tmp_path / "d.hdf5", models=models,
+                      options={"steps": 2, "start": 0.1, "samples": 3})
+    derived, extras = read_zea_derived(out), read_zea_extras(out)
+    assert np.allclose(derived["image"][0], result.bmode, atol=1e-4)  # one seed: the same samples
+    assert np.allclose(derived["beamformed_data"][0], result.tissue.mean(0).numpy(), rtol=1e-4, atol=1e-6)
+    assert np.allclose(extras["haze"][0], result.haze.mean(0).numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_models_that_do_not_fit_are_refused_before_any_work(case, tmp_path):

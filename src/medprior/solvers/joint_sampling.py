@@ -15,6 +15,9 @@ and sample both given ``y``:
   gradient of the data misfit ``||y - C(C^-1(x0_hat) + gamma C^-1(h0_hat))||^2 / 2``, with step
   sizes ``lam`` (tissue) and ``kappa`` (haze) (the squared misfit, not DPS's norm, so the steps
   shrink as the fit improves);
+- ``samples`` chains run side by side from independent starting noise: independent draws from the
+  joint posterior, whose mean estimates the posterior mean (the least-squares estimate of any
+  function of the tissue, such as its B-mode image);
 - ``gradient="network"`` takes the gradient with respect to ``x_t`` and ``h_t`` through the
   networks, as diffusion posterior sampling does and the paper does; ``gradient="tweedie"`` takes it
   with respect to the estimates (no backpropagation through the networks, about a third of the
@@ -58,25 +61,29 @@ class _Patched:
         self.denoiser, self.shape, self.size, self.batch = denoiser, tuple(shape), tuple(size), batch
         self.corners = overlapping_corners(self.shape, self.size)
 
-    def __call__(self, image: Tensor, t: int) -> Tensor:
-        patches = extract(image, self.corners, self.size)
+    def __call__(self, images: Tensor, t: int) -> Tensor:
+        """Estimates (S, H, W) of ``images`` (S, H, W), each image's patches through the denoiser."""
+        patches = extract(images, self.corners, self.size)
+        flat = patches.reshape(-1, 1, *self.size)
         estimates = [self.denoiser(chunk, torch.full((chunk.shape[0],), t, dtype=torch.long, device=chunk.device))
-                     for chunk in patches.split(self.batch)]
-        return stitch(torch.cat(estimates), self.corners, self.shape)
+                     for chunk in flat.split(self.batch)]
+        return stitch(torch.cat(estimates).reshape(patches.shape), self.corners, self.shape)
 
 
 def misfit(y: Tensor, x0: Tensor, h0: Tensor, gamma: float) -> Tensor:
-    """``||y - C(C^-1(x0) + gamma C^-1(h0))||`` (the companded sum clipped to [-1, 1], like ``y``)."""
+    """``||y - C(C^-1(x0) + gamma C^-1(h0))||`` (the companded sum clipped to [-1, 1], like ``y``), over
+    all of ``x0`` and ``h0`` (one image, or a stack of samples each against ``y``)."""
     model = compand((expand(x0.clamp(-1, 1)) + gamma * expand(h0.clamp(-1, 1))).clamp(-1, 1))
     return torch.linalg.vector_norm(y - model)
 
 
 def joint_posterior_sampling(y: Tensor, tissue: Denoiser, haze: Denoiser, *, patch_size: Sequence[int], steps: int = 20,
                              start: float = 0.5, lam: float = 1.0, kappa: float = 1.0, gamma: float = 1.0,
-                             eta: float = 0.0, gradient: str = "network", batch: int = 64,
+                             eta: float = 0.0, gradient: str = "network", samples: int = 1, batch: int = 64,
                              generator: torch.Generator | None = None,
                              progress: bool = False) -> tuple[Tensor, Tensor]:
-    """Tissue and haze (each (H, W), companded, in [-1, 1]) given a companded frame ``y`` (H, W).
+    """Samples of tissue and haze (each (samples, H, W), companded, in [-1, 1]) given a companded frame
+    ``y`` (H, W).
 
     Args:
         y: the hazy frame, companded, in [-1, 1].
@@ -88,26 +95,29 @@ def joint_posterior_sampling(y: Tensor, tissue: Denoiser, haze: Denoiser, *, pat
         gamma: the haze's weight in the measurement model.
         eta: DDIM stochasticity (0 deterministic, 1 ancestral).
         gradient: ``"network"`` or ``"tweedie"`` (see the module docstring).
+        samples: independent chains (draws from the posterior).
         batch: patches per network call.
         generator: for the starting noise (and ``eta > 0``).
         progress: show a progress bar.
     """
     if gradient not in GRADIENTS:
         raise ParameterError("gradient", f"expected one of {GRADIENTS}, got {gradient!r}")
-    if not (0 < start <= 1 and lam >= 0 and kappa >= 0 and gamma > 0 and 0 <= eta <= 1):
-        raise ParameterError("dehaze", f"need 0 < start <= 1, lam >= 0, kappa >= 0, gamma > 0 and 0 <= eta <= 1; got "
-                                       f"start={start}, lam={lam}, kappa={kappa}, gamma={gamma}, eta={eta}")
+    if not (0 < start <= 1 and lam >= 0 and kappa >= 0 and gamma > 0 and 0 <= eta <= 1 and samples >= 1):
+        raise ParameterError("dehaze", f"need 0 < start <= 1, lam >= 0, kappa >= 0, gamma > 0, 0 <= eta <= 1 and "
+                                       f"samples >= 1; got start={start}, lam={lam}, kappa={kappa}, gamma={gamma}, "
+                                       f"eta={eta}, samples={samples}")
     schedule = tissue.schedule
     if haze.schedule.alphas_cumprod.shape != schedule.alphas_cumprod.shape or not torch.allclose(
             haze.schedule.alphas_cumprod, schedule.alphas_cumprod):
         raise ParameterError("haze", "the tissue and haze priors need the same noise schedule")
-    y = y[None].float()
+    y = y.float()
     grid = start_grid(steps, round(start * (schedule.steps - 1)))
-    denoise_x = _Patched(tissue, y.shape[1:], patch_size, batch)
-    denoise_h = _Patched(haze, y.shape[1:], patch_size, batch)
+    denoise_x = _Patched(tissue, y.shape, patch_size, batch)
+    denoise_h = _Patched(haze, y.shape, patch_size, batch)
     abar = [float(schedule.alphas_cumprod[t]) for t in grid] + [1.0]
-    x = math.sqrt(abar[0]) * y + math.sqrt(1 - abar[0]) * noise_like(y, generator)
-    h = math.sqrt(abar[0]) * y + math.sqrt(1 - abar[0]) * noise_like(y, generator)
+    chains = y.expand(samples, *y.shape)
+    x = math.sqrt(abar[0]) * chains + math.sqrt(1 - abar[0]) * noise_like(chains, generator)
+    h = math.sqrt(abar[0]) * chains + math.sqrt(1 - abar[0]) * noise_like(chains, generator)
     for i in progress_bar(range(len(grid)), desc="dehazing", unit="step", show=progress):
         t, abar_t, abar_s = grid[i], abar[i], abar[i + 1]
         with torch.enable_grad():
@@ -125,7 +135,7 @@ def joint_posterior_sampling(y: Tensor, tissue: Denoiser, haze: Denoiser, *, pat
         if gradient == "tweedie":
             x0, h0 = x0 - lam * grad_x, h0 - kappa * grad_h
         if i == len(grid) - 1:
-            return x0[0].clamp(-1, 1), h0[0].clamp(-1, 1)
+            return x0.clamp(-1, 1), h0.clamp(-1, 1)
         x = ddim_step(x, x0, eps_x, abar_t, abar_s, eta, generator)
         h = ddim_step(h, h0, eps_h, abar_t, abar_s, eta, generator)
         if gradient == "network":

@@ -13,7 +13,11 @@ Images. A frame is beamformed RF ``(n_r, n_lines)`` (:func:`medprior.tasks.ultra
 The learned methods see it companded, ``C(y / scale)`` with ``scale = max |y|`` (the priors'
 training convention, :mod:`medprior.tasks.echo_frames`), and return tissue RF in the frame's units.
 B-mode images are the envelope in dB against the hazy frame's largest envelope value, clipped to
-``[-dynamic_range, 0]`` (:func:`bmode`), so the hazy, dehazed and true images share one scale.
+``[-dynamic_range, 0]`` (:func:`bmode`), so the hazy, dehazed and true images share one scale. The
+diffusion method draws ``samples`` tissue images from the posterior; its B-mode image is the mean of
+their B-mode images, the posterior mean of the B-mode image (the least-squares estimate on the scale
+the images are scored on); where a haze-free pixel is fixed by the measurement the samples agree and
+the mean keeps its speckle, where the haze hid it they differ and the mean averages them.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ from medprior.tasks.ultrasound import read_beamformed
 
 @dataclasses.dataclass
 class Dehazed:
-    """A method's result: the B-mode image (n_r, n_lines) dB, and the tissue and haze RF where it has them."""
+    """A method's result: the B-mode image (n_r, n_lines) dB, and the tissue and haze RF where it has them
+    (samples, n_r, n_lines): one for the supervised network, the posterior samples for diffusion."""
 
     bmode: np.ndarray
     tissue: Tensor | None = None
@@ -67,7 +72,8 @@ def reference_level(hazy: Tensor) -> float:
 
 
 def _diffusion(frame: Tensor, models: dict[str, Prior], *, steps: int, start: float, lam: float, kappa: float,
-               gamma: float, eta: float, gradient: str, batch: int, seed: int, progress: bool = False) -> Dehazed:
+               gamma: float, eta: float, gradient: str, samples: int, batch: int, seed: int,
+               progress: bool = False) -> Dehazed:
     tissue, haze = models["tissue"], models["haze"]
     scale = prior_scale(frame)
     y = to_prior(frame, scale)
@@ -75,7 +81,8 @@ def _diffusion(frame: Tensor, models: dict[str, Prior], *, steps: int, start: fl
     generator = torch.Generator(device="cpu").manual_seed(seed)
     x, h = joint_posterior_sampling(y.to(device), tissue.denoiser(), haze.denoiser(), patch_size=tissue.image_size,
                                     steps=steps, start=start, lam=lam, kappa=kappa, gamma=gamma, eta=eta,
-                                    gradient=gradient, batch=batch, generator=generator, progress=progress)
+                                    gradient=gradient, samples=samples, batch=batch, generator=generator,
+                                    progress=progress)
     return Dehazed(bmode=np.empty(0), tissue=expand(x.cpu()) * scale, haze=expand(h.cpu()) * scale)
 
 
@@ -92,7 +99,7 @@ def _supervised(frame: Tensor, models: dict[str, Prior], *, batch: int, progress
         denoiser = network.denoiser(condition=chunk)
         t = torch.zeros(chunk.shape[0], dtype=torch.long, device=device)
         predicted.append(denoiser(torch.zeros_like(chunk), t).clamp(-1, 1))
-    x = stitch(torch.cat(predicted), corners, y.shape)[0]
+    x = stitch(torch.cat(predicted), corners, y.shape)
     return Dehazed(bmode=np.empty(0), tissue=expand(x.cpu()) * scale)
 
 
@@ -144,13 +151,14 @@ def dehaze(frame: Tensor, method: str, *, models: dict[str, Prior] | None = None
            reference: float | None = None, progress: bool = False, **options: Any) -> Dehazed:
     """Dehaze one beamformed frame (n_r, n_lines) with ``method``; ``options`` are its parameters
     (defaults from the schema's ``dehaze.<method>``). Returns the B-mode image against ``reference``
-    (default :func:`reference_level` of the frame) and, for the learned methods, the tissue RF."""
+    (default :func:`reference_level` of the frame; for the learned methods the mean of the tissue samples'
+    B-mode images) and, for the learned methods, the tissue RF."""
     parameters = DEHAZE_METHODS.parameters(method, "US", options)
     reference = reference_level(frame) if reference is None else reference
     run: Callable[..., Dehazed] = DEHAZE_METHODS[method].run
     if method in MODELS:
         result = run(frame, models or {}, progress=progress, **parameters)
-        result.bmode = bmode(result.tissue, reference, dynamic_range)
+        result.bmode = np.mean([bmode(sample, reference, dynamic_range) for sample in result.tissue], axis=0)
         return result
     return run(bmode(frame, reference, dynamic_range), dynamic_range, **parameters)
 
@@ -160,7 +168,8 @@ def dehaze_file(path: str | os.PathLike, method: str, out: str | os.PathLike, *,
                 dynamic_range: float | None = None, device: str = "auto", progress: bool = False) -> Path:
     """Dehaze every frame of a beamformed zea file into a zea file: ``data/image`` the dehazed B-mode
     (n_frames, n_r, n_lines) dB, ``data/beamformed_data`` the tissue RF and ``medprior/haze`` the haze
-    RF where the method estimates them; the method, its parameters and the seconds per frame in the metadata."""
+    RF where the method estimates them (the mean of the posterior samples: the posterior mean RF); the
+    method, its parameters and the seconds per frame in the metadata."""
     dynamic_range = defaults()["dehaze"]["dynamic_range"] if dynamic_range is None else dynamic_range
     require_float("dynamic_range", dynamic_range, minimum=0, exclusive_minimum=True)
     parameters = DEHAZE_METHODS.parameters(method, "US", options or {})
@@ -182,9 +191,9 @@ def dehaze_file(path: str | os.PathLike, method: str, out: str | os.PathLike, *,
         seconds.append(time.perf_counter() - started)
         images.append(result.bmode)
         if result.tissue is not None:
-            tissues.append(result.tissue.numpy())
+            tissues.append(result.tissue.mean(0).numpy())
         if result.haze is not None:
-            hazes.append(result.haze.numpy())
+            hazes.append(result.haze.mean(0).numpy())
     metadata = {**rf.metadata, "dehazing": {"method": method, "parameters": parameters, "models": models,
                                             "dynamic_range": dynamic_range,
                                             "seconds_per_frame": round(float(np.mean(seconds)), 3)}}
