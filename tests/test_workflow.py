@@ -114,7 +114,8 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
          "data": {**TINY_ECHO["data"], "conditions": ["hazy"]}, "training": {"objective": "regression"}}))
     synthesis = {"cases": 2, "seed": 40, "size": [48, 48, 30], "steps": 3,
                  "models": {"cwdm": "tiny_any", "regression": "tiny_regression", "mean": "tiny_any"}}
-    dehaze = {"frames": 1, "seed": 60, "methods": ["diffusion", "supervised", "nlm"], "diffusion": {"steps": 2},
+    dehaze = {"frames": 1, "seed": 60, "methods": ["diffusion", "supervised", "nlm"],
+              "diffusion": {"steps": 2, "samples": 1},
               "models": {"tissue": "tiny_echo_tissue", "haze": "tiny_echo_haze", "supervised": "tiny_echo_supervised"}}
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({**TINY, "priors": {"train": ["tiny_ct", "tiny_mri"], "config_dir": str(tmp_path / "priors")},
