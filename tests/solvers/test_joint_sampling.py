@@ -16,7 +16,7 @@ import torch
 from medprior.diffusion import GaussianDenoiser, VPSchedule
 from medprior.errors import ParameterError
 from medprior.physics.beamform import compand, expand
-from medprior.solvers.joint_sampling import joint_posterior_sampling, misfit, start_grid
+from medprior.solvers.joint_sampling import _Patched, joint_posterior_sampling, misfit, start_grid
 
 SCHEDULE = VPSchedule("cosine", 1000)
 PATCH = (4, 4)
@@ -94,6 +94,36 @@ def test_the_mean_of_posterior_samples_is_nearer_the_truth_than_one_sample():
         spread += float(x.var(0).sum())
     assert spread > 0.05 * one  # the chains are distinct draws, not copies of one
     assert mean < 0.9 * one
+
+
+class WhiteWhereTold:
+    """Closed-form Tweedie denoiser of white noise whose variance each pixel's condition sets: ``variance``
+    where the condition is negative, none elsewhere (a haze prior told each pixel's depth)."""
+
+    schedule = SCHEDULE
+
+    def __init__(self, variance):
+        self.variance = variance
+
+    def __call__(self, x_t, t, condition):
+        abar = SCHEDULE.alphas_cumprod[t].to(x_t).reshape(-1, 1, 1, 1)
+        variance = torch.where(condition < 0, self.variance, 1e-10).to(x_t)
+        return abar.sqrt() * variance / (abar * variance + 1 - abar) * x_t
+
+
+def test_each_patch_is_given_its_own_part_of_the_condition():
+    condition = torch.arange(SHAPE[0] * SHAPE[1], dtype=torch.float32).reshape(1, *SHAPE)
+    given = _Patched(lambda x_t, t, condition: condition, SHAPE, PATCH, batch=3, condition=condition)
+    assert torch.equal(given(torch.zeros(2, *SHAPE), 5), condition.expand(2, *SHAPE))  # 2 samples, patches in 3s
+
+
+def test_a_conditioned_haze_prior_puts_the_haze_only_where_its_condition_allows():
+    _, _, y = draw(2, h_variance=0.01)
+    depth = torch.linspace(-1, 1, SHAPE[0])[None, :, None].expand(1, *SHAPE)
+    tissue = GaussianDenoiser(torch.zeros(16), smooth_covariance(PATCH, 0.04, 2.0), SCHEDULE)
+    _, h = run(y, tissue, WhiteWhereTold(0.01), haze_condition=depth, start=0.5)
+    near, far = h[depth[0] < 0], h[depth[0] > 0]
+    assert float(near.square().mean()) > 1e-4 and float(far.square().mean()) < 1e-6 * float(near.square().mean())
 
 
 def test_the_start_grid_and_the_settings_are_checked():

@@ -29,11 +29,13 @@ TINY = {"channels": [8, 8], "attention_levels": [False, False], "num_res_blocks"
         "norm_num_groups": 4}
 
 
-def tiny(path, conditions=0, parametrization="v", modality="US"):
+def tiny(path, conditions=(), parametrization="v", modality="US"):
+    """A tiny untrained prior conditioned on ``conditions`` (recorded as its training config's)."""
     torch.manual_seed(0)
-    prior = SlicePrior2D((32, 16), network=TINY, parametrization=parametrization, condition_channels=conditions,
+    prior = SlicePrior2D((32, 16), network=TINY, parametrization=parametrization, condition_channels=len(conditions),
                          normalization=Normalization("window", -1, 1))
-    return save_prior(prior, path, training={"steps": 0}, modality=modality)
+    training = {"steps": 0, "config": {"data": {"conditions": list(conditions)}}}
+    return save_prior(prior, path, training=training, modality=modality)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def case(tmp_path_factory):
     beamform_file(folder / "hazy_rf.hdf5", folder / "hazy.hdf5")
     beamform_file(folder / "truth_rf.hdf5", folder / "truth.hdf5")
     models = {"tissue": tiny(folder / "tissue"), "haze": tiny(folder / "haze"),
-              "supervised": tiny(folder / "supervised", conditions=1, parametrization="x0")}
+              "supervised": tiny(folder / "supervised", conditions=("hazy",), parametrization="x0")}
     return folder, models
 
 
@@ -108,12 +110,25 @@ def test_the_diffusion_image_is_the_mean_of_its_samples_images(case, tmp_path):
     assert np.allclose(extras["haze"][0], result.haze.mean(0).numpy(), rtol=1e-4, atol=1e-6)
 
 
+def test_depth_conditioned_priors_dehaze(case, tmp_path):
+    folder, _ = case
+    models = {role: tiny(tmp_path / role, conditions=("depth",)) for role in ("tissue", "haze")}
+    out = dehaze_file(folder / "hazy.hdf5", "diffusion", tmp_path / "d.hdf5", models=models,
+                      options={"steps": 2, "start": 0.1, "samples": 2})
+    image = read_zea_derived(out)["image"]
+    assert image.shape == read_beamformed(folder / "hazy.hdf5")[0].shape and np.isfinite(image).all()
+
+
 def test_models_that_do_not_fit_are_refused_before_any_work(case, tmp_path):
     folder, models = case
     with pytest.raises(ParameterError, match="needs the haze"):
         dehaze_file(folder / "hazy.hdf5", "diffusion", tmp_path / "a.hdf5", models={"tissue": models["tissue"]})
     with pytest.raises(InputError, match="condition channels"):
         dehaze_file(folder / "hazy.hdf5", "supervised", tmp_path / "a.hdf5", models={"supervised": models["tissue"]})
+    hazy_conditioned = tiny(tmp_path / "hazy_conditioned", conditions=("hazy",))
+    with pytest.raises(InputError, match=r"condition channels \(hazy\); the tissue model takes none or depth"):
+        dehaze_file(folder / "hazy.hdf5", "diffusion", tmp_path / "a.hdf5",
+                    models={"tissue": hazy_conditioned, "haze": models["haze"]})
     ct = tiny(tmp_path / "ct", modality="CT")
     with pytest.raises(InputError, match="CT prior"):
         dehaze_file(folder / "hazy.hdf5", "diffusion", tmp_path / "a.hdf5", models={"tissue": ct, "haze": ct})

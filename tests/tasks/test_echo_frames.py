@@ -12,8 +12,8 @@ import torch
 from medprior.errors import InputError, ParameterError
 from medprior.io.ultrasound import read_zea, read_zea_derived, read_zea_extras, write_zea
 from medprior.physics.beamform import expand
-from medprior.tasks.echo_frames import (CardiacScan, beamform, frame_gamma, hazy_pair, rms, simulate_frame,
-                                        training_patches)
+from medprior.tasks.echo_frames import (CardiacScan, beamform, depth_channel, frame_gamma, hazy_pair, rms,
+                                        simulate_frame, training_patches)
 from medprior.tasks.ultrasound import beamform_file, read_beamformed, simulate_case
 
 SMALL = CardiacScan(depth=(5e-3, 30e-3), n_lines=24, sector_deg=50, anatomy_scale=0.28, transmits=1)
@@ -49,11 +49,20 @@ def test_the_hazy_pair_adds_haze_at_the_asked_rms_ratio(frame):
         hazy_pair(tissue, haze, -1.0, frame.regions["sector"])
 
 
+def test_the_depth_channel_runs_from_the_first_radius_to_the_last():
+    assert torch.equal(depth_channel((5, 2)), torch.tensor([[[-1.0, -1.0], [-0.5, -0.5], [0.0, 0.0], [0.5, 0.5],
+                                                             [1.0, 1.0]]]))
+
+
 def test_training_patches_are_the_companded_images_cut_alike():
     patches = training_patches(3, haze="reverberation", gamma_range=(0.2, 0.2), size=(64, 16), stride=(32, 8),
                                scan=SMALL)
-    assert set(patches) == {"hazy", "tissue", "haze"}
-    assert patches["hazy"].shape == patches["tissue"].shape and patches["hazy"].shape[1:] == (64, 16)
+    assert set(patches) == {"hazy", "tissue", "haze", "depth"}
+    assert patches["hazy"].shape == patches["tissue"].shape == patches["depth"].shape
+    assert patches["hazy"].shape[1:] == (64, 16)
+    depth = patches["depth"]
+    assert float(depth.min()) == -1.0 and torch.equal(depth, depth[:, :, :1].expand_as(depth))  # rows' depth
+    assert torch.allclose(depth[:, 1:, 0] - depth[:, :-1, 0], depth[0, 1, 0] - depth[0, 0, 0])
     summed = expand(patches["tissue"]) + expand(patches["haze"])
     assert torch.allclose(expand(patches["hazy"]), summed, atol=1e-4)
     assert frame_gamma(3, (0.2, 0.6)) == frame_gamma(3, (0.2, 0.6)) and 0.2 <= frame_gamma(3, (0.2, 0.6)) <= 0.6

@@ -37,7 +37,8 @@ class NetworkDenoiser(nn.Module):
         schedule: the schedule it was trained with.
         parametrization: ``"eps"``, ``"x0"`` or ``"v"``.
         condition: optional (B, Cc, *spatial) tensor concatenated to every input (channel
-            conditioning, as cWDM and the segmentation model do); a batch of 1 is broadcast.
+            conditioning, as cWDM and the segmentation model do); a batch of 1 is broadcast. A call
+            may pass its own, item by item (such as each patch's depth in its frame).
         clip: optional (low, high) range the x0 estimate is clamped to.
         normalization: how image intensities map to the network's [-1, 1] (the prior's); inverse
             solvers use it to bring a problem into the denoiser's units
@@ -60,11 +61,14 @@ class NetworkDenoiser(nn.Module):
         self.clip = clip
         self.normalization, self.orientation, self.image_size = normalization, orientation, image_size
 
-    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+    def forward(self, x_t: Tensor, t: Tensor, condition: Tensor | None = None) -> Tensor:
+        """x0_hat of ``x_t`` (B, C, *spatial) at ``t`` (B,); ``condition`` (B, Cc, *spatial) in place of
+        the bound one for this call."""
         t = torch.as_tensor(t, device=x_t.device).long().expand(x_t.shape[0])
         inputs = x_t
-        if self.condition is not None:
-            condition = self.condition.to(x_t)
+        condition = self.condition if condition is None else condition
+        if condition is not None:
+            condition = condition.to(x_t)
             inputs = torch.cat([x_t, condition.expand(x_t.shape[0], *condition.shape[1:])], dim=1)
         with autocast(x_t.device):  # bf16 on CUDA, nothing on CPU
             output = self.network(inputs, t).to(x_t.dtype)

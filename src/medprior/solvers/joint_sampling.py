@@ -26,6 +26,8 @@ and sample both given ``y``:
 
 Written here because no library offers posterior sampling with two priors on one measurement; the
 denoisers are any :class:`~medprior.diffusion.denoiser.Denoiser` (a trained prior, or a closed form).
+A prior conditioned on a property of each pixel (such as its depth in the frame) is given a condition
+image, and each patch its part of it (the denoiser is then called with ``condition=``).
 """
 
 from __future__ import annotations
@@ -55,18 +57,27 @@ def start_grid(steps: int, t_start: int) -> list[int]:
 
 
 class _Patched:
-    """A denoiser applied patch by patch to an image (C, H, W), the estimates stitched back."""
+    """A denoiser applied patch by patch to images (S, H, W), the estimates stitched back; with a
+    ``condition`` image (Cc, H, W), each patch is given its own part of it (such as its depth)."""
 
-    def __init__(self, denoiser: Denoiser, shape: Sequence[int], size: Sequence[int], batch: int) -> None:
+    def __init__(self, denoiser: Denoiser, shape: Sequence[int], size: Sequence[int], batch: int,
+                 condition: Tensor | None = None) -> None:
         self.denoiser, self.shape, self.size, self.batch = denoiser, tuple(shape), tuple(size), batch
         self.corners = overlapping_corners(self.shape, self.size)
+        self.condition = None if condition is None else extract(condition, self.corners, self.size)
 
     def __call__(self, images: Tensor, t: int) -> Tensor:
         """Estimates (S, H, W) of ``images`` (S, H, W), each image's patches through the denoiser."""
         patches = extract(images, self.corners, self.size)
         flat = patches.reshape(-1, 1, *self.size)
-        estimates = [self.denoiser(chunk, torch.full((chunk.shape[0],), t, dtype=torch.long, device=chunk.device))
-                     for chunk in flat.split(self.batch)]
+        conditions = None if self.condition is None else \
+            self.condition.repeat_interleave(images.shape[0], dim=0).to(images)  # patch-major, like flat
+        estimates = []
+        for first in range(0, len(flat), self.batch):
+            chunk = flat[first:first + self.batch]
+            extra = {} if conditions is None else {"condition": conditions[first:first + self.batch]}
+            t_chunk = torch.full((chunk.shape[0],), t, dtype=torch.long, device=chunk.device)
+            estimates.append(self.denoiser(chunk, t_chunk, **extra))
         return stitch(torch.cat(estimates).reshape(patches.shape), self.corners, self.shape)
 
 
@@ -80,6 +91,7 @@ def misfit(y: Tensor, x0: Tensor, h0: Tensor, gamma: float) -> Tensor:
 def joint_posterior_sampling(y: Tensor, tissue: Denoiser, haze: Denoiser, *, patch_size: Sequence[int], steps: int = 20,
                              start: float = 0.5, lam: float = 1.0, kappa: float = 1.0, gamma: float = 1.0,
                              eta: float = 0.0, gradient: str = "network", samples: int = 1, batch: int = 64,
+                             tissue_condition: Tensor | None = None, haze_condition: Tensor | None = None,
                              generator: torch.Generator | None = None,
                              progress: bool = False) -> tuple[Tensor, Tensor]:
     """Samples of tissue and haze (each (samples, H, W), companded, in [-1, 1]) given a companded frame
@@ -97,6 +109,8 @@ def joint_posterior_sampling(y: Tensor, tissue: Denoiser, haze: Denoiser, *, pat
         gradient: ``"network"`` or ``"tweedie"`` (see the module docstring).
         samples: independent chains (draws from the posterior).
         batch: patches per network call.
+        tissue_condition, haze_condition: condition images (Cc, H, W) of conditional priors, each
+            patch given its part (the denoiser is then called with ``condition=``); None for others.
         generator: for the starting noise (and ``eta > 0``).
         progress: show a progress bar.
     """
@@ -112,8 +126,8 @@ def joint_posterior_sampling(y: Tensor, tissue: Denoiser, haze: Denoiser, *, pat
         raise ParameterError("haze", "the tissue and haze priors need the same noise schedule")
     y = y.float()
     grid = start_grid(steps, round(start * (schedule.steps - 1)))
-    denoise_x = _Patched(tissue, y.shape, patch_size, batch)
-    denoise_h = _Patched(haze, y.shape, patch_size, batch)
+    denoise_x = _Patched(tissue, y.shape, patch_size, batch, tissue_condition)
+    denoise_h = _Patched(haze, y.shape, patch_size, batch, haze_condition)
     abar = [float(schedule.alphas_cumprod[t]) for t in grid] + [1.0]
     chains = y.expand(samples, *y.shape)
     x = math.sqrt(abar[0]) * chains + math.sqrt(1 - abar[0]) * noise_like(chains, generator)

@@ -3,7 +3,9 @@
 Methods (:data:`DEHAZE_METHODS`, parameters in the schema's ``dehaze.<method>``):
 
 - ``diffusion``: joint posterior sampling of tissue and haze with two diffusion priors on the
-  companded beamformed RF (Stevens et al. 2024; :mod:`medprior.solvers.joint_sampling`);
+  companded beamformed RF (Stevens et al. 2024; :mod:`medprior.solvers.joint_sampling`); priors
+  trained with the condition ``depth`` are told each patch's depth in the frame
+  (:func:`medprior.tasks.echo_frames.depth_channel`), since near-field haze and tissue differ there;
 - ``supervised``: a network of the tissue prior's size trained on the same hazy / clean patches to
   predict the tissue from the hazy frame in one evaluation (a regression-trained prior);
 - ``bm3d`` and ``nlm``: BM3D and non-local means of the hazy B-mode image
@@ -45,7 +47,7 @@ from medprior.physics.beamform import envelope, expand
 from medprior.registry import Method, Registry
 from medprior.solvers.joint_sampling import joint_posterior_sampling
 from medprior.solvers.speckle import bm3d_bmode, nlm_bmode
-from medprior.tasks.echo_frames import prior_scale, to_prior
+from medprior.tasks.echo_frames import depth_channel, prior_scale, to_prior
 from medprior.tasks.ultrasound import read_beamformed
 
 
@@ -79,10 +81,16 @@ def _diffusion(frame: Tensor, models: dict[str, Prior], *, steps: int, start: fl
     y = to_prior(frame, scale)
     device = next(tissue.parameters()).device
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    x, h = joint_posterior_sampling(y.to(device), tissue.denoiser(), haze.denoiser(), patch_size=tissue.image_size,
-                                    steps=steps, start=start, lam=lam, kappa=kappa, gamma=gamma, eta=eta,
-                                    gradient=gradient, samples=samples, batch=batch, generator=generator,
-                                    progress=progress)
+    depth = depth_channel(tuple(y.shape)).to(device)
+    conditions = [prior.encode(depth[None])[0] if prior.condition_channels else None for prior in (tissue, haze)]
+    # a depth-conditioned prior's denoiser is bound to the first patch's depth; joint sampling gives each patch its own
+    denoisers = [prior.denoiser(condition=None if condition is None else condition[None, :, :prior.image_size[0],
+                                                                                   :prior.image_size[1]])
+                 for prior, condition in zip((tissue, haze), conditions)]
+    x, h = joint_posterior_sampling(y.to(device), *denoisers, patch_size=tissue.image_size, steps=steps, start=start,
+                                    lam=lam, kappa=kappa, gamma=gamma, eta=eta, gradient=gradient, samples=samples,
+                                    batch=batch, tissue_condition=conditions[0], haze_condition=conditions[1],
+                                    generator=generator, progress=progress)
     return Dehazed(bmode=np.empty(0), tissue=expand(x.cpu()) * scale, haze=expand(h.cpu()) * scale)
 
 
@@ -123,6 +131,9 @@ DEHAZE_METHODS = Registry("dehaze", [
 ])
 MODELS = {"diffusion": ("tissue", "haze"), "supervised": ("supervised",)}
 """The trained models each learned method needs, by role."""
+CONDITIONS = {"tissue": ((), ("depth",)), "haze": ((), ("depth",)), "supervised": (("hazy",),)}
+"""What each role's model may be conditioned on (its training config's ``data.conditions``): the
+diffusion priors on nothing or on each pixel's depth, the supervised network on the hazy frame."""
 
 
 def check_models(method: str, models: dict[str, str | os.PathLike]) -> None:
@@ -139,10 +150,13 @@ def check_models(method: str, models: dict[str, str | os.PathLike]) -> None:
             raise InputError(models[role], f"is a {modality} prior ({how}); dehazing needs ultrasound priors")
         if record.get("kind") != "slice2d":
             raise InputError(models[role], f"is a {record.get('kind')} prior; dehazing needs slice2d patch priors")
-        conditions = int(record.get("condition_channels", 0))
-        if (role == "supervised") != (conditions == 1):
-            raise InputError(models[role], f"has {conditions} condition channels; the {role} model needs "
-                                           f"{1 if role == 'supervised' else 0}")
+        channels = int(record.get("condition_channels", 0))
+        names = record.get("training", {}).get("config", {}).get("data", {}).get("conditions")
+        allowed = CONDITIONS[role]
+        if channels not in {len(c) for c in allowed} or (names is not None and tuple(names) not in allowed):
+            takes = " or ".join(", ".join(c) if c else "none" for c in allowed)
+            raise InputError(models[role], f"has {channels} condition channels ({', '.join(names or []) or 'none'}); "
+                                           f"the {role} model takes {takes}")
     if method == "diffusion" and records["tissue"]["schedule"] != records["haze"]["schedule"]:
         raise InputError(models["haze"], "has another noise schedule than the tissue prior; joint sampling needs one")
 

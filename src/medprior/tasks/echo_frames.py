@@ -242,13 +242,28 @@ def frame_gamma(seed: int, gamma_range: tuple[float, float]) -> float:
     return float(np.random.default_rng([seed, 1]).uniform(low, high))
 
 
+ECHO_CONDITIONS = ("hazy", "depth")
+"""What an echo prior may be conditioned on (``data.conditions``): the hazy frame (the supervised
+network) and each pixel's depth (:func:`depth_channel`)."""
+
+
+def depth_channel(shape: tuple[int, int]) -> Tensor:
+    """(1, n_r, n_lines): each row's depth in the frame, from -1 at its first radius to 1 at its last:
+    the condition that tells a patch prior where in the frame its patch lies (the multipath haze is
+    strongest in the near field, :mod:`medprior.physics.haze`). Relative to the frame's depth range,
+    which is the training frames' for frames of the same scan."""
+    return torch.linspace(-1, 1, shape[0])[None, :, None].expand(1, *shape).contiguous()
+
+
 def training_patches(seed: int, *, haze: str, gamma_range: tuple[float, float], size: tuple[int, int],
                      stride: tuple[int, int], scan: CardiacScan = CardiacScan()) -> dict[str, Tensor]:
     """Patches (P, h, w) of ``size`` every ``stride`` of frame ``seed``'s companded ``hazy``, ``tissue`` and
-    ``haze`` images (:func:`hazy_pair` at :func:`frame_gamma`), the same corners in each."""
+    ``haze`` images (:func:`hazy_pair` at :func:`frame_gamma`) and of its ``depth``
+    (:func:`depth_channel`), the same corners in each."""
     frame = simulate_frame(seed, scan, haze=haze)
     pair = hazy_pair(beamform(frame.tissue, scan), beamform(frame.haze, scan), frame_gamma(seed, gamma_range),
                      frame.regions["sector"])
-    images = pair["companded"]
+    images = torch.cat([pair["companded"], depth_channel(tuple(pair["companded"].shape[1:]))])
     corners = patch_corners(images.shape[1:], size, stride)
-    return {name: extract(images[i:i + 1], corners, size)[:, 0] for i, name in enumerate(("hazy", "tissue", "haze"))}
+    return {name: extract(images[i:i + 1], corners, size)[:, 0]
+            for i, name in enumerate(("hazy", "tissue", "haze", "depth"))}

@@ -41,6 +41,8 @@ from medprior.figures import sample_grid
 from medprior.io import atomic_path, write_json, write_sidecar
 from medprior.metrics import image_statistics
 from medprior.tasks.datasets import ANY_CONTRAST, ECHO_GENERATOR, condition_contrasts, examples, expand_patterns, tensor_sha256
+from medprior.tasks.echo_frames import ECHO_CONDITIONS
+
 
 def _with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A prior config file's mapping merged over its ``base`` file's (recursively; relative to the file)."""
@@ -71,8 +73,9 @@ def load_prior_config(path: str | os.PathLike) -> dict[str, Any]:
     echo = data.get("phantom", {}).get("generator") == ECHO_GENERATOR
     if data["conditions"] and not (kind == "wavelet3d" or echo):
         raise InputError(path, "config key data.conditions: only wavelet3d priors and echo data take conditions")
-    if echo and (kind != "slice2d" or set(data["conditions"]) - {"hazy"}):
-        raise InputError(path, "config key data: echo data need a slice2d prior and take only the condition `hazy`")
+    if echo and (kind != "slice2d" or set(data["conditions"]) - set(ECHO_CONDITIONS)):
+        raise InputError(path, "config key data: echo data need a slice2d prior and take only the conditions "
+                               + " and ".join(f"`{c}`" for c in ECHO_CONDITIONS))
     if data["contrast"] == ANY_CONTRAST and (kind != "wavelet3d" or data["conditions"]):
         raise InputError(path, "config key data.contrast: `any` is for wavelet3d priors without data.conditions "
                                "(the four contrasts are the conditions)")
