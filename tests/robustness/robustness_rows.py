@@ -1303,15 +1303,17 @@ TINY_US = {"channels": [8, 8], "attention_levels": [False, False], "num_res_bloc
 _US_CACHE: dict[str, Path] = {}
 
 
-def _us_tiny_prior(path: Path, conditions: int = 0, parametrization: str = "v", modality: str = "US") -> None:
+def _us_tiny_prior(path: Path, conditions: tuple[str, ...] = (), parametrization: str = "v",
+                   modality: str = "US") -> None:
     import torch
     from medprior.diffusion.normalization import Normalization
     from medprior.diffusion.prior_file import save_prior
     from medprior.diffusion.priors import SlicePrior2D
     torch.manual_seed(0)
-    prior = SlicePrior2D((32, 16), network=TINY_US, parametrization=parametrization, condition_channels=conditions,
-                         normalization=Normalization("window", -1, 1))
-    save_prior(prior, path, training={"steps": 0}, modality=modality)
+    prior = SlicePrior2D((32, 16), network=TINY_US, parametrization=parametrization,
+                         condition_channels=len(conditions), normalization=Normalization("window", -1, 1))
+    save_prior(prior, path, training={"steps": 0, "config": {"data": {"conditions": list(conditions)}}},
+               modality=modality)
 
 
 def _us_picmus(path: Path) -> None:
@@ -1364,7 +1366,7 @@ def us_input(name: str) -> Path:
     elif name in ("tissue", "haze"):
         _us_tiny_prior(path)
     elif name == "supervised":
-        _us_tiny_prior(path, conditions=1, parametrization="x0")
+        _us_tiny_prior(path, conditions=("hazy",), parametrization="x0")
     elif name == "unconditioned":  # a supervised-style network without its condition channel
         _us_tiny_prior(path, parametrization="x0")
     elif name == "ct_tissue":

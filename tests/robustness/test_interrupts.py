@@ -1,5 +1,5 @@
-"""Interrupted runs (issue 14, §5): ``kill -9`` and SIGINT while convert, phantom, recon and
-synthesize are writing, onto an earlier good output.
+"""Interrupted runs (issue 14, §5): ``kill -9`` and SIGINT while convert, phantom, recon,
+synthesize, simulate us, beamform and dehaze are writing, onto an earlier good output.
 
 Each run is a real process, forked from a server process that imported medprior once (so a row
 costs its work, not a Python start). The test watches the output's folder and sends the signal as
@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from robustness_harness import child_main, copy_world, run_cli, snapshot, staged_bytes
-from robustness_rows import CASE
+from robustness_rows import CASE, us
 
 KILL_WAIT_S = 90
 
@@ -79,6 +79,15 @@ CASES = {
                    ["synthesize", "--model", "{t}/reg", "--input", "{t}/many", "--device", "cpu", "--output",
                     "{t}/sub"],
                    ".", ("sub", "sub/*", "sub.provenance.json", "sub.json")),
+    "simulate-us": ((), None, ["simulate", "us", "--seed", "1", "--out", "{t}/h.hdf5", "--truth-out", "{t}/tr.hdf5"],
+                    ["simulate", "us", "--seed", "2", "--out", "{t}/h.hdf5", "--truth-out", "{t}/tr.hdf5"],
+                    ".", ("h.hdf5", "tr.hdf5")),
+    "beamform": ((), us("hazy_rf.hdf5"), ["beamform", "{t}/hazy_rf.hdf5", "--device", "cpu", "--out", "{t}/bf.hdf5"],
+                 ["beamform", "{t}/hazy_rf.hdf5", "--device", "cpu", "--lines", "16", "--out", "{t}/bf.hdf5"],
+                 ".", ("bf.hdf5",)),
+    "dehaze": ((), us("hazy.hdf5"), ["dehaze", "{t}/hazy.hdf5", "--method", "nlm", "--out", "{t}/d.hdf5"],
+               ["dehaze", "{t}/hazy.hdf5", "--method", "nlm", "--param", "h=0.1", "--out", "{t}/d.hdf5"],
+               ".", ("d.hdf5",)),
 }
 
 

@@ -152,10 +152,11 @@ def check_models(method: str, models: dict[str, str | os.PathLike]) -> None:
             raise InputError(models[role], f"is a {record.get('kind')} prior; dehazing needs slice2d patch priors")
         channels = int(record.get("condition_channels", 0))
         names = record.get("training", {}).get("config", {}).get("data", {}).get("conditions")
+        conditions = tuple(names) if names is not None else ("unknown",) * channels
         allowed = CONDITIONS[role]
-        if channels not in {len(c) for c in allowed} or (names is not None and tuple(names) not in allowed):
+        if conditions not in allowed or len(conditions) != channels:
             takes = " or ".join(", ".join(c) if c else "none" for c in allowed)
-            raise InputError(models[role], f"has {channels} condition channels ({', '.join(names or []) or 'none'}); "
+            raise InputError(models[role], f"has {channels} condition channels ({', '.join(conditions) or 'none'}); "
                                            f"the {role} model takes {takes}")
     if method == "diffusion" and records["tissue"]["schedule"] != records["haze"]["schedule"]:
         raise InputError(models["haze"], "has another noise schedule than the tissue prior; joint sampling needs one")
