@@ -1509,7 +1509,9 @@ for method, param, name in (("nlm", "foo=1", "foo"), ("nlm", "h=nan", "h"), ("nl
     row(f"dehaze-{method}-param-{param}", P, [*DH, "--method", method, "--param", param, "--out", "{t}/d.hdf5"],
         build=us("hazy.hdf5"), names=(name,))
 for param, name in (("lam=-1", "lam"), ("steps=0", "steps"), ("seed=-1", "seed"), ("gradient=sideways", "gradient"),
-                    ("samples=0", "samples"), ("samples=65", "samples"), ("samples=2.5", "samples")):
+                    ("samples=0", "samples"), ("samples=65", "samples"), ("samples=2.5", "samples"),
+                    ("estimate=median", "estimate"), ("window_depth=0", "window_depth"),
+                    ("window_lines=1.5", "window_lines")):
     row(f"dehaze-diffusion-param-{param}", P, [*DIFF, "--param", param, "--out", "{t}/d.hdf5"],
         build=us("hazy.hdf5", "tissue", "haze"), names=(name,))
 row("dehaze-diffusion-without-priors", P, [*DH, "--method", "diffusion", "--out", "{t}/d.hdf5"],

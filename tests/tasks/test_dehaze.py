@@ -19,7 +19,8 @@ from medprior.diffusion.priors import SlicePrior2D
 from medprior.errors import InputError, ParameterError
 from medprior.io.ultrasound import read_zea, read_zea_derived, read_zea_extras
 from medprior.metrics import gcnr, psnr, region_ks
-from medprior.tasks.dehaze import DEHAZE_METHODS, bmode, dehaze, dehaze_file, reference_level
+from medprior.tasks.dehaze import (DEHAZE_METHODS, bmode, dehaze, dehaze_file, local_gaussian_bmode,
+                                   reference_level)
 from medprior.tasks.dehaze_report import evaluate_dehazing
 from medprior.tasks.echo_frames import CardiacScan
 from medprior.tasks.ultrasound import beamform_file, read_beamformed, simulate_case
@@ -97,17 +98,45 @@ def test_the_diffusion_image_is_the_mean_of_its_samples_images(case, tmp_path):
     hazy, _, _ = read_beamformed(folder / "hazy.hdf5")
     loaded = {role: load_prior(models[role]) for role in ("tissue", "haze")}
     reference = reference_level(hazy[0])
-    result = dehaze(hazy[0], "diffusion", models=loaded, reference=reference, steps=2, start=0.1, samples=3)
+    result = dehaze(hazy[0], "diffusion", models=loaded, reference=reference, steps=2, start=0.1, samples=3,
+                    estimate="samples")
     assert result.tissue.shape == result.haze.shape == (3, *hazy.shape[1:])
     images = [bmode(sample, reference, 60.0) for sample in result.tissue]
     assert not np.allclose(images[0], images[1])  # distinct draws
     assert np.allclose(result.bmode, np.mean(images, axis=0), atol=1e-4)
     out = dehaze_file(folder / "hazy.hdf5", "diffusion", tmp_path / "d.hdf5", models=models,
-                      options={"steps": 2, "start": 0.1, "samples": 3})
+                      options={"steps": 2, "start": 0.1, "samples": 3, "estimate": "samples"})
     derived, extras = read_zea_derived(out), read_zea_extras(out)
     assert np.allclose(derived["image"][0], result.bmode, atol=1e-4)  # one seed: the same samples
     assert np.allclose(derived["beamformed_data"][0], result.tissue.mean(0).numpy(), rtol=1e-4, atol=1e-6)
     assert np.allclose(extras["haze"][0], result.haze.mean(0).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_the_local_gaussian_image_is_the_posterior_mean_of_the_b_mode_value():
+    """Tissue, haze and hazy RF of constant envelopes A, B, C (whole cycles: the FFT Hilbert transform is
+    exact): the tissue given the hazy value is CN(w C, w B^2) with w = A^2 / (A^2 + B^2), and the image
+    is the mean of 20 log10 |x| over draws from it (Monte Carlo, an independent route)."""
+    depth = torch.arange(64, dtype=torch.float64)[:, None].expand(64, 5)
+    wave = torch.cos(2 * torch.pi * 8 * depth / 64).float()
+    a, b, c, reference = 0.3, 0.2, 0.25, 1.0
+    image = local_gaussian_bmode(c * wave, a * wave[None], b * wave[None], reference, 60.0, (9, 3))
+    w = a ** 2 / (a ** 2 + b ** 2)
+    draws = np.random.default_rng(0).standard_normal((2, 400000))
+    x = w * c + np.sqrt(w * b ** 2 / 2) * (draws[0] + 1j * draws[1])
+    assert np.allclose(image, np.mean(20 * np.log10(np.abs(x))), atol=0.02)
+    assert abs(float(image.mean()) - 20 * np.log10(w * c)) > 0.2  # not the Wiener estimate's level
+    assert np.allclose(local_gaussian_bmode(c * wave, a * wave[None], 0 * wave[None], reference, 60.0, (9, 3)),
+                       20 * np.log10(c), atol=1e-3)  # without haze: the hazy frame
+
+
+def test_the_diffusion_image_is_by_default_the_local_gaussian_estimate(case):
+    folder, models = case
+    hazy, _, _ = read_beamformed(folder / "hazy.hdf5")
+    loaded = {role: load_prior(models[role]) for role in ("tissue", "haze")}
+    reference = reference_level(hazy[0])
+    result = dehaze(hazy[0], "diffusion", models=loaded, reference=reference, steps=2, start=0.1, samples=2)
+    expected = local_gaussian_bmode(hazy[0], result.tissue, result.haze, reference, 60.0, (9, 3))
+    assert np.array_equal(result.bmode, expected)
 
 
 def test_depth_conditioned_priors_dehaze(case, tmp_path):

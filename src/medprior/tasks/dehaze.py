@@ -16,10 +16,12 @@ The learned methods see it companded, ``C(y / scale)`` with ``scale = max |y|`` 
 training convention, :mod:`medprior.tasks.echo_frames`), and return tissue RF in the frame's units.
 B-mode images are the envelope in dB against the hazy frame's largest envelope value, clipped to
 ``[-dynamic_range, 0]`` (:func:`bmode`), so the hazy, dehazed and true images share one scale. The
-diffusion method draws ``samples`` tissue images from the posterior; its B-mode image is the mean of
-their B-mode images, the posterior mean of the B-mode image (the least-squares estimate on the scale
-the images are scored on); where a haze-free pixel is fixed by the measurement the samples agree and
-the mean keeps its speckle, where the haze hid it they differ and the mean averages them.
+diffusion method draws ``samples`` tissue and haze images from the joint posterior. Its B-mode image
+(``estimate``) is by default each pixel's posterior mean B-mode value when, locally, tissue and haze
+are Gaussian at the levels the samples give (:func:`local_gaussian_bmode`): the least-squares estimate
+on the scale the images are scored on, with the speckle taken from the measurement and the levels
+from the priors, free of the few samples' Monte Carlo noise; ``samples`` takes the mean of the
+samples' B-mode images instead.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.ndimage import uniform_filter
+from scipy.special import exp1
 from torch import Tensor
 
 from medprior.checks import require_float, require_seed
@@ -68,13 +72,38 @@ def bmode(rf: Tensor, reference: float, dynamic_range: float) -> np.ndarray:
     return decibels.clamp(-dynamic_range, 0).numpy().astype(np.float32)
 
 
+def local_gaussian_bmode(hazy: Tensor, tissue: Tensor, haze: Tensor, reference: float, dynamic_range: float,
+                         window: tuple[int, int]) -> np.ndarray:
+    """The posterior mean of the tissue's B-mode value (n_r, n_lines) dB at each pixel of a ``hazy``
+    frame (n_r, n_lines) when, locally, tissue and haze are independent circular Gaussians whose powers
+    ``p_x``, ``p_h`` are the posterior samples' (``tissue``, ``haze``: (samples, n_r, n_lines) RF) mean
+    envelope powers averaged over ``window`` (rows, lines).
+
+    Given the hazy analytic value ``y``, the tissue's is then ``CN(w y, w p_h)`` with the Wiener gain
+    ``w = p_x / (p_x + p_h)``, and ``E ln|x|^2 = ln|w y|^2 + E1(w |y|^2 / p_h)`` (``E1``: the exponential
+    integral) exactly: the samples give the local levels, the measurement the speckle, and no Monte
+    Carlo noise of a few samples reaches the image. Clipped like :func:`bmode`.
+    """
+    def local_power(rf: Tensor) -> np.ndarray:
+        power = (envelope(rf, 1).double() ** 2).mean(0).numpy()
+        return uniform_filter(power, window, mode="nearest")
+
+    p_x, p_h = local_power(tissue), np.maximum(local_power(haze), 1e-300)
+    gain = p_x / np.maximum(p_x + p_h, 1e-300)
+    mean_power = np.maximum(gain ** 2 * envelope(hazy, 0).double().numpy() ** 2, 1e-300)
+    log_power = np.log(mean_power) + exp1(np.maximum(mean_power / np.maximum(gain * p_h, 1e-300), 1e-300))
+    decibels = 10 * np.log10(np.e) * log_power - 20 * np.log10(reference)
+    return np.clip(decibels, -dynamic_range, 0).astype(np.float32)
+
+
 def reference_level(hazy: Tensor) -> float:
     """The B-mode reference of a frame: its largest envelope value."""
     return float(envelope(hazy, 0).max().clamp_min(1e-30))
 
 
-def _diffusion(frame: Tensor, models: dict[str, Prior], *, steps: int, start: float, lam: float, kappa: float,
-               gamma: float, eta: float, gradient: str, samples: int, batch: int, seed: int,
+def _diffusion(frame: Tensor, models: dict[str, Prior], *, reference: float, dynamic_range: float, steps: int,
+               start: float, lam: float, kappa: float, gamma: float, eta: float, gradient: str, samples: int,
+               estimate: str, window_depth: int, window_lines: int, batch: int, seed: int,
                progress: bool = False) -> Dehazed:
     tissue, haze = models["tissue"], models["haze"]
     scale = prior_scale(frame)
@@ -91,11 +120,17 @@ def _diffusion(frame: Tensor, models: dict[str, Prior], *, steps: int, start: fl
                                     lam=lam, kappa=kappa, gamma=gamma, eta=eta, gradient=gradient, samples=samples,
                                     batch=batch, tissue_condition=conditions[0], haze_condition=conditions[1],
                                     generator=generator, progress=progress)
-    return Dehazed(bmode=np.empty(0), tissue=expand(x.cpu()) * scale, haze=expand(h.cpu()) * scale)
+    x, h = expand(x.cpu()) * scale, expand(h.cpu()) * scale
+    if estimate == "gaussian":
+        image = local_gaussian_bmode(frame, x, h, reference, dynamic_range, (window_depth, window_lines))
+    else:
+        image = np.mean([bmode(sample, reference, dynamic_range) for sample in x], axis=0)
+    return Dehazed(bmode=image, tissue=x, haze=h)
 
 
 @torch.no_grad()
-def _supervised(frame: Tensor, models: dict[str, Prior], *, batch: int, progress: bool = False) -> Dehazed:
+def _supervised(frame: Tensor, models: dict[str, Prior], *, reference: float, dynamic_range: float, batch: int,
+                progress: bool = False) -> Dehazed:
     network = models["supervised"]
     scale = prior_scale(frame)
     y = to_prior(frame, scale)
@@ -107,8 +142,8 @@ def _supervised(frame: Tensor, models: dict[str, Prior], *, batch: int, progress
         denoiser = network.denoiser(condition=chunk)
         t = torch.zeros(chunk.shape[0], dtype=torch.long, device=device)
         predicted.append(denoiser(torch.zeros_like(chunk), t).clamp(-1, 1))
-    x = stitch(torch.cat(predicted), corners, y.shape)
-    return Dehazed(bmode=np.empty(0), tissue=expand(x.cpu()) * scale)
+    x = expand(stitch(torch.cat(predicted), corners, y.shape).cpu()) * scale
+    return Dehazed(bmode=bmode(x[0], reference, dynamic_range), tissue=x)
 
 
 def _bm3d(hazy_bmode: np.ndarray, dynamic_range: float, *, sigma: float | None) -> Dehazed:
@@ -166,15 +201,14 @@ def dehaze(frame: Tensor, method: str, *, models: dict[str, Prior] | None = None
            reference: float | None = None, progress: bool = False, **options: Any) -> Dehazed:
     """Dehaze one beamformed frame (n_r, n_lines) with ``method``; ``options`` are its parameters
     (defaults from the schema's ``dehaze.<method>``). Returns the B-mode image against ``reference``
-    (default :func:`reference_level` of the frame; for the learned methods the mean of the tissue samples'
-    B-mode images) and, for the learned methods, the tissue RF."""
+    (default :func:`reference_level` of the frame) and, for the learned methods, the tissue RF (the
+    diffusion method's samples, with their haze)."""
     parameters = DEHAZE_METHODS.parameters(method, "US", options)
     reference = reference_level(frame) if reference is None else reference
     run: Callable[..., Dehazed] = DEHAZE_METHODS[method].run
     if method in MODELS:
-        result = run(frame, models or {}, progress=progress, **parameters)
-        result.bmode = np.mean([bmode(sample, reference, dynamic_range) for sample in result.tissue], axis=0)
-        return result
+        return run(frame, models or {}, reference=reference, dynamic_range=dynamic_range, progress=progress,
+                   **parameters)
     return run(bmode(frame, reference, dynamic_range), dynamic_range, **parameters)
 
 
