@@ -101,6 +101,8 @@ def test_one_model_for_any_missing_contrast_gets_four_examples_per_volume(tmp_pa
     ({"data": {"phantom": {"generator": "ct_body", "seeds": [1]}, "conditions": ["t1n"]}}, "conditions"),
     ({"training": {"steps": 0}}, "training.steps"),
     ({"data": {"phantom": {"generator": "brain_mri", "seeds": [1]}, "contrast": "any"}}, "`any` is for wavelet3d"),
+    ({"kind": "wavelet3d", "image_size": [16, 16, 8],
+      "data": {"phantom": {"generator": "brain_mri", "seeds": [1]}, "conditions": ["depth"]}}, "only the contrasts"),
 ])
 def test_bad_prior_configs_name_the_problem(tmp_path, change, message):
     path = write_config(tmp_path, **change)

@@ -25,6 +25,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
+from medprior.challenges.brats import BRATS_CONTRASTS
 from medprior.checks import require_finite_output
 from medprior.checks import (available_memory_bytes, require_float, require_int, require_memory, require_schema,
                              require_seed)
@@ -76,6 +77,9 @@ def load_prior_config(path: str | os.PathLike) -> dict[str, Any]:
     if echo and (kind != "slice2d" or set(data["conditions"]) - set(ECHO_CONDITIONS)):
         raise InputError(path, "config key data: echo data need a slice2d prior and take only the conditions "
                                + " and ".join(f"`{c}`" for c in ECHO_CONDITIONS))
+    if not echo and set(data["conditions"]) - set(BRATS_CONTRASTS):
+        raise InputError(path, "config key data.conditions: brain data take only the contrasts "
+                               + ", ".join(BRATS_CONTRASTS) + " as conditions")
     if data["contrast"] == ANY_CONTRAST and (kind != "wavelet3d" or data["conditions"]):
         raise InputError(path, "config key data.contrast: `any` is for wavelet3d priors without data.conditions "
                                "(the four contrasts are the conditions)")
