@@ -222,6 +222,10 @@ def _synthesize(args: argparse.Namespace) -> str:
 
 
 def _check_submission(args: argparse.Namespace) -> str:
+    if args.challenge == "hecktor":
+        from medprior.challenges.hecktor import check_hecktor_submission
+        checked = check_hecktor_submission(args.submission, args.cases)
+        return f"{args.submission}: a valid HECKTOR submission ({len(checked)} cases)"
     checked = brasyn.check_submission(args.submission, args.cases)
     return f"{args.submission}: a valid BraSyn submission ({len(checked)} cases)"
 
@@ -275,9 +279,14 @@ def _add_synthesis_commands(commands: argparse._SubParsersAction, config: dict) 
     synthesize.add_argument("--device", default=config["device"], help="auto, cpu or cuda[:N]")
     synthesize.set_defaults(run=_synthesize, reads=("model", "input"), writes={"output": "folder"})
 
-    check = commands.add_parser("check-submission", help="check a BraSyn submission folder's layout and geometry")
+    check = commands.add_parser("check-submission",
+                                help="check a BraSyn or HECKTOR submission folder's layout, geometry and values")
+    check.add_argument("--challenge", choices=("brasyn", "hecktor"), default="brasyn",
+                       help="brasyn: one <case>-<missing contrast>.nii.gz per BraTS case; hecktor: one "
+                            "<ID>.nii.gz of labels 0/1/2 on each case's CT grid (default brasyn)")
     check.add_argument("--submission", required=True, help="the flat submission folder")
-    check.add_argument("--cases", required=True, help="the input cases it answers")
+    check.add_argument("--cases", required=True,
+                       help="the input cases it answers (BraTS case folders; HECKTOR: flat or imagesTr/imagesTs)")
     check.set_defaults(run=_check_submission, reads=("submission", "cases"))
 
     figure = commands.add_parser("synthesis-figure", help="PNG of one case: present contrasts, truth, syntheses, errors")

@@ -2,7 +2,10 @@
 and statistics of a set of images against a reference set (:func:`image_statistics`: intensity
 histograms and distributions, radially averaged power spectra), which check a prior's samples;
 and the ultrasound dehazing scores of the DehazingEcho2025 challenge: gCNR and CNR between two
-regions of one image, and the two-sample Kolmogorov-Smirnov statistic (:func:`region_ks`).
+regions of one image, and the two-sample Kolmogorov-Smirnov statistic (:func:`region_ks`);
+and segmentation scores of HECKTOR 2022 (per-case :func:`dice`, :func:`aggregated_dice`,
+:func:`hd95`) with scores of a segmentation's uncertainty (:func:`uncertainty_auroc`,
+:func:`expected_calibration_error`).
 
 Each image-quality metric takes a ``reference`` and an ``estimate`` of the same shape (numpy arrays or torch
 tensors, converted to float64 numpy) and returns a Python float. Volumes are ``(I, J, K)`` with
@@ -28,6 +31,8 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -418,3 +423,214 @@ def region_ks(hazy: Any, dehazed: Any, mask: Any) -> float:
     if before.shape != after.shape:
         raise ParameterError("dehazed", f"shape {after.shape} differs from the hazy image's shape {before.shape}")
     return ks_statistic(_region(before, mask, "mask"), _region(after, mask, "mask"))
+
+
+# ------------------------------------------------------------------ segmentation (HECKTOR 2022) and uncertainty
+
+def _label_map(value: Any, name: str) -> np.ndarray:
+    """numpy integer (or bool) label map of an array or tensor; float maps must hold whole numbers."""
+    array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    if array.dtype == bool or np.issubdtype(array.dtype, np.integer):
+        return array
+    if np.issubdtype(array.dtype, np.floating) and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        return array
+    raise ParameterError(name, f"must be an integer label map, got dtype {array.dtype} with non-integer values")
+
+
+def _label_pair(truth: Any, prediction: Any, name: str = "prediction") -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(truth, prediction)`` label maps of one shape."""
+    true, pred = _label_map(truth, "truth"), _label_map(prediction, name)
+    if true.shape != pred.shape:
+        raise ParameterError(name, f"shape {pred.shape} differs from the truth's shape {true.shape}")
+    return true, pred
+
+
+def _check_label(label: Any) -> int:
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+        raise ParameterError("label", f"must be an integer class label, got {label!r}")
+    return int(label)
+
+
+def _overlap(true: np.ndarray, pred: np.ndarray, label: int) -> tuple[int, int, int]:
+    """``(|T ∩ P|, |T|, |P|)`` in voxels for class ``label``."""
+    in_true, in_pred = true == label, pred == label
+    return int(np.count_nonzero(in_true & in_pred)), int(np.count_nonzero(in_true)), int(np.count_nonzero(in_pred))
+
+
+def _dice_ratio(intersection: int, total: int) -> float:
+    return float("nan") if total == 0 else float(2.0 * intersection / total)
+
+
+def dice(truth: Any, prediction: Any, label: int) -> float:
+    """Dice ``2 |T ∩ P| / (|T| + |P|)`` of class ``label`` in one case, in [0, 1].
+
+    ``T`` and ``P`` are the voxels labelled ``label`` in ``truth`` and ``prediction`` (integer label
+    maps of one shape, numpy arrays or torch tensors). ``nan`` when the class is absent from both
+    (no voxel in either): HECKTOR's per-case averages skip such cases rather than count them 0 or 1.
+    """
+    true, pred = _label_pair(truth, prediction)
+    intersection, n_true, n_pred = _overlap(true, pred, _check_label(label))
+    return _dice_ratio(intersection, n_true + n_pred)
+
+
+def aggregated_dice(truths: Sequence[Any], predictions: Sequence[Any], labels: Sequence[int] = (1, 2)
+                    ) -> dict[int | str, float]:
+    """HECKTOR 2022's aggregated Dice per class, ``2 sum_i |T_i ∩ P_i| / sum_i (|T_i| + |P_i|)``.
+
+    Voxels are pooled over all cases ``i`` before the ratio is taken, so large cases weigh more
+    and a case where the class is absent from the truth adds only its false positives (unlike the
+    mean of per-case :func:`dice`).
+
+    Args:
+        truths: label maps, one per case; shapes may differ between cases.
+        predictions: label maps, one per case, each the shape of its truth.
+        labels: the integer classes to score (HECKTOR: 1 = GTVp, 2 = GTVn).
+
+    Returns:
+        ``{label: DSCagg}`` for every label, plus ``"mean"``: the mean over the labels. A class with
+        no voxel in any truth or prediction gets ``nan`` and the mean is over the other classes
+        (``nan`` if there is none).
+    """
+    truths, predictions = list(truths), list(predictions)
+    if len(truths) != len(predictions):
+        raise ParameterError("predictions", f"{len(predictions)} predictions for {len(truths)} truths")
+    if not truths:
+        raise ParameterError("truths", "no cases")
+    labels = [_check_label(label) for label in labels]
+    if not labels or len(set(labels)) != len(labels):
+        raise ParameterError("labels", f"must be distinct integer labels, at least one, got {labels}")
+    totals = np.zeros((len(labels), 2), dtype=np.int64)  # per label: sum |T ∩ P|, sum |T| + |P|
+    for case, (truth, prediction) in enumerate(zip(truths, predictions)):
+        true, pred = _label_pair(truth, prediction, f"predictions[{case}]")
+        for row, label in enumerate(labels):
+            intersection, n_true, n_pred = _overlap(true, pred, label)
+            totals[row] += (intersection, n_true + n_pred)
+    scores: dict[int | str, float] = {label: _dice_ratio(*totals[row]) for row, label in enumerate(labels)}
+    present = [value for value in scores.values() if not np.isnan(value)]
+    scores["mean"] = float(np.mean(present)) if present else float("nan")
+    return scores
+
+
+def _spacing(spacing: Any, ndim: int) -> list[float]:
+    """``ndim`` positive finite voxel sizes (mm) from one number or a sequence of ``ndim``."""
+    values = np.atleast_1d(_array(spacing, "spacing"))
+    if values.ndim != 1 or values.size not in (1, ndim) or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ParameterError("spacing", f"must be one positive voxel size or {ndim} (mm), got {spacing!r}")
+    return [float(value) for value in np.broadcast_to(values, (ndim,))]
+
+
+def hd95(truth: Any, prediction: Any, label: int, spacing: float | Sequence[float]) -> float:
+    """95th-percentile symmetric Hausdorff distance of class ``label``, in mm, computed by MONAI.
+
+    ``monai.metrics.compute_hausdorff_distance(percentile=95)``: the surface of a mask is its voxels
+    with a face-neighbour outside it (the mask minus its erosion by the 6-connected cross; the
+    image border counts as outside); each surface voxel's Euclidean distance (mm, with
+    ``spacing``) to the nearest surface voxel of the other mask is taken, in both directions,
+    and the result is the larger of the two directions' 95th percentiles (linear interpolation).
+    MONAI computes in float32, so the value has float32 precision.
+
+    Args:
+        truth: integer label map, 2D or 3D (e.g. ``(I, J, K)``).
+        prediction: label map of the same shape.
+        label: the class to score.
+        spacing: voxel size in mm, one number or one per axis (e.g. ``(0.98, 0.98, 3.0)``).
+
+    Returns:
+        the distance in mm; ``nan`` when the class is absent from both maps, ``inf`` when it is
+        absent from exactly one (decided here, so MONAI's empty-mask warnings never arise).
+    """
+    true, pred = _label_pair(truth, prediction)
+    if true.ndim not in (2, 3):
+        raise ParameterError("truth", f"hd95 needs 2D or 3D label maps, got shape {true.shape}")
+    label, spacing = _check_label(label), _spacing(spacing, true.ndim)
+    in_true, in_pred = true == label, pred == label
+    if not in_true.any() or not in_pred.any():
+        return float("nan") if not in_true.any() and not in_pred.any() else float("inf")
+    from monai.metrics import compute_hausdorff_distance  # imported here: monai takes ~1 s to import
+    with warnings.catch_warnings():  # monai 1.5/1.6 warns about its own internal use of a deprecated argument
+        warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*", category=FutureWarning)
+        one_hot_pred, one_hot_true = torch.from_numpy(in_pred)[None, None], torch.from_numpy(in_true)[None, None]
+        distance = compute_hausdorff_distance(one_hot_pred, one_hot_true, include_background=True, percentile=95,
+                                              spacing=spacing)
+    return float(distance[0, 0])
+
+
+def _flags(value: Any, name: str) -> np.ndarray:
+    """Boolean array of a bool (or 0/1 integer) array or tensor."""
+    array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    if array.dtype == bool:
+        return array
+    if np.issubdtype(array.dtype, np.integer) and np.all((array == 0) | (array == 1)):
+        return array.astype(bool)
+    raise ParameterError(name, f"must be boolean (or 0/1 integers), got dtype {array.dtype}")
+
+
+def uncertainty_auroc(uncertainty: Any, wrong: Any, mask: Any | None = None) -> float:
+    """AUROC of voxel uncertainty as a detector of wrong voxels, in [0, 1] (0.5 = chance).
+
+    The probability that a random wrong voxel is more uncertain than a random right one, ties
+    counted half: the Mann-Whitney ``U / (n_wrong n_right)`` from average ranks (equal to
+    ``sklearn.metrics.roc_auc_score(wrong, uncertainty)``).
+
+    Args:
+        uncertainty: real, finite per-voxel uncertainty, any shape (e.g. entropy in nats, ``(I, J, K)``).
+        wrong: boolean, same shape: True where the prediction is wrong.
+        mask: optional boolean, same shape; only voxels inside it count.
+
+    Returns:
+        the AUROC; ``nan`` when all voxels (inside the mask) are right or all are wrong.
+    """
+    from scipy.stats import rankdata  # imported here: scipy.stats takes ~0.7 s to import
+
+    scores, errors = _real_finite(uncertainty, "uncertainty"), _flags(wrong, "wrong")
+    if errors.shape != scores.shape:
+        raise ParameterError("wrong", f"shape {errors.shape} differs from the uncertainty's shape {scores.shape}")
+    if mask is not None:
+        scores, errors = _region(scores, mask, "mask"), _region(errors, mask, "mask")
+    scores, errors = scores.ravel(), errors.ravel()
+    n_wrong = int(np.count_nonzero(errors))
+    n_right = errors.size - n_wrong
+    if n_wrong == 0 or n_right == 0:
+        return float("nan")
+    rank_sum = float(rankdata(scores)[errors].sum())
+    return (rank_sum - n_wrong * (n_wrong + 1) / 2) / (n_wrong * n_right)
+
+
+def expected_calibration_error(probabilities: Any, truth: Any, bins: int = 15, mask: Any | None = None) -> float:
+    """Expected calibration error ``sum_b |B_b| / n |acc(B_b) - conf(B_b)|`` of voxel predictions, in [0, 1].
+
+    Each voxel's confidence is its largest class probability and its prediction the argmax (the
+    lowest class index on ties); voxels fall in ``bins`` equal-width confidence bins on [0, 1]
+    (``[k / bins, (k + 1) / bins)``, the last closed at 1); ``acc`` is a bin's fraction of correct
+    predictions and ``conf`` its mean confidence; ``n`` counts all voxels scored.
+
+    Args:
+        probabilities: class probabilities ``(C, *shape)``, finite, in [0, 1], summing to 1 over
+            ``C`` (within 1e-3), e.g. a softmax output ``(C, I, J, K)``.
+        truth: integer labels ``(*shape)`` in ``0 .. C - 1``.
+        bins: number of confidence bins.
+        mask: optional boolean ``(*shape)``; only voxels inside it count.
+    """
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ParameterError("bins", f"must be a positive integer, got {bins!r}")
+    probs = _real_finite(probabilities, "probabilities")
+    if probs.ndim < 1 or probs.size == 0:
+        raise ParameterError("probabilities", f"must be (C, *shape) with C >= 1 and a voxel, got shape {probs.shape}")
+    if probs.min() < 0.0 or probs.max() > 1.0:
+        raise ParameterError("probabilities", f"must lie in [0, 1], got values in [{probs.min()}, {probs.max()}]")
+    worst = float(np.max(np.abs(probs.sum(axis=0) - 1.0)))
+    if worst > 1e-3:
+        raise ParameterError("probabilities", f"must sum to 1 over axis 0 (within 1e-3), off by up to {worst:.3g}")
+    labels = _label_map(truth, "truth")
+    if labels.shape != probs.shape[1:]:
+        raise ParameterError("truth", f"shape {labels.shape} differs from the probabilities' {probs.shape[1:]}")
+    if labels.size and (labels.min() < 0 or labels.max() >= probs.shape[0]):
+        raise ParameterError("truth", f"labels must lie in 0..{probs.shape[0] - 1}, got {labels.min()}..{labels.max()}")
+    confidence, correct = probs.max(axis=0), probs.argmax(axis=0) == labels
+    if mask is not None:
+        confidence, correct = _region(confidence, mask, "mask"), _region(correct, mask, "mask")
+    confidence, correct = confidence.ravel(), correct.ravel()
+    edges = np.linspace(0.0, 1.0, int(bins) + 1)
+    index = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, int(bins) - 1)
+    gap = np.bincount(index, weights=correct, minlength=bins) - np.bincount(index, weights=confidence, minlength=bins)
+    return float(np.abs(gap).sum() / confidence.size)  # |B| / n * |acc - conf| = |sum correct - sum conf| / n

@@ -79,8 +79,33 @@ def test_pet_tumours_hot_and_background_plausible(case):
     body = (ct > -200) & (ct < 200) & (lab == 0)
     background = flat[body]
     assert 0.3 < np.median(background) < 1.6
-    assert flat[lab == 1].mean() > 3.0 * background.mean()
+    assert flat[lab == 1].mean() > 2.0 * np.median(background)
     assert flat[lab == 2].mean() > 1.5 * np.median(background)
+
+
+def test_physiological_uptake_defeats_a_threshold_in_some_cases():
+    """Across seeds, some case has uptake outside every lesion (tonsils, brown fat, active muscle) above 40 %
+    of its primary's SUVmax, and PET resolution and noise vary per case within the documented ranges."""
+    leaks, fwhm, counts = 0, [], []
+    for seed in range(8):
+        case = petct_head_neck(seed, **SMALL)
+        inv = np.linalg.inv(case.label.affine)
+        pts = _world(case.pet, np.ones(case.pet.shape, bool))
+        ijk = np.round(pts @ inv[:3, :3].T + inv[:3, 3]).astype(int)
+        ok = np.all((ijk >= 0) & (ijk < case.label.shape), axis=1)
+        lab = np.full(len(pts), -1.0)
+        lab[ok] = case.label.data[tuple(ijk[ok].T)]
+        suv_max = case.pet.data.ravel()[lab == 1].max()
+        far = np.ones(len(pts), bool)
+        for centre in _world(case.label, case.label.data > 0)[::5]:
+            far &= np.linalg.norm(pts - centre, axis=1) > 15.0
+        outside = case.pet.data.ravel()[far & (pts[:, 2] < 30.0) & (lab == 0)]
+        leaks += bool(outside.max() > 0.4 * suv_max)
+        fwhm.append(case.pet.metadata["pet_psf_fwhm_mm"])
+        counts.append(case.pet.metadata["pet_counts_per_suv"])
+    assert leaks >= 3
+    assert 4.0 <= min(fwhm) and max(fwhm) <= 7.0 and max(fwhm) - min(fwhm) > 1.0
+    assert 15.0 <= min(counts) and max(counts) <= 60.0 and max(counts) / min(counts) > 1.5
 
 
 def test_pet_hot_spot_sits_on_the_label_in_world_space(case):

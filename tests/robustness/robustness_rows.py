@@ -1573,4 +1573,75 @@ row("evaluate-dehazing", G, [*EVD_ALL, "--out", "{t}/s.json"], build=us(*U_EVD),
 row("dehazing-figure", G, [*DFIG, "--names", "nlm", "--out", "{t}/f.png"], build=us(*U_EVD), code=0,
     creates=("f.png",))
 
+# ---------------------------------------------------------------- 9. HECKTOR submissions (check-submission
+# --challenge hecktor)
+# The shared world holds no PET/CT: each row's builder writes two tiny cases (CT 8 x 8 x 6 on an oblique
+# grid, PET 4 x 4 x 3) and a good submission for them with nibabel, never with the command under test.
+HK_CASES = ("CHUM-001", "CHUM-002")
+HK_CT_AFFINE = np.array([[0.0, 0.9, 0.0, 10.5], [-0.8, 0.0, 0.0, -20.25], [0.0, 0.0, 2.5, 30.125], [0.0, 0.0, 0.0, 1.0]])
+HK_SUB = ("check-submission", "--challenge", "hecktor", "--submission", "{t}/hsub", "--cases", "{t}/hk")
+HK_FILE = f"hsub/{HK_CASES[0]}.nii.gz"
+
+
+def _save_nii(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+
+
+def hecktor(flat: bool = False) -> Build:
+    """HECKTOR cases ``hk/`` (``imagesTr``/``labelsTr``, or all in ``hk/`` with ``flat``) and a good
+    submission ``hsub/``: per case ``<ID>.nii.gz``, uint8 labels 0/1/2 on the CT's grid."""
+    def build(t: Path) -> None:
+        images, labels = (t / "hk", t / "hk") if flat else (t / "hk" / "imagesTr", t / "hk" / "labelsTr")
+        label = np.zeros((8, 8, 6), np.uint8)
+        label[2:4, 2:4, 1:3], label[6, 6, 4] = 1, 2
+        for n, case in enumerate(HK_CASES):
+            _save_nii(images / f"{case}__CT.nii.gz", np.full((8, 8, 6), -100 + n, np.int16), HK_CT_AFFINE)
+            _save_nii(images / f"{case}__PT.nii.gz", np.ones((4, 4, 3), np.float32), np.diag([-2.0, -2.0, 4.0, 1.0]))
+            _save_nii(labels / f"{case}.nii.gz", label, HK_CT_AFFINE)
+            _save_nii(t / "hsub" / f"{case}.nii.gz", label, HK_CT_AFFINE)
+    return build
+
+
+def hecktor_voxel(rel: str, value: float) -> Build:
+    """Set one voxel of the label file ``rel`` to ``value`` (stored as float32 when not whole)."""
+    def build(t: Path) -> None:
+        image = nib.load(str(t / rel))
+        data = np.asarray(image.dataobj)
+        data = data.astype(np.float32) if value != int(value) else data.copy()
+        data[1, 1, 1] = value
+        nib.save(nib.Nifti1Image(data, image.affine), str(t / rel))
+    return build
+
+
+HK_BAD = {
+    "wrong-grid": (nifti(HK_FILE, "shape"), (f"{HK_CASES[0]}.nii.gz",)),
+    "affine-off": (nifti(HK_FILE, "shift"), (f"{HK_CASES[0]}.nii.gz",)),
+    "label-3": (hecktor_voxel(HK_FILE, 3), (f"{HK_CASES[0]}.nii.gz",)),
+    "label-0.5": (hecktor_voxel(HK_FILE, 0.5), (f"{HK_CASES[0]}.nii.gz",)),
+    "nan": (nifti(HK_FILE, "nan"), (f"{HK_CASES[0]}.nii.gz",)),
+    "truncated": (nifti(HK_FILE, "truncated"), (f"{HK_CASES[0]}.nii.gz",)),
+    "flat2d": (nifti(HK_FILE, "flat2d"), (f"{HK_CASES[0]}.nii.gz",)),
+    "extra-file": (write("hsub/notes.txt"), ("notes.txt",)),
+    "subfolder": (mkdir("hsub/extra"), ("extra",)),
+    "missing-case": (remove(f"hsub/{HK_CASES[1]}.nii.gz"), (f"{HK_CASES[1]}.nii.gz",)),
+    "uncompressed-name": (move(HK_FILE, f"hsub/{HK_CASES[0]}.nii"), (f"{HK_CASES[0]}.nii",)),
+    "no-submission-folder": (remove("hsub"), ("hsub",)),
+    "cases-ct-without-pet": (remove(f"hk/imagesTr/{HK_CASES[1]}__PT.nii.gz"), (f"{HK_CASES[1]}__CT.nii.gz",)),
+    "cases-label-of-no-case": (copy(f"hk/labelsTr/{HK_CASES[0]}.nii.gz", "hk/labelsTr/CHUM-009.nii.gz"),
+                               ("CHUM-009.nii.gz",)),
+}
+for what, (build, names) in HK_BAD.items():
+    row(f"check-submission-hecktor-{what}", I, HK_SUB, build=steps(hecktor(), build), names=names)
+row("check-submission-hecktor-brats-cases", I, [*HK_SUB[:-1], "{t}/cases"], uses=("cases",), build=hecktor(),
+    names=("cases",))
+row("check-submission-usage-unknown-challenge", P, ["check-submission", "--challenge", "hecktr", "--submission",
+                                                    "{t}/hsub", "--cases", "{t}/hk"], build=hecktor(),
+    names=("--challenge",))
+row("check-submission-hecktor", G, HK_SUB, build=hecktor(), code=0)
+row("check-submission-hecktor-flat-cases", G, HK_SUB, build=hecktor(flat=True), code=0)
+row("check-submission-hecktor-ignores-hidden-files-and-sidecars", G, HK_SUB, code=0,
+    build=steps(hecktor(), write("hsub/.snakemake_timestamp", b""), write("hsub/.DS_Store", b""),
+                write(f"{HK_FILE}.provenance.json", b"{}")))
+
 assert len({r.id for r in ROWS}) == len(ROWS), "row ids must be unique"

@@ -7,6 +7,8 @@ samplers and inverse solvers see.
 
 - :class:`SlicePrior2D`: 2D slices (B, C, H, W) taken along one axis of a volume; the diffusion
   space is the image itself. Used slice by slice (batched over slices) by DiffusionMBIR and DDS.
+- :class:`VolumePrior3D`: 3D volumes (B, C, D, H, W) in image space, such as the label channels of
+  the segmentation model (PET and CT as conditions, Dong and Gong's 3D diffusion segmentation).
 - :class:`WaveletPrior3D`: cWDM-style 3D prior. A volume (B, C, D, H, W) becomes 8*C subbands at
   half resolution with :func:`medprior.wavelets.dwt3` (low-pass band first); the low-pass band
   is divided by 3, as cWDM does, so that its range (up to 2^{3/2} = 2.83 for data in [-1, 1])
@@ -59,8 +61,12 @@ class Prior(nn.Module):
         self.schedule = schedule or VPSchedule()
         self.parametrization = param.check(parametrization)
         self.normalization = normalization or Normalization()
+        network = dict(network or {})
+        outputs = self.subbands * channels
+        if network.get("architecture", "diffusion_unet") != "diffusion_unet":
+            network["skip_channels"], outputs = outputs, channels + 1   # class logits, background first
         self.network_spec = unet_spec(self.spatial_dims, self.subbands * (channels + condition_channels),
-                                      self.subbands * channels, **(network or {}))
+                                      outputs, **network)
         self.network = build_unet(self.network_spec)
         self.record: dict[str, Any] = {}
         """The prior.json content of a loaded prior (modality, training, weights); empty for a new one."""
@@ -148,6 +154,24 @@ class SlicePrior2D(Prior):
         return {"axis": self.axis}
 
 
+class VolumePrior3D(Prior):
+    """3D prior over whole volumes (B, C, D, H, W) with ``(D, H, W) = image_size``; diffusion space =
+    image space, bounded by [-1, 1] (the segmentation model's label channels)."""
+
+    kind = "volume3d"
+    spatial_dims = 3
+    latent_clip = (-1.0, 1.0)
+
+    def encode(self, images: Tensor) -> Tensor:
+        return images
+
+    def decode(self, latents: Tensor) -> Tensor:
+        return latents
+
+    def latent_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, self.channels, *self.image_size)
+
+
 class WaveletPrior3D(Prior):
     """cWDM-style 3D prior in the Haar wavelet domain (see the module docstring).
 
@@ -176,7 +200,7 @@ class WaveletPrior3D(Prior):
         return (batch, self.subbands * self.channels, *(s // 2 for s in self.image_size))
 
 
-PRIOR_CLASSES: dict[str, type[Prior]] = {cls.kind: cls for cls in (SlicePrior2D, WaveletPrior3D)}
+PRIOR_CLASSES: dict[str, type[Prior]] = {cls.kind: cls for cls in (SlicePrior2D, VolumePrior3D, WaveletPrior3D)}
 
 
 def prior_from_description(description: dict[str, Any]) -> Prior:
@@ -186,7 +210,7 @@ def prior_from_description(description: dict[str, Any]) -> Prior:
     if kind not in PRIOR_CLASSES:
         raise ValueError(f"unknown prior kind {kind!r}: expected one of {sorted(PRIOR_CLASSES)}")
     network = dict(description.pop("network"))
-    for derived in ("spatial_dims", "in_channels", "out_channels"):
+    for derived in ("spatial_dims", "in_channels", "out_channels", "skip_channels"):
         network.pop(derived, None)
     return PRIOR_CLASSES[kind](
         network=network,

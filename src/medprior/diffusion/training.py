@@ -16,7 +16,11 @@ One step (DDPM's objective, in the prior's parametrization):
 Objective ``regression`` trains the same network as a deterministic baseline instead: input
 ``cat(0, prior.encode(condition))`` at ``t = 0``, target ``z0``, the same loss (needs the x0
 parametrization, so that :meth:`~medprior.diffusion.priors.Prior.denoiser` at ``x_t = 0, t = 0``
-returns the prediction). Everything else below applies unchanged.
+returns the prediction). Objective ``segmentation`` trains a segmentation network (a ``segresnet`` or
+``unet`` architecture, :mod:`medprior.diffusion.networks`) on the same input: its output are class
+logits (B, C + 1, ...), the target the class of each voxel (0 where every label channel of ``z0`` is
+negative, else 1 + the index of the largest), and the loss MONAI's Dice + cross-entropy (DiceCELoss,
+softmax, background included). Everything else below applies unchanged.
 
 AdamW with a constant learning rate, gradient-norm clipping, and an exponential moving average
 (EMA) of the weights whose decay warms up as ``min(ema_decay, (1 + k) / (10 + k))`` after ``k``
@@ -69,6 +73,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from monai.losses import DiceCELoss
 from torch import Tensor, nn
 
 from medprior.checks import nonfinite_tensors
@@ -85,7 +90,7 @@ from medprior.progress import progress_bar
 __all__ = ["CHECKPOINT_FILE", "LOSS_LOG_FILE", "OBJECTIVES", "RESUME_KEYS", "TrainingConfig", "TrainingResult",
            "train_prior"]
 
-OBJECTIVES = ("denoising", "regression")
+OBJECTIVES = ("denoising", "regression", "segmentation")
 
 
 @dataclass
@@ -105,8 +110,8 @@ class TrainingConfig:
         checkpoint_every: steps between checkpoints (one is also written when training stops).
         log_every: steps per line of ``loss.jsonl``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        objective: ``"denoising"`` (a diffusion prior) or ``"regression"`` (the deterministic
-            baseline described in the module docstring).
+        objective: ``"denoising"`` (a diffusion prior), ``"regression"`` or ``"segmentation"``
+            (the deterministic baselines described in the module docstring).
     """
 
     steps: int
@@ -222,9 +227,13 @@ class _Run:
         ``workdir/checkpoint.pt`` if it exists."""
         self.device = device = resolve_device(config.device)
         self.examples, self.conditions = _check_data(prior, examples, conditions)
-        self.regression = config.objective == "regression"
-        if self.regression and prior.parametrization != "x0":
+        self.regression = config.objective in ("regression", "segmentation")
+        if config.objective == "regression" and prior.parametrization != "x0":
             raise ValueError(f"the regression objective needs the x0 parametrization, the prior has {prior.parametrization!r}")
+        segmenter = prior.network_spec.get("architecture", "diffusion_unet") != "diffusion_unet"
+        if segmenter != (config.objective == "segmentation"):
+            raise ValueError("the segmentation objective trains segresnet / unet architectures, and only it does")
+        self.segmentation_loss = DiceCELoss(softmax=True, to_onehot_y=True) if segmenter else None
         self.workdir = workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_path, self.log_path = workdir / CHECKPOINT_FILE, workdir / LOSS_LOG_FILE
@@ -330,7 +339,10 @@ class _Run:
             z_t = torch.cat([z_t, prior.encode(self.conditions[indices].to(device, non_blocking=True))], dim=1)
         with autocast(device):
             output = self.network(z_t, t.to(device))
-        loss = F.mse_loss(output.float(), target.float())
+        if self.segmentation_loss is not None:
+            loss = self.segmentation_loss(output.float(), label_classes(z0)[:, None])
+        else:
+            loss = F.mse_loss(output.float(), target.float())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:
@@ -444,6 +456,13 @@ class _Ema:
 
     def state_dict(self) -> dict[str, Tensor]:
         return self.shadow
+
+
+def label_classes(channels: Tensor) -> Tensor:
+    """Label channels (B, C, ...) in [-1, 1] -> classes (B, ...) long: 0 where all are negative, else
+    1 + the index of the largest channel."""
+    best = channels.argmax(1)
+    return torch.where(channels.amax(1) > 0, best + 1, torch.zeros_like(best))
 
 
 def _few(names: list[str]) -> str:

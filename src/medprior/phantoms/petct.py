@@ -4,7 +4,17 @@ The anatomy is a set of analytic shapes evaluated in world space, so the CT (HU)
 (on the CT grid) and the PET (SUV, on its own coarser, shifted grid) agree in world millimetres:
 resampling through the affines is needed to overlay them, exactly as with real HECKTOR cases.
 The PET is the activity averaged over each PET voxel (2x2x2 sub-samples), blurred by a Gaussian
-PSF (``PET_PSF_FWHM_MM``) and given Poisson counting noise.
+PSF and given Poisson counting noise.
+
+So that no SUV threshold solves the task, each case draws (:class:`_Physiology`): the uptake of the
+tonsils, salivary glands, brain and muscles (tonsils up to SUV 7, as hot as a weak tumour), 0-4
+brown-fat foci in the neck fat (SUV 2-8, fat density on CT) and 0-2 active muscles (SUV 2-5,
+muscle density), a primary tumour of 1.5-35 mL at SUV 3.5-15 (some as cold as the tonsils),
+0-3 nodes of 4-11 mm radius at SUV 2.5-10, half of them against the jugular vein, and the PET's
+resolution (PSF 4-7 mm FWHM) and noise (15-60 counts per SUV per voxel). Tumours and nodes are
+10-30 HU denser than muscle on CT, brown fat is fat: only CT and PET together tell them apart.
+Not modelled: tumour necrosis, metal artefacts, patient motion between CT and PET, respiratory
+blur, and lesions outside the oropharynx and levels II-III.
 
 >>> from medprior.phantoms.petct import petct_head_neck
 >>> case = petct_head_neck(seed=0, ct_shape=(64, 64, 48), ct_spacing=(2.0, 2.0, 4.0),
@@ -31,8 +41,8 @@ PETCT_CT_SPACING = (1.0, 1.0, 2.0)
 PETCT_PET_SHAPE = (64, 64, 48)
 PETCT_PET_SPACING = (2.2, 2.2, 4.0)
 PET_CENTRE_OFFSET_MM = (1.0, -1.0, 2.0)
-PET_PSF_FWHM_MM = 5.0
-PET_COUNTS_PER_SUV = 40.0
+PET_PSF_FWHM_MM = (4.0, 7.0)       # range drawn per case
+PET_COUNTS_PER_SUV = (15.0, 60.0)  # range drawn per case (log-uniform)
 
 # tissue classes: (name, HU, texture HU, SUV)
 _TISSUES = [("air", -1000.0, 0.0, 0.0), ("fat", -100.0, 8.0, 0.35), ("muscle", 45.0, 10.0, 0.9),
@@ -40,6 +50,7 @@ _TISSUES = [("air", -1000.0, 0.0, 0.0), ("fat", -100.0, 8.0, 0.35), ("muscle", 4
             ("salivary gland", 10.0, 8.0, 2.2), ("brain grey", 36.0, 3.0, 8.0), ("brain white", 28.0, 3.0, 3.5),
             ("blood", 42.0, 5.0, 1.6), ("thyroid", 90.0, 8.0, 1.5), ("lymphoid", 45.0, 8.0, 2.8),
             ("disc", 80.0, 8.0, 0.8), ("tumour", 0.0, 6.0, 0.0)]
+_DRAWN_SUV = {"lymphoid": (2.0, 7.0), "salivary gland": (1.5, 4.0), "brain grey": (6.0, 11.0), "muscle": (0.7, 1.5)}
 _HU = np.array([t[1] for t in _TISSUES], np.float32)
 _AMP = np.array([t[2] for t in _TISSUES], np.float32)
 _SUV = np.array([t[3] for t in _TISSUES], np.float32)
@@ -66,7 +77,7 @@ class _Lesion:
     waves: np.ndarray           # (m, 5): amplitude, direction (3), phase: boundary lobulation
     suv: float
     hu: float
-    label: int
+    label: int                  # 0 for physiological uptake (brown fat, active muscle)
 
     def radius(self, X, Y, Z):
         """Normalised radius, lobulated (< 1 inside)."""
@@ -75,6 +86,16 @@ class _Lesion:
         norm = np.sqrt(dx * dx + dy * dy + dz * dz) + 1e-6
         lobes = sum(a * np.cos(2.5 * (ux * dx + uy * dy + uz * dz) / norm + ph) for a, ux, uy, uz, ph in self.waves)
         return r / (1.0 + lobes)
+
+
+@dataclass(frozen=True)
+class _Physiology:
+    """What a case draws besides its tumours: tissue SUVs, uptake foci and the PET's resolution and noise."""
+
+    suv: np.ndarray             # per tissue class of ``_TISSUES``
+    foci: list[_Lesion]         # brown fat and active muscle (label 0)
+    psf_fwhm_mm: float
+    counts_per_suv: float
 
 
 def petct_head_neck(seed: int, ct_shape: Sequence[int] = PETCT_CT_SHAPE,
@@ -86,8 +107,9 @@ def petct_head_neck(seed: int, ct_shape: Sequence[int] = PETCT_CT_SHAPE,
     CT (HU): neck muscles and fat planes, cervical spine with discs and canal, airway from
     trachea to nasopharynx, mandible, carotids and jugular veins, thyroid, parotid and
     submandibular glands, tonsils, and the skull and brain at the top. PET (SUV): background
-    0.35-1.6, salivary glands 2.2, tonsils 2.8, brain 3.5-8, GTVp 8-15, GTVn 3-10. Tumours
-    are +10..+30 HU above muscle on CT. The anatomy fills the CT field of view (adult size at the
+    0.35-1.6, muscles 0.7-1.5, salivary glands 1.5-4, tonsils 2-7, brain 3.5-11, brown fat and
+    active muscles 2-8, GTVp 3.5-15, GTVn 2.5-10, with the PSF and noise of the module docstring.
+    Tumours are +10..+30 HU above muscle on CT. The anatomy fills the CT field of view (adult size at the
     default); the PET grid covers the same field of view, centred ``PET_CENTRE_OFFSET_MM`` away.
 
     Args:
@@ -104,14 +126,16 @@ def petct_head_neck(seed: int, ct_shape: Sequence[int] = PETCT_CT_SHAPE,
     rng = np.random.default_rng(require_seed("seed", seed))
     scale = tuple(rn * rs / (n * s) for rn, rs, n, s in zip(PETCT_CT_SHAPE, PETCT_CT_SPACING, ct_shape, ct_spacing))
     lesions = _draw_lesions(rng)
+    physiology = _draw_physiology(rng, lesions)
+    objects = lesions + physiology.foci
 
     ct_affine = lps_affine(ct_shape, ct_spacing)
     grid = Grid.from_world(ct_affine, ct_shape, scale)
     tex = smooth_random_field(rng, ct_shape, [15.0 / v for v in grid.voxel])
-    cls, obj = _tissues(grid, lesions, tex)
+    cls, obj = _tissues(grid, objects, tex)
     hu, amp = _HU[cls], _AMP[cls]
     label = np.zeros(ct_shape, np.float32)
-    for n, lesion in enumerate(lesions, start=1):
+    for n, lesion in enumerate(objects, start=1):
         hu[obj == n] = lesion.hu
     for wanted in (2, 1):                                   # GTVp wins where they touch
         for n, lesion in enumerate(lesions, start=1):
@@ -122,47 +146,90 @@ def petct_head_neck(seed: int, ct_shape: Sequence[int] = PETCT_CT_SHAPE,
     fine_shape = tuple(2 * n for n in pet_shape)
     fine_affine = lps_affine(fine_shape, [s / 2.0 for s in pet_spacing], PET_CENTRE_OFFSET_MM)
     fine = Grid.from_world(fine_affine, fine_shape, scale)
-    fine_cls, fine_obj = _tissues(fine, lesions, 0.0)
-    act = _SUV[fine_cls]
-    for n, lesion in enumerate(lesions, start=1):
+    fine_cls, fine_obj = _tissues(fine, objects, 0.0)
+    act = physiology.suv[fine_cls]
+    for n, lesion in enumerate(objects, start=1):
         act[fine_obj == n] = lesion.suv
-    sigma = [PET_PSF_FWHM_MM / 2.3548 / (s / 2.0) for s in pet_spacing]
+    sigma = [physiology.psf_fwhm_mm / 2.3548 / (s / 2.0) for s in pet_spacing]
     act = ndi.gaussian_filter(act, sigma, truncate=3.0)
     act = act.reshape(pet_shape[0], 2, pet_shape[1], 2, pet_shape[2], 2).mean(axis=(1, 3, 5))
-    suv = rng.poisson(np.maximum(act, 0.0) * PET_COUNTS_PER_SUV) / PET_COUNTS_PER_SUV
+    counts = physiology.counts_per_suv
+    suv = rng.poisson(np.maximum(act, 0.0) * counts) / counts
 
-    meta = {"phantom": "petct_head_neck", "seed": seed}
+    meta = {"phantom": "petct_head_neck", "seed": seed, "pet_psf_fwhm_mm": round(physiology.psf_fwhm_mm, 3),
+            "pet_counts_per_suv": round(counts, 3)}
     return PetCtCase(ct=Volume(ct, ct_affine, "CT", {"units": "HU", **meta}),
                      pet=Volume(suv.astype(np.float32), lps_affine(pet_shape, pet_spacing, PET_CENTRE_OFFSET_MM),
                                 "PT", {"units": "SUV", **meta}),
                      label=Volume(label, ct_affine, "SEG", {"units": "label", **meta}))
 
 
-def _draw_lesions(rng: np.random.Generator) -> list[_Lesion]:
-    """GTVp (6-35 mL, oropharynx/larynx) and 1-3 level II-III nodes on the same or both sides."""
-    def waves(amount):
-        dirs = rng.standard_normal((5, 3))
-        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-        return np.column_stack([rng.normal(0.0, amount, 5), dirs, rng.uniform(0.0, 2 * np.pi, 5)])
+def _waves(rng: np.random.Generator, amount: float) -> np.ndarray:
+    """Boundary lobulation of a lesion: 5 cosine waves of amplitude ~ ``amount``."""
+    dirs = rng.standard_normal((5, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    return np.column_stack([rng.normal(0.0, amount, 5), dirs, rng.uniform(0.0, 2 * np.pi, 5)])
 
+
+def _apart(centre: np.ndarray, radius: float, others: list[_Lesion]) -> bool:
+    return all(np.linalg.norm(centre - o.centre) > radius + o.semi.max() * 1.3 + 4.0 for o in others)
+
+
+def _draw_lesions(rng: np.random.Generator) -> list[_Lesion]:
+    """GTVp (1.5-35 mL, log-uniform, oropharynx/larynx) and 0-3 level II-III nodes (4-11 mm radius), half
+    of them against the jugular vein, on the primary's side or both."""
     side = 1.0 if rng.random() < 0.5 else -1.0
-    volume_ml = rng.uniform(6.0, 35.0)
+    volume_ml = float(np.exp(rng.uniform(np.log(1.5), np.log(35.0))))
     radius = (3.0 * volume_ml * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0)
     axes = rng.uniform(0.8, 1.25, 3)
     primary = _Lesion(np.array([side * rng.uniform(4.0, 12.0), rng.uniform(8.0, 20.0), rng.uniform(-35.0, -5.0)]),
-                      radius * axes / np.prod(axes) ** (1 / 3), rng.uniform(0, 180), waves(0.08),
-                      rng.uniform(8.0, 15.0), 45.0 + rng.uniform(10.0, 30.0), 1)
+                      radius * axes / np.prod(axes) ** (1 / 3), rng.uniform(0, 180), _waves(rng, 0.08),
+                      rng.uniform(3.5, 15.0), 45.0 + rng.uniform(10.0, 30.0), 1)
     lesions = [primary]
-    for _ in range(int(rng.integers(1, 4))):
+    for _ in range(int(rng.choice(4, p=[0.15, 0.4, 0.3, 0.15]))):
+        r = rng.uniform(4.0, 11.0)
         for _ in range(100):
             s = side if rng.random() < 0.7 else -side
-            c = np.array([s * rng.uniform(30.0, 40.0), rng.uniform(-2.0, 14.0), rng.uniform(-65.0, -15.0)])
-            r = rng.uniform(6.0, 11.0)
-            if all(np.linalg.norm(c - o.centre) > r + o.semi.max() * 1.3 + 4.0 for o in lesions):
+            z = rng.uniform(-65.0, -15.0)
+            if rng.random() < 0.5:                  # against the jugular vein (x = 29 mm, y = 3 mm, radius 6 mm)
+                angle = rng.uniform(-np.pi / 2, np.pi / 2)
+                distance = 6.0 + r + rng.uniform(0.5, 2.5)
+                c = np.array([s * (29.0 + distance * np.cos(angle)), 3.0 + distance * np.sin(angle), z])
+            else:
+                c = np.array([s * rng.uniform(30.0, 40.0), rng.uniform(-2.0, 14.0), z])
+            if _apart(c, r, lesions):
                 break
-        lesions.append(_Lesion(c, r * rng.uniform(0.85, 1.15, 3), rng.uniform(0, 180), waves(0.05),
-                               rng.uniform(3.0, 10.0), 45.0 + rng.uniform(10.0, 25.0), 2))
+        lesions.append(_Lesion(c, r * rng.uniform(0.85, 1.15, 3), rng.uniform(0, 180), _waves(rng, 0.05),
+                               rng.uniform(2.5, 10.0), 45.0 + rng.uniform(10.0, 25.0), 2))
     return lesions
+
+
+def _draw_physiology(rng: np.random.Generator, lesions: list[_Lesion]) -> _Physiology:
+    """Tissue SUVs (:data:`_DRAWN_SUV`), 0-4 brown-fat foci in the posterior and supraclavicular neck fat,
+    0-2 active muscles (longus colli, sternocleidomastoid), none touching a lesion, and the PET's PSF and
+    noise."""
+    suv = _SUV.copy()
+    for name, (low, high) in _DRAWN_SUV.items():
+        suv[_T[name]] = rng.uniform(low, high)
+    foci = []
+    for _ in range(int(rng.integers(0, 5))):
+        s = 1.0 if rng.random() < 0.5 else -1.0
+        c = np.array([s * rng.uniform(38.0, 50.0), rng.uniform(-30.0, -10.0), rng.uniform(-90.0, -40.0)])
+        r = rng.uniform(4.0, 8.0)
+        if _apart(c, r * 1.3, lesions):
+                foci.append(_Lesion(c, r * rng.uniform(0.7, 1.3, 3), rng.uniform(0, 180), _waves(rng, 0.1),
+                                rng.uniform(2.0, 8.0), -90.0, 0))
+    for _ in range(int(rng.integers(0, 3))):
+        s = 1.0 if rng.random() < 0.5 else -1.0
+        if rng.random() < 0.5:
+            c, semi = np.array([s * 7.0, -4.0, rng.uniform(-60.0, -20.0)]), np.array([4.0, 3.0, 18.0])
+        else:
+            c, semi = np.array([s * 42.0, -5.0, rng.uniform(-70.0, -30.0)]), np.array([6.0, 8.0, 22.0])
+        if _apart(c, float(semi.max()), lesions):
+            foci.append(_Lesion(c, semi, 0.0, _waves(rng, 0.03), rng.uniform(2.0, 5.0), 45.0, 0))
+    fwhm = rng.uniform(*PET_PSF_FWHM_MM)
+    counts = float(np.exp(rng.uniform(*np.log(PET_COUNTS_PER_SUV))))
+    return _Physiology(suv, foci, fwhm, counts)
 
 
 def _tissues(grid: Grid, lesions: list[_Lesion], tex) -> tuple[np.ndarray, np.ndarray]:

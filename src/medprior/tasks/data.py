@@ -129,6 +129,13 @@ def make_brain_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: S
     return written
 
 
+def petct_grids(size: Sequence[int]) -> dict[str, tuple]:
+    """The phantom's grids for a CT of ``size``: the PET half as fine, both at the default fields of view."""
+    pet_size = tuple(max(n // 2, 4) for n in size)
+    return {"ct_shape": tuple(size), "ct_spacing": same_field_of_view(size, PETCT_CT_SHAPE, PETCT_CT_SPACING),
+            "pet_shape": pet_size, "pet_spacing": same_field_of_view(pet_size, PETCT_PET_SHAPE, PETCT_PET_SPACING)}
+
+
 def make_petct_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: Sequence[int],
                        center: str = "SIM") -> list[Path]:
     """Write HECKTOR-layout PET/CT phantoms under ``out``.
@@ -137,12 +144,9 @@ def make_petct_dataset(out: str | os.PathLike, *, cases: int, seed: int, size: S
     """
     cases, seed, size = check_dataset("petct", out, cases=cases, seed=seed, size=size)
     center = require_schema("center", center, "data.petct.center")
-    pet_size = tuple(max(n // 2, 4) for n in size)
-    grids = {"ct_shape": tuple(size), "ct_spacing": same_field_of_view(size, PETCT_CT_SHAPE, PETCT_CT_SPACING),
-             "pet_shape": pet_size, "pet_spacing": same_field_of_view(pet_size, PETCT_PET_SHAPE, PETCT_PET_SPACING)}
     written = []
     for case_seed in progress_bar(range(seed, seed + cases), desc="PET/CT phantoms", unit="case"):
-        case = petct_head_neck(case_seed, **grids)
+        case = petct_head_neck(case_seed, **petct_grids(size))
         paths = write_hecktor_case(case.ct, case.pet, case.label, out, hecktor_case_id(center, case_seed % 1000),
                                    provenance={"config": {"size": list(size)}, "seeds": {"phantom": case_seed}})
         written.extend(paths.values())

@@ -13,6 +13,9 @@ and brought to the prior's ``image_size``:
   and the condition ``hazy`` adds the hazy patches (a supervised baseline's input);
 - ``slice2d``: every slice across ``axis`` (area-resampled in plane to (H, W)), keeping slices
   with at least ``min_foreground`` of their pixels above the window's low end;
+- ``petct`` (head-and-neck PET/CT phantoms, ``volume3d`` segmentation models): each case on its
+  working grid (:mod:`medprior.tasks.petct_cases`): the label channels (GTVp, GTVn) then PET and CT;
+  training cases also mirrored left-right;
 - ``wavelet3d``: each whole volume centred-cropped / padded to (D, H, W) (:func:`network_grid`, as
   cWDM fits BraTS' 240 x 240 x 155 to 224 x 224 x 160), with condition contrasts alongside. Brain
   contrast ``any`` makes one model for every missing contrast: each volume gives four examples,
@@ -41,21 +44,41 @@ from medprior.diffusion.normalization import Normalization
 from medprior.errors import InputError
 from medprior.io import Volume, load
 from medprior.io.crop import crop_or_pad
-from medprior.phantoms import brain_mri, ct_body, ct_head
+from medprior.phantoms import brain_mri, ct_body, ct_head, petct_head_neck
 from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING, CT_HEAD_SHAPE, CT_HEAD_SPACING
-from medprior.tasks.data import same_field_of_view
+from medprior.tasks.data import petct_grids, same_field_of_view
 from medprior.tasks.echo_frames import training_patches
+from medprior.tasks.petct_cases import PetCtCase, WorkingGrid, mirror_axis, pet_on_ct, training_example, head_neck_box
 
 ANY_CONTRAST = "any"
 MISSING_VALUE = 0.0
 """Normalised value of a missing condition contrast: a constant no real image has (background is -1)."""
 ECHO_GENERATOR = "echo"
+PETCT_GENERATOR = "petct"
+PETCT_CONDITIONS = ("pet", "ct")
 CT_GENERATORS = {"ct_body": (ct_body, CT_BODY_SHAPE, CT_BODY_SPACING), "ct_head": (ct_head, CT_HEAD_SHAPE, CT_HEAD_SPACING)}
 
 
 def condition_contrasts(data: dict[str, Any]) -> list[str]:
-    """The condition contrasts of a brain prior's ``data`` config: all four for contrast ``any``."""
+    """The condition images of a prior's ``data`` config: all four contrasts for contrast ``any``, PET
+    and CT for PET/CT segmentation, else ``data.conditions``."""
+    if data.get("phantom", {}).get("generator") == PETCT_GENERATOR:
+        return list(PETCT_CONDITIONS)
     return list(BRATS_CONTRASTS) if data["contrast"] == ANY_CONTRAST else list(data["conditions"])
+
+
+def _petct_examples(config: dict[str, Any], split: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, examples (n, 4, *image_size)) per PET/CT phantom case of the split; training cases twice,
+    the second mirrored left-right."""
+    phantom = config["data"]["phantom"]
+    grid = WorkingGrid.from_config(config["image_size"], config["segmentation"])
+    for seed in phantom["seeds"] if split == "train" else phantom["holdout_seeds"]:
+        raw = petct_head_neck(seed, **petct_grids(phantom["size"]))
+        case = PetCtCase(f"petct-{seed}", raw.ct, pet_on_ct(raw.pet, raw.ct), raw.label)
+        example = training_example(case, grid)
+        if split == "train":
+            example = torch.stack([example, example.flip(1 + mirror_axis(head_neck_box(case, grid)))])
+        yield case.case_id, example.reshape(-1, *example.shape[-4:])
 
 
 def _volumes(config: dict[str, Any], split: str) -> Iterator[tuple[str, list[Volume]]]:
@@ -154,6 +177,11 @@ def examples(config: dict[str, Any], split: str = "train") -> tuple[torch.Tensor
     """All examples of a split: (N, C, *image_size) float32 in [-1, 1], the volume names, and the
     grid orientation of the volumes (``"LPS"`` for the phantoms, ``"RAS"`` for files), which the
     reconstructions need to present slices the way the prior saw them."""
+    if config["data"].get("phantom", {}).get("generator") == PETCT_GENERATOR:
+        named = list(_petct_examples(config, split))
+        if not named:
+            raise InputError(config.get("source"), f"the {split} split of the prior config has no volumes")
+        return torch.cat([e for _, e in named]).contiguous(), [n for n, _ in named], "LPS"
     normalization = Normalization(**config["normalization"])
     batches, names, orientations = [], [], set()
     for name, volumes in _volumes(config, split):

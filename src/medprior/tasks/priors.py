@@ -41,7 +41,8 @@ from medprior.errors import InputError
 from medprior.figures import sample_grid
 from medprior.io import atomic_path, write_json, write_sidecar
 from medprior.metrics import image_statistics
-from medprior.tasks.datasets import ANY_CONTRAST, ECHO_GENERATOR, condition_contrasts, examples, expand_patterns, tensor_sha256
+from medprior.tasks.datasets import (ANY_CONTRAST, ECHO_GENERATOR, PETCT_GENERATOR, condition_contrasts, examples,
+                                     expand_patterns, tensor_sha256)
 from medprior.tasks.echo_frames import ECHO_CONDITIONS
 
 
@@ -71,7 +72,19 @@ def load_prior_config(path: str | os.PathLike) -> dict[str, Any]:
     expected = 2 if kind == "slice2d" else 3
     if len(config["image_size"]) != expected:
         raise InputError(path, f"config key image_size: a {kind} prior needs {expected} sizes")
-    echo = data.get("phantom", {}).get("generator") == ECHO_GENERATOR
+    generator = data.get("phantom", {}).get("generator")
+    if (generator == PETCT_GENERATOR) != (kind == "volume3d"):
+        raise InputError(path, "config key kind: volume3d models are the PET/CT segmentation models (data.phantom."
+                               "generator petct), and those are volume3d")
+    segmenter = config["network"].get("architecture", "diffusion_unet") != "diffusion_unet"
+    if segmenter != (config["training"]["objective"] == "segmentation"):
+        raise InputError(path, "config key training.objective: segmentation trains the segresnet / unet "
+                               "architectures, and they train only with it")
+    if kind == "volume3d":
+        if data["conditions"] or data["contrast"] == ANY_CONTRAST:
+            raise InputError(path, "config key data: PET/CT models are conditioned on PET and CT; give no conditions")
+        return config
+    echo = generator == ECHO_GENERATOR
     if data["conditions"] and not (kind == "wavelet3d" or echo):
         raise InputError(path, "config key data.conditions: only wavelet3d priors and echo data take conditions")
     if echo and (kind != "slice2d" or set(data["conditions"]) - set(ECHO_CONDITIONS)):
@@ -92,6 +105,7 @@ def build_prior(config: dict[str, Any]) -> Prior:
     description = {
         "kind": config["kind"],
         "image_size": config["image_size"],
+        "channels": 2 if config["kind"] == "volume3d" else 1,   # PET/CT: the GTVp and GTVn label channels
         "condition_channels": len(condition_contrasts(config["data"])),
         "network": config["network"],
         "schedule": config["schedule"],
@@ -131,7 +145,7 @@ def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *,
     data, names, orientation = examples(config, "train")
     torch.manual_seed(training["seed"])  # the initial weights, so a run is reproducible end to end
     prior = build_prior(config)
-    channels = 1
+    channels = prior.channels
     targets, conditions = data[:, :channels], (data[:, channels:] if data.shape[1] > channels else None)
     workdir = Path(workdir) if workdir is not None else Path(f"{out}.work")
     started = time.perf_counter()
