@@ -29,13 +29,13 @@ from typing import NoReturn
 import numpy as np
 
 import medprior
-from medprior import cli_ultrasound, logs, progress
+from medprior import cli_segment, cli_ultrasound, logs, progress
 from medprior.cli_support import check_device, flags, named_options, parameter
 from medprior.config import defaults
 from medprior.errors import DivergenceError, InputError, MedpriorError
 from medprior.io import Volume, load, save, ultrasound
 from medprior.io.outputs import Output, command_outputs
-from medprior.challenges import brasyn
+from medprior.challenges import brasyn, hecktor
 from medprior.tasks import data, priors, recon, synthesis
 from medprior.tasks.recon_methods import RECON_METHODS
 
@@ -170,6 +170,9 @@ def _evaluate(args: argparse.Namespace) -> str:
     if args.kind == "dehazing":
         scores = cli_ultrasound.evaluate(args)
         return " ".join(f"{key}={value:.4g}" for key, value in scores.items())
+    if args.kind == "segmentation":
+        scores = cli_segment.evaluate(args)
+        return " ".join(f"{key}={value:.4g}" for key, value in scores.items() if key.startswith("DSCagg"))
     needed = ("submission", "truth") if args.kind == "synthesis" else ("reference", "estimate")
     absent = [f"--{name}" for name in needed if getattr(args, name) is None]
     if absent:
@@ -223,8 +226,7 @@ def _synthesize(args: argparse.Namespace) -> str:
 
 def _check_submission(args: argparse.Namespace) -> str:
     if args.challenge == "hecktor":
-        from medprior.challenges.hecktor import check_hecktor_submission
-        checked = check_hecktor_submission(args.submission, args.cases)
+        checked = hecktor.check_hecktor_submission(args.submission, args.cases)
         return f"{args.submission}: a valid HECKTOR submission ({len(checked)} cases)"
     checked = brasyn.check_submission(args.submission, args.cases)
     return f"{args.submission}: a valid BraSyn submission ({len(checked)} cases)"
@@ -387,18 +389,22 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
 
     evaluate = commands.add_parser("evaluate", help="recon: PSNR, SSIM (3D and per axis), NMSE, MAE of one image; "
                                    "synthesis: BraSyn scores of a submission folder -> JSON")
-    evaluate.add_argument("kind", nargs="?", choices=("recon", "synthesis", "dehazing"), default="recon")
+    evaluate.add_argument("kind", nargs="?", choices=("recon", "synthesis", "dehazing", "segmentation"), default="recon")
     evaluate.add_argument("--reference", help="recon: ground truth (resampled onto the estimate's grid)")
     evaluate.add_argument("--estimate", help="recon: reconstruction; dehazing: a file of `medprior dehaze`")
     evaluate.add_argument("--hazy", help="dehazing: the beamformed hazy frames")
     evaluate.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"),
                           help="recon: intensity window (e.g. HU); default: [0, max of the reference]")
-    evaluate.add_argument("--submission", help="synthesis: flat folder of <case>-<contrast>.nii.gz")
+    evaluate.add_argument("--submission", help="synthesis: flat folder of <case>-<contrast>.nii.gz; "
+                                               "segmentation: flat folder of <ID>.nii.gz")
     evaluate.add_argument("--truth", help="synthesis: <case>/<case>-{<dropped contrast>,seg}.nii.gz folders; "
                                           "dehazing: the beamformed haze-free frames with their region masks")
-    evaluate.add_argument("--cases", help="synthesis: the input cases (default: checked against the truth)")
+    evaluate.add_argument("--cases", help="synthesis: the input cases (default: checked against the truth); "
+                                          "segmentation: the HECKTOR cases with their labels")
+    evaluate.add_argument("--uncertainty", help="segmentation: uncertainty folder of `medprior segment` (AUROC, ECE)")
     evaluate.add_argument("--out", required=True, help="metrics JSON")
-    evaluate.set_defaults(run=_evaluate, reads=("reference", "estimate", "submission", "truth", "cases", "hazy"),
+    evaluate.set_defaults(run=_evaluate, reads=("reference", "estimate", "submission", "truth", "cases", "hazy",
+                                                "uncertainty"),
                           writes={"out": "file"})
 
     figure = commands.add_parser("figure", help="PNG comparing reconstructions with the truth (slices, errors)")
@@ -521,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prior_commands(commands)
     _add_synthesis_commands(commands, defaults()["synthesis"])
     cli_ultrasound.add_commands(commands, defaults()["dehaze"])
+    cli_segment.add_commands(commands, defaults()["segment"])
     _add_verbosity(parser, 0)
     for command in commands.choices.values():  # also accepted after the subcommand
         _add_verbosity(command, argparse.SUPPRESS)

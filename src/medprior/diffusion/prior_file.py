@@ -50,12 +50,12 @@ WEIGHTS_FILE = "weights.safetensors"
 WEIGHTS_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 ENVELOPE_KEYS = ("format", "format_version", "medprior_version", "created", "training", "weights", "modality")
 """Keys of prior.json that are not part of the prior's description."""
-MODALITIES = ("CT", "MR", "US")
-UNITS = {"CT": "HU", "MR": "arbitrary units", "US": "companded beamformed RF"}
+MODALITIES = ("CT", "MR", "US", "PET/CT")
+UNITS = {"CT": "HU", "MR": "arbitrary units", "US": "companded beamformed RF", "PET/CT": "label channels given SUV and HU"}
 """The intensity units of each modality's images in medprior: CT in Hounsfield units, MR magnitudes
 uncalibrated (their scale depends on scanner, coils and source file), ultrasound priors' patches
 mu-law companded RF over the frame's largest magnitude (:mod:`medprior.tasks.echo_frames`)."""
-_GENERATOR_MODALITIES = {"brain_mri": "MR", "ct_body": "CT", "ct_head": "CT", "echo": "US"}
+_GENERATOR_MODALITIES = {"brain_mri": "MR", "ct_body": "CT", "ct_head": "CT", "echo": "US", "petct": "PET/CT"}
 
 
 def prior_modality(content: dict[str, Any]) -> tuple[str, str]:

@@ -1,0 +1,81 @@
+"""The segmentation subcommands of ``medprior``: ``segment``, ``evaluate segmentation`` (a handler of
+``evaluate``) and ``segmentation-figure``. Each parses arguments and calls one task
+(:mod:`medprior.tasks.segment`, :mod:`medprior.tasks.segment_report`); the transaction over the
+outputs is :mod:`medprior.cli`'s."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from medprior.cli_support import check_device, named_options, parameter
+from medprior.errors import InputError, ParameterError
+from medprior.io import write_json
+from medprior.tasks.segment import SEGMENT_METHODS, segment_folder
+from medprior.tasks.segment_report import evaluate_segmentation, segmentation_figure
+
+
+def _segment(args: argparse.Namespace) -> str:
+    check_device(args.device)
+    options: dict[str, Any] = dict(parameter(p, names=True) for p in args.param)
+    if args.samples is not None:
+        options["samples"] = args.samples
+    if args.steps is not None:
+        options["steps"] = args.steps
+    named = {name: f"--param {name}" for name in options}
+    named.update(samples="--samples", steps="--steps")
+    with named_options(**named):
+        written = segment_folder(args.input, args.output, method=args.method, model_dir=args.model, options=options,
+                                 uncertainty_dir=args.uncertainty, device=args.device)
+    return f"wrote {len(written)} segmentations to {args.output}"
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """``medprior evaluate segmentation``: HECKTOR scores of a submission, written as JSON; returns the aggregate."""
+    absent = [f"--{name}" for name in ("submission", "cases") if getattr(args, name) is None]
+    if absent:
+        raise InputError(None, f"evaluate segmentation needs {' and '.join(absent)}")
+    scores = evaluate_segmentation(args.submission, args.cases, args.uncertainty)
+    write_json(args.out, scores)
+    return scores["aggregate"]
+
+
+def _figure(args: argparse.Namespace) -> str:
+    names = args.names or [f"method {n + 1}" for n in range(len(args.submissions))]
+    if len(names) != len(args.submissions):
+        raise ParameterError("--names", f"gives {len(names)} names for {len(args.submissions)} submissions")
+    segmentation_figure(args.case, args.cases, list(zip(names, args.submissions)), args.out,
+                        uncertainty=args.uncertainty)
+    return f"wrote {args.out}"
+
+
+def add_commands(commands: argparse._SubParsersAction, config: dict[str, Any]) -> None:
+    """``segment`` and ``segmentation-figure``; defaults from the config schema's ``segment``."""
+    segment = commands.add_parser("segment", help="HECKTOR PET/CT cases -> submission folder (<ID>.nii.gz, "
+                                  "uint8 GTVp 1 / GTVn 2 on each CT grid) and uncertainty maps")
+    segment.add_argument("--model", help=f"segmentation model folder (e.g. priors/{config['models']['diffusion']}); "
+                                         "its method is the model's")
+    segment.add_argument("--method", choices=SEGMENT_METHODS.names(),
+                         help="; ".join(f"{m.name}: {m.summary}" for m in SEGMENT_METHODS.methods.values())
+                         + " (threshold needs no --model)")
+    segment.add_argument("--input", required=True, help="HECKTOR cases: flat, or imagesTr/imagesTs folders")
+    segment.add_argument("--output", required=True, help="submission folder to write (flat)")
+    segment.add_argument("--uncertainty", help="folder for each case's class probabilities, entropy and variance")
+    segment.add_argument("--samples", type=int, help=f"diffusion: ensemble size N (default "
+                                                     f"{config['diffusion']['samples']})")
+    segment.add_argument("--steps", type=int, help=f"diffusion: steps per sample (default {config['diffusion']['steps']})")
+    segment.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                         help="method parameter, repeatable; default (range): "
+                         + "; ".join(f"{name}: " + ", ".join(SEGMENT_METHODS.describe(name))
+                                     for name in SEGMENT_METHODS.names()))
+    segment.add_argument("--device", default=config["device"], help="auto, cpu or cuda[:N]")
+    segment.set_defaults(run=_segment, reads=("model", "input"), writes={"output": "folder", "uncertainty": "folder"})
+
+    figure = commands.add_parser("segmentation-figure", help="PNG of one case: CT, PET, truth, predictions, entropy")
+    figure.add_argument("--case", required=True, help="case id, e.g. SIM-300")
+    figure.add_argument("--cases", required=True, help="the HECKTOR cases folder")
+    figure.add_argument("submissions", nargs="+", help="submission folders of `medprior segment`")
+    figure.add_argument("--names", nargs="+", help="panel names (default: method 1, 2, ...)")
+    figure.add_argument("--uncertainty", help="uncertainty folder of the first submission (entropy panel)")
+    figure.add_argument("--out", required=True, help="PNG to write")
+    figure.set_defaults(run=_figure, reads=("cases", "submissions", "uncertainty"), writes={"out": "file"})
