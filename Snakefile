@@ -24,6 +24,7 @@ include: "workflows/rules/priors.smk"
 include: "workflows/rules/recon.smk"
 include: "workflows/rules/synthesis.smk"
 include: "workflows/rules/dehaze.smk"
+include: "workflows/rules/segment.smk"
 include: "workflows/rules/run_info.smk"
 
 
@@ -34,5 +35,6 @@ rule all:
         rules.priors_all.input,
         rules.synthesis_all.input,
         rules.dehaze_all.input,
+        rules.segment_all.input,
         rules.run_info.output,
     default_target: True

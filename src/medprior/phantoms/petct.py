@@ -101,7 +101,9 @@ class _Physiology:
 def petct_head_neck(seed: int, ct_shape: Sequence[int] = PETCT_CT_SHAPE,
                     ct_spacing: Sequence[float] = PETCT_CT_SPACING,
                     pet_shape: Sequence[int] = PETCT_PET_SHAPE,
-                    pet_spacing: Sequence[float] = PETCT_PET_SPACING) -> PetCtCase:
+                    pet_spacing: Sequence[float] = PETCT_PET_SPACING,
+                    psf_range_mm: tuple[float, float] = PET_PSF_FWHM_MM,
+                    counts_range: tuple[float, float] = PET_COUNTS_PER_SUV) -> PetCtCase:
     """Head-and-neck FDG PET/CT with a primary tumour and 1-3 involved lymph nodes.
 
     CT (HU): neck muscles and fat planes, cervical spine with discs and canal, airway from
@@ -116,6 +118,8 @@ def petct_head_neck(seed: int, ct_shape: Sequence[int] = PETCT_CT_SHAPE,
         seed: random seed; the same seed gives the same case.
         ct_shape, ct_spacing: CT grid size and voxel size (mm); the label shares this grid.
         pet_shape, pet_spacing: PET grid size and voxel size (mm).
+        psf_range_mm, counts_range: the ranges the PET's PSF FWHM (mm) and counts per SUV per voxel
+            are drawn from (outside the defaults: PET unlike the demo models' training data).
 
     Returns:
         :class:`PetCtCase`; volumes are LPS grids (``orientation == "LPS"``); metadata ``units``
@@ -126,7 +130,7 @@ def petct_head_neck(seed: int, ct_shape: Sequence[int] = PETCT_CT_SHAPE,
     rng = np.random.default_rng(require_seed("seed", seed))
     scale = tuple(rn * rs / (n * s) for rn, rs, n, s in zip(PETCT_CT_SHAPE, PETCT_CT_SPACING, ct_shape, ct_spacing))
     lesions = _draw_lesions(rng)
-    physiology = _draw_physiology(rng, lesions)
+    physiology = _draw_physiology(rng, lesions, psf_range_mm, counts_range)
     objects = lesions + physiology.foci
 
     ct_affine = lps_affine(ct_shape, ct_spacing)
@@ -204,7 +208,8 @@ def _draw_lesions(rng: np.random.Generator) -> list[_Lesion]:
     return lesions
 
 
-def _draw_physiology(rng: np.random.Generator, lesions: list[_Lesion]) -> _Physiology:
+def _draw_physiology(rng: np.random.Generator, lesions: list[_Lesion], psf_range_mm: tuple[float, float],
+                     counts_range: tuple[float, float]) -> _Physiology:
     """Tissue SUVs (:data:`_DRAWN_SUV`), 0-4 brown-fat foci in the posterior and supraclavicular neck fat,
     0-2 active muscles (longus colli, sternocleidomastoid), none touching a lesion, and the PET's PSF and
     noise."""
@@ -227,8 +232,8 @@ def _draw_physiology(rng: np.random.Generator, lesions: list[_Lesion]) -> _Physi
             c, semi = np.array([s * 42.0, -5.0, rng.uniform(-70.0, -30.0)]), np.array([6.0, 8.0, 22.0])
         if _apart(c, float(semi.max()), lesions):
             foci.append(_Lesion(c, semi, 0.0, _waves(rng, 0.03), rng.uniform(2.0, 5.0), 45.0, 0))
-    fwhm = rng.uniform(*PET_PSF_FWHM_MM)
-    counts = float(np.exp(rng.uniform(*np.log(PET_COUNTS_PER_SUV))))
+    fwhm = rng.uniform(*psf_range_mm)
+    counts = float(np.exp(rng.uniform(*np.log(counts_range))))
     return _Physiology(suv, foci, fwhm, counts)
 
 

@@ -35,7 +35,8 @@ BODY_HU = -500.0
 """CT voxels above this are the body (its bounding box centres the working grid in plane)."""
 BRAIN_SUV = 3.0
 BRAIN_AREA_MM2 = 4000.0
-"""Axial 4 mm bins whose PET area above BRAIN_SUV exceeds this, in a run from the top, are the brain."""
+"""Axial bins (4 mm, or a slice) whose PET area above BRAIN_SUV exceeds this, in a run from the top, are
+the brain."""
 _BIN_MM = 4.0
 
 
@@ -128,17 +129,19 @@ def head_neck_box(case: PetCtCase, grid: WorkingGrid) -> np.ndarray:
 
 
 def _brain_bottom(pet: Volume, top: float, bottom: float) -> float | None:
-    """World z (mm) of the bottom of the brain on the PET (see :func:`head_neck_box`), None without one."""
+    """World z (mm) of the bottom of the brain on the PET (see :func:`head_neck_box`), None without one.
+    The bins are 4 mm, or one slice where slices lie further apart, so that no bin falls between slices."""
+    width = max(_BIN_MM, float(np.abs(pet.affine[2, :3]).max()))
     hot = _world_points(pet, pet.data > BRAIN_SUV)[:, 2]
-    bins = np.arange(top, bottom - _BIN_MM, -_BIN_MM)            # bin tops, from the top down
-    area = np.array([((hot <= b) & (hot > b - _BIN_MM)).sum() for b in bins]) * float(np.prod(pet.spacing)) / _BIN_MM
+    bins = np.arange(top, bottom - width, -width)               # bin tops, from the top down
+    area = np.array([((hot <= b) & (hot > b - width)).sum() for b in bins]) * float(np.prod(pet.spacing)) / width
     brain = area > BRAIN_AREA_MM2
     if not brain.any():
         return None
     last = int(np.argmax(brain))
     while last + 1 < brain.size and brain[last + 1]:
         last += 1
-    return float(bins[last] - _BIN_MM)
+    return float(bins[last] - width)
 
 
 def on_grid(volume: Volume, affine: np.ndarray, shape: tuple[int, ...], *, order: int, fill: float) -> np.ndarray:
