@@ -1645,3 +1645,50 @@ row("check-submission-hecktor-ignores-hidden-files-and-sidecars", G, HK_SUB, cod
                 write(f"{HK_FILE}.provenance.json", b"{}")))
 
 assert len({r.id for r in ROWS}) == len(ROWS), "row ids must be unique"
+
+
+# ---------------------------------------------------------------- 10. segmentation (segment, evaluate
+# segmentation, segmentation-figure) on the HECKTOR cases of section 9
+
+SEG = ("segment", "--method", "threshold", "--input", "{t}/hk", "--device", "cpu")
+EVAL_SEG = ("evaluate", "segmentation", "--submission", "{t}/hsub", "--cases", "{t}/hk")
+row("segment-threshold", G, [*SEG, "--output", "{t}/seg", "--uncertainty", "{t}/unc"], build=hecktor(), code=0,
+    creates=("seg", "seg/CHUM-*.nii.gz", "unc", "unc/CHUM-*__probabilities.nii.gz", "unc/CHUM-*__entropy.nii.gz"))
+row("segment-output-is-input", O, [*SEG, "--output", "{t}/hk"], build=hecktor(), names=("--output",))
+row("segment-output-inside-input", O, [*SEG, "--output", "{t}/hk/imagesTr/seg"], build=hecktor(), names=("--output",))
+row("segment-uncertainty-is-output", O, [*SEG, "--output", "{t}/seg", "--uncertainty", "{t}/seg"], build=hecktor(),
+    names=(("--uncertainty", "--output"),))
+row("segment-not-a-segmentation-model", I, ["segment", "--model", "{t}/ct_prior", "--input", "{t}/hk", "--output",
+                                            "{t}/seg"], uses=("ct_prior",), build=hecktor(), names=("ct_prior",))
+row("segment-pet-nan", I, [*SEG, "--output", "{t}/seg"], build=steps(hecktor(), nifti(f"hk/imagesTr/{HK_CASES[0]}__PT.nii.gz", "nan")),
+    names=(f"{HK_CASES[0]}__PT.nii.gz",))
+row("segment-ct-without-pet", I, [*SEG, "--output", "{t}/seg"],
+    build=steps(hecktor(), remove(f"hk/imagesTr/{HK_CASES[1]}__PT.nii.gz")), names=(f"{HK_CASES[1]}__CT.nii.gz",))
+row("segment-no-cases", I, [*SEG[:4], "{t}/empty", "--output", "{t}/seg"], build=mkdir("empty"), names=("empty",))
+row("segment-diffusion-without-model", P, ["segment", "--method", "diffusion", "--input", "{t}/hk", "--output",
+                                           "{t}/seg"], build=hecktor(), names=("--model",))
+for what, argv, names in (("fraction-0", ["--param", "fraction=0"], "fraction"),
+                          ("fraction-nan", ["--param", "fraction=nan"], "fraction"),
+                          ("unknown-param", ["--param", "strength=2"], "strength"),
+                          ("samples-for-threshold", ["--samples", "0"], "--samples"),
+                          ("bad-device", ["--device", "tpu"], "--device")):
+    row(f"segment-{what}", P, [*SEG, "--output", "{t}/seg", *argv], build=hecktor(), names=(names,))
+row("evaluate-segmentation", G, [*EVAL_SEG, "--out", "{t}/scores.json"], build=hecktor(), code=0,
+    creates=("scores.json",))
+row("evaluate-segmentation-needs-cases", I, [*EVAL_SEG[:4], "--out", "{t}/scores.json"], build=hecktor(),
+    names=("--cases",))
+row("evaluate-segmentation-broken-submission", I, [*EVAL_SEG, "--out", "{t}/scores.json"],
+    build=steps(hecktor(), hecktor_voxel(HK_FILE, 3)), names=(f"{HK_CASES[0]}.nii.gz",))
+row("evaluate-segmentation-cases-without-labels", I, [*EVAL_SEG, "--out", "{t}/scores.json"],
+    build=steps(hecktor(), remove(f"hk/labelsTr/{HK_CASES[0]}.nii.gz")), names=(HK_CASES[0],))
+row("evaluate-segmentation-uncertainty-missing", I, [*EVAL_SEG, "--uncertainty", "{t}/hsub", "--out", "{t}/s.json"],
+    build=hecktor(), names=(f"{HK_CASES[0]}__probabilities.nii.gz",))
+row("evaluate-segmentation-out-is-input", O, [*EVAL_SEG, "--out", f"{{t}}/{HK_FILE}"], build=hecktor(),
+    names=("--out",))
+row("segmentation-figure", G, ["segmentation-figure", "--case", HK_CASES[0], "--cases", "{t}/hk", "{t}/hsub",
+                               "--out", "{t}/fig.png"], build=hecktor(), code=0, creates=("fig.png",))
+row("segmentation-figure-unknown-case", I, ["segmentation-figure", "--case", "CHUM-009", "--cases", "{t}/hk",
+                                            "{t}/hsub", "--out", "{t}/fig.png"], build=hecktor(), names=("CHUM-009",))
+row("segmentation-figure-names-mismatch", P, ["segmentation-figure", "--case", HK_CASES[0], "--cases", "{t}/hk",
+                                              "{t}/hsub", "--names", "a", "b", "--out", "{t}/fig.png"],
+    build=hecktor(), names=("--names",))
