@@ -17,6 +17,7 @@ from medprior.errors import InputError, ParameterError
 from medprior.registry import Method, Registry
 from medprior.tasks.dehaze import DEHAZE_METHODS
 from medprior.tasks.recon_methods import RECON_METHODS
+from medprior.tasks.segment import SEGMENT_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,6 +70,19 @@ def test_the_readme_table_is_the_registry():
         "regenerate the README's method table: python -m medprior.tasks.recon_methods"
     assert DEHAZE_METHODS.markdown() in (ROOT / "README.md").read_text(), \
         "regenerate the README's dehazing table: python -m medprior.tasks.dehaze"
+    assert SEGMENT_METHODS.markdown() in (ROOT / "README.md").read_text(), \
+        "regenerate the README's segmentation table: python -m medprior.tasks.segment"
+
+
+def test_the_segmentation_schema_and_cli_are_the_registry():
+    assert schema_property("segment.methods")["items"]["enum"] == list(SEGMENT_METHODS.names())
+    assert set(defaults()["segment"]["models"]) == set(SEGMENT_METHODS.names()) - {"threshold"}
+    for name in SEGMENT_METHODS.names():
+        for key in SEGMENT_METHODS[name].used():
+            assert "default" in schema_property(f"{SEGMENT_METHODS[name].section}.{key}")
+    commands = next(action for action in build_parser()._actions if action.dest == "command")
+    method = next(action for action in commands.choices["segment"]._actions if action.dest == "method")
+    assert tuple(method.choices) == SEGMENT_METHODS.names()
 
 
 def test_parameters_are_resolved_in_one_order():

@@ -195,4 +195,5 @@ def probabilities_on_ct(probabilities: np.ndarray, affine: np.ndarray, ct: Volum
     points = index @ ct.affine[:3, :3].T + ct.affine[:3, 3]
     out = np.stack([sample_at_world(Volume(p.astype(np.float32), affine), points, order=1, fill=float(c == 0))
                     for c, p in enumerate(probabilities)])
+    out = np.clip(out, 0.0, 1.0)        # rounding of the interpolation
     return out / np.maximum(out.sum(0, keepdims=True), 1e-12)

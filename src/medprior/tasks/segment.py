@@ -73,7 +73,7 @@ def sample_probabilities(channels: Tensor) -> Tensor:
     """Label channels (N, 2, ...) in [-1, 1] -> class probabilities (N, 3, ...): background, GTVp, GTVn."""
     fg = ((channels.float() + 1) / 2).clamp(0, 1)
     fg = fg / fg.sum(1, keepdim=True).clamp_min(1.0)
-    return torch.cat([1 - fg.sum(1, keepdim=True), fg], dim=1)
+    return torch.cat([(1 - fg.sum(1, keepdim=True)).clamp_min(0), fg], dim=1)
 
 
 def entropy(probabilities: np.ndarray) -> np.ndarray:
@@ -257,3 +257,7 @@ def segment_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, 
               "device": device, "seconds_per_case": seconds}
     write_sidecar(output_dir, config=config, seeds={"sampling": parameters.get("seed")})
     return sorted(Path(output_dir).glob("*.nii.gz"))
+
+
+if __name__ == "__main__":  # the README's segmentation method table
+    print(SEGMENT_METHODS.markdown(), end="")
