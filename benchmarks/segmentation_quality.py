@@ -18,11 +18,15 @@ and peak memory (RSS above the start, MB) per case are the segmentation alone; t
 smaller ensembles are the full run's scaled by n / N (the samples are drawn side by side).
 
     python benchmarks/segmentation_quality.py --out benchmarks/out/segmentation_quality.json
+
+``--methods`` runs some of the methods and merges their rows into an existing ``--out`` of the same
+cases (models trained one after the other can be measured as each is done).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -107,18 +111,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="diffusion steps per sample")
     parser.add_argument("--sampler", default="ddim")
     parser.add_argument("--models", type=Path, default=Path("priors"), help="folder of petct_{diffusion,segresnet,unet}")
+    parser.add_argument("--methods", nargs="+", choices=("diffusion", "segresnet", "unet", "threshold"),
+                        default=["diffusion", "segresnet", "unet", "threshold"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/segmentation_quality.json"))
     args = parser.parse_args()
     device = resolve_device(args.device)
-    models = {m: load_prior(args.models / f"petct_{m}", device=device) for m in ("diffusion", "segresnet", "unet")}
-    report = {"machine": machine_info(device), "cases_per_split": args.cases, "samples": args.samples,
-              "steps": args.steps, "sampler": args.sampler, "splits": {}}
+    models = {m: load_prior(args.models / f"petct_{m}", device=device) for m in args.methods if m != "threshold"}
+    settings = {"cases_per_split": args.cases, "samples": args.samples, "steps": args.steps, "sampler": args.sampler,
+                "seed": args.seed}
+    report = {"machine": machine_info(device), **settings, "splits": {}}
+    if args.out.exists() and set(args.methods) != {"diffusion", "segresnet", "unet", "threshold"}:
+        earlier = json.loads(args.out.read_text())
+        if all(earlier.get(k) == v for k, v in settings.items()):
+            report["splits"] = earlier["splits"]
     for n, split in enumerate(args.splits):
         seeds = range(args.seed + 100 * n, args.seed + 100 * n + args.cases)
         cases = make_cases(split, seeds)
         rows, results, seconds, memory = {}, {}, {}, {}
-        for method in ("diffusion", "segresnet", "unet", "threshold"):
+        for method in args.methods:
             options = {"samples": args.samples, "steps": args.steps, "sampler": args.sampler} if method == "diffusion" else {}
             parameters = SEGMENT_METHODS.parameters(method, "PET/CT", options)
             results[method], seconds[method], memory[method] = [], [], []
@@ -128,22 +139,26 @@ def main() -> None:
                     results[method].append(segment_case(case, method, models.get(method), parameters))
                     seconds[method].append(time.perf_counter() - started)
                 memory[method].append(peak.mb)
-        results["threshold (true seeds)"] = [true_seed_threshold(c, 0.4) for c in cases]
-        for size in sorted({1, min(5, args.samples), args.samples}):
+        if "threshold" in args.methods:
+            results["threshold (true seeds)"] = [true_seed_threshold(c, 0.4) for c in cases]
+        for size in sorted({1, min(5, args.samples), args.samples}) if "diffusion" in args.methods else ():
             name = f"diffusion N={size}"
             results[name] = [r if size == args.samples else ensemble_on_ct(r.samples[:size], r.affine, c)
                              for r, c in zip(results["diffusion"], cases)]
             rows[name] = score(cases, results[name])
             rows[name].update(seconds_per_case=float(np.mean(seconds["diffusion"])) * size / args.samples,
                               peak_mb=float(np.max(memory["diffusion"])))
-        for method in ("segresnet", "unet", "threshold", "threshold (true seeds)"):
+        for method in [m for m in ("segresnet", "unet", "threshold", "threshold (true seeds)") if m in results]:
             rows[method] = score(cases, results[method])
             if method in seconds:
                 rows[method].update(seconds_per_case=float(np.mean(seconds[method])), peak_mb=float(np.max(memory[method])))
-        report["splits"][split] = {"seeds": [seeds.start, seeds.stop - 1], "methods": rows}
+        rows = {**report["splits"].get(split, {}).get("methods", {}), **rows}
+        order = [m for m in ("diffusion N=1", "diffusion N=5", f"diffusion N={args.samples}", "segresnet", "unet",
+                             "threshold", "threshold (true seeds)") if m in rows]
+        report["splits"][split] = {"seeds": [seeds.start, seeds.stop - 1], "methods": {m: rows[m] for m in order}}
         print(f"\n{split} (seeds {seeds.start}-{seeds.stop - 1})")
-        print(markdown_table([{"method": m, **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}}
-                              for m, r in rows.items()]))
+        print(markdown_table([{"method": m, **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[m].items()}}
+                              for m in order]))
     write_report(args.out, report)
 
 

@@ -92,6 +92,23 @@ def test_label_channels_and_classes_round_trip():
     np.testing.assert_allclose(probabilities[0, :, 0].numpy(), [[0, 0, 0, 0], [1, 0, 0.5, 0.5], [0, 1, 0.5, 0.5]])
 
 
+def test_label_loss_is_for_diffusion_models_of_labels_only(tmp_path):
+    from medprior.diffusion.priors import VolumePrior3D
+    from medprior.diffusion.training import TrainingConfig, train_prior
+    network = {"channels": [8, 16], "attention_levels": [False, False], "norm_num_groups": 8, "num_head_channels": 8}
+    segmenter = VolumePrior3D((8, 8, 8), channels=2, condition_channels=2, parametrization="x0",
+                              network={**network, "architecture": "segresnet"})
+    data, conditions = torch.ones(2, 2, 8, 8, 8) * -1, torch.zeros(2, 2, 8, 8, 8)
+    with pytest.raises(ValueError, match="label_loss"):
+        train_prior(segmenter, data, TrainingConfig(steps=1, batch_size=1, objective="segmentation", label_loss=1.0),
+                    tmp_path / "a", conditions=conditions, progress=False)
+    with pytest.raises(ValueError, match="segmentation objective"):
+        train_prior(segmenter, data, TrainingConfig(steps=1, batch_size=1), tmp_path / "b", conditions=conditions,
+                    progress=False)
+    with pytest.raises(ValueError, match="label_loss"):
+        TrainingConfig(steps=1, label_loss=-1.0)
+
+
 def test_pet_normalisation_is_monotone_and_bounded():
     suv = np.array([0.0, 2.5, 5.0, 10.0, 40.0])
     values = normalise_pet(suv, 5.0)
@@ -133,7 +150,7 @@ def models(tmp_path_factory):
                                                  "norm_num_groups": 8, "num_res_blocks": 1, "num_head_channels": 8},
             "training": {"steps": 3, "batch_size": 2, "checkpoint_every": 3, "device": "cpu"}}
     made = {}
-    for name, extra in (("diffusion", {}), ("segresnet", {"network": {**base["network"], "architecture": "segresnet"},
+    for name, extra in (("diffusion", {"training": {**base["training"], "label_loss": 1.0}}), ("segresnet", {"network": {**base["network"], "architecture": "segresnet"},
                                                           "training": {**base["training"], "objective": "segmentation"}})):
         config = root / f"{name}.yaml"
         config.write_text(yaml.safe_dump({**base, "name": f"petct_{name}", **extra}))

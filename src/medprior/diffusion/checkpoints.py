@@ -31,7 +31,7 @@ LOSS_LOG_FILE = "loss.jsonl"
 CHECKPOINT_FORMAT = "medprior-training-checkpoint"
 CHECKPOINT_VERSION = 1
 RESUME_KEYS = ("batch_size", "learning_rate", "weight_decay", "ema_decay", "grad_clip", "seed", "log_every",
-               "objective")
+               "objective", "label_loss")
 """Config fields that change the trajectory or the log: a checkpoint resumes only if they match.
 ``steps``, ``time_budget_s``, ``checkpoint_every`` and ``device`` may change between runs."""
 
