@@ -43,7 +43,8 @@ def test_dry_run_of_the_demo_lists_every_data_rule(tmp_path):
                  "data_table", "check_prior", "prior_table", "simulate", "reconstruct", "reconstruct_diffusion",
                  "recon_table", "synthesis_phantoms", "brasyn_split", "fit_histogram_mean", "synthesize",
                  "evaluate_synthesis", "synthesis_figure", "synthesis_table", "simulate_echo", "beamform_echo",
-                 "dehaze", "evaluate_dehazing", "dehazing_figure", "dehazing_table"):
+                 "dehaze", "evaluate_dehazing", "dehazing_figure", "dehazing_table", "segment", "check_segmentation",
+                 "evaluate_segmentation", "segmentation_figure", "segmentation_table"):
         assert rule in result.stdout
     assert "train_prior" not in result.stdout  # the default uses the shipped priors
     (tmp_path / "retrain.yaml").write_text(yaml.safe_dump({"priors": {"retrain": True}}))
@@ -98,6 +99,16 @@ TINY_ECHO = {  # one training frame: the plumbing of the dehazing stage, not its
 }
 
 
+TINY_PETCT = {  # two training cases on a coarse grid: the plumbing of the segmentation stage, not its quality
+    "name": "tiny_petct_diffusion", "kind": "volume3d", "image_size": [8, 8, 8],
+    "data": {"phantom": {"generator": "petct", "seeds": [1, 2], "holdout_seeds": [3], "size": [32, 32, 24]}},
+    "segmentation": {"spacing_mm": 15.0}, "normalization": {"kind": "window", "low": -1, "high": 1},
+    "parametrization": "x0",
+    "network": {"channels": [8, 16], "attention_levels": [False, False], "num_head_channels": 8, "norm_num_groups": 8},
+    "schedule": {"steps": 50}, "training": {"steps": 2, "batch_size": 2, "label_loss": 1.0},
+}
+
+
 def test_tiny_workflow_runs_every_stage(tmp_path):
     (tmp_path / "priors").mkdir()
     (tmp_path / "priors/tiny_ct.yaml").write_text(yaml.safe_dump(TINY_PRIOR))
@@ -112,6 +123,13 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
     (tmp_path / "priors/tiny_echo_supervised.yaml").write_text(yaml.safe_dump(
         {"base": "tiny_echo_tissue.yaml", "name": "tiny_echo_supervised", "parametrization": "x0",
          "data": {**TINY_ECHO["data"], "conditions": ["hazy"]}, "training": {"objective": "regression"}}))
+    (tmp_path / "priors/tiny_petct_diffusion.yaml").write_text(yaml.safe_dump(TINY_PETCT))
+    (tmp_path / "priors/tiny_petct_segresnet.yaml").write_text(yaml.safe_dump(
+        {"base": "tiny_petct_diffusion.yaml", "name": "tiny_petct_segresnet",
+         "network": {**TINY_PETCT["network"], "architecture": "segresnet"},
+         "training": {"objective": "segmentation", "label_loss": 0.0}}))
+    segment = {"methods": ["diffusion", "segresnet", "threshold"], "diffusion": {"samples": 2, "steps": 2},
+               "models": {"diffusion": "tiny_petct_diffusion", "segresnet": "tiny_petct_segresnet"}}
     synthesis = {"cases": 2, "seed": 40, "size": [48, 48, 30], "steps": 3,
                  "models": {"cwdm": "tiny_any", "regression": "tiny_regression", "mean": "tiny_any"}}
     dehaze = {"frames": 1, "seed": 60, "methods": ["diffusion", "supervised", "nlm"],
@@ -119,7 +137,7 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
               "models": {"tissue": "tiny_echo_tissue", "haze": "tiny_echo_haze", "supervised": "tiny_echo_supervised"}}
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({**TINY, "priors": {"train": ["tiny_ct", "tiny_mri"], "config_dir": str(tmp_path / "priors")},
-                                      "synthesis": synthesis, "dehaze": dehaze}))
+                                      "synthesis": synthesis, "dehaze": dehaze, "segment": segment}))
     result = snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
     ingested = nib.load(tmp_path / "data/ct/nifti/CT-0011.nii.gz")
@@ -156,6 +174,13 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
     assert [row["method"] for row in dehazing_rows] == ["diffusion", "supervised", "nlm"]
     assert all(float(row["psnr_hazy"]) > 0 and 0 <= float(row["gcnr"]) <= 1 for row in dehazing_rows)
     assert (tmp_path / "results/dehaze/figures/echo-60.png").stat().st_size > 10_000
+    segmentation_rows = list(csv.DictReader(open(tmp_path / "results/tables/segmentation.csv")))
+    assert [row["method"] for row in segmentation_rows] == ["diffusion", "segresnet", "threshold"]
+    assert all(0 <= float(row["DSCagg_mean"] or 0) <= 1 and float(row["seconds_per_case"]) > 0
+               for row in segmentation_rows)
+    for method in ("diffusion", "segresnet", "threshold"):
+        assert "a valid HECKTOR submission (1 cases)" in (tmp_path / f"results/segment/{method}/check.txt").read_text()
+    assert (tmp_path / "results/segment/figures/SIM-013.png").stat().st_size > 10_000
     run_info = list(csv.DictReader(open(tmp_path / "results/tables/run_info.csv")))
     facts = {(row["kind"], row["name"]): row["value"] for row in run_info}
     assert facts[("seed", "config data.ct.seed")] == "11" and ("version", "torch") in facts
@@ -170,6 +195,6 @@ def test_tiny_workflow_runs_every_stage(tmp_path):
                     "the classical baselines and the diffusion-prior solvers alike", "Missing-contrast synthesis",
                     "The software this run used", "Seeds", "Configuration", "samples drawn with the check settings",
                     "One demo case", "CT phantom CT-0011 after DICOM ingest", "Ultrasound dehazing on the demo",
-                    "One demo apical view"):
+                    "One demo apical view", "PET/CT tumour segmentation on the demo", "One demo head-and-neck"):
         assert caption in html, caption
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
