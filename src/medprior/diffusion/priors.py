@@ -125,7 +125,22 @@ class Prior(nn.Module):
         return {}
 
 
-class SlicePrior2D(Prior):
+class _ImageSpacePrior(Prior):
+    """A prior whose diffusion space is image space, bounded by [-1, 1]: (B, C, *image_size)."""
+
+    latent_clip = (-1.0, 1.0)
+
+    def encode(self, images: Tensor) -> Tensor:
+        return images
+
+    def decode(self, latents: Tensor) -> Tensor:
+        return latents
+
+    def latent_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, self.channels, *self.image_size)
+
+
+class SlicePrior2D(_ImageSpacePrior):
     """2D prior over slices taken along ``axis`` (0, 1 or 2 of an (I, J, K) volume).
 
     Diffusion space = image space: (B, C, H, W) with ``(H, W) = image_size``.
@@ -133,7 +148,6 @@ class SlicePrior2D(Prior):
 
     kind = "slice2d"
     spatial_dims = 2
-    latent_clip = (-1.0, 1.0)
 
     def __init__(self, image_size, axis: int = 2, **kwargs: Any) -> None:
         super().__init__(image_size, **kwargs)
@@ -141,35 +155,16 @@ class SlicePrior2D(Prior):
             raise ValueError(f"slice axis must be 0, 1 or 2, got {axis}")
         self.axis = axis
 
-    def encode(self, images: Tensor) -> Tensor:
-        return images
-
-    def decode(self, latents: Tensor) -> Tensor:
-        return latents
-
-    def latent_shape(self, batch: int) -> tuple[int, ...]:
-        return (batch, self.channels, *self.image_size)
-
     def extra_description(self) -> dict[str, Any]:
         return {"axis": self.axis}
 
 
-class VolumePrior3D(Prior):
+class VolumePrior3D(_ImageSpacePrior):
     """3D prior over whole volumes (B, C, D, H, W) with ``(D, H, W) = image_size``; diffusion space =
     image space, bounded by [-1, 1] (the segmentation model's label channels)."""
 
     kind = "volume3d"
     spatial_dims = 3
-    latent_clip = (-1.0, 1.0)
-
-    def encode(self, images: Tensor) -> Tensor:
-        return images
-
-    def decode(self, latents: Tensor) -> Tensor:
-        return latents
-
-    def latent_shape(self, batch: int) -> tuple[int, ...]:
-        return (batch, self.channels, *self.image_size)
 
 
 class WaveletPrior3D(Prior):
