@@ -100,7 +100,7 @@ def test_profile_leaves_cpus_to_threads_and_sends_gpu_rules_to_the_gpu_partition
     assert "cpus_per_task" not in profile["default-resources"]
     assert all("cpus_per_task" not in r for r in profile.get("set-resources", {}).values())
     gpu_rules = {name for name, body in _rule_blocks() if re.search(r"^\s+gpu=1,", body, flags=re.M)}
-    assert gpu_rules == {"train_prior", "check_prior", "reconstruct_diffusion", "synthesize", "dehaze"}
+    assert gpu_rules == {"train_prior", "check_prior", "reconstruct_diffusion", "synthesize", "dehaze", "segment"}
     for name in gpu_rules:
         assert profile["set-resources"][name]["slurm_partition"] == "gpu", name
 

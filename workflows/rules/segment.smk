@@ -55,6 +55,8 @@ rule check_segmentation:
         f"{SEG_DIR}/{{segment_method}}/check.txt",
     log:
         "logs/segment/check/{segment_method}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/segment/check/{{segment_method}}.tsv"
     threads: 1
     resources:
         runtime=5,
@@ -94,6 +96,8 @@ rule segmentation_figure:
         names=" ".join(SEG["methods"]),
     log:
         "logs/segment/figure/{petct_case}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/segment/figure/{{petct_case}}.tsv"
     threads: 1
     resources:
         runtime=5,
@@ -116,6 +120,8 @@ rule segmentation_table:
         cases=len(SEG_CASES),
     log:
         "logs/segment/table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/segment/segmentation_table.tsv"
     threads: 1
     resources:
         runtime=5,
