@@ -27,9 +27,14 @@ def sample_at_world(volume: Volume, points_mm: np.ndarray, *, order: int = 1, fi
     return values.astype(np.float32)
 
 
+def voxel_centres_mm(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """World positions (RAS+ mm) of the voxel centres of the grid (``affine``, ``shape``): ``(*shape, 3)``."""
+    index = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), axis=-1).astype(np.float64)
+    return index @ affine[:3, :3].T + affine[:3, 3]
+
+
 def resample_like(volume: Volume, reference: Volume, *, order: int = 1, fill: float = 0.0) -> Volume:
     """``volume`` resampled onto ``reference``'s grid (world positions kept, no registration)."""
-    grid = np.stack(np.meshgrid(*(np.arange(n) for n in reference.shape), indexing="ij"), axis=-1)
-    points = grid @ reference.affine[:3, :3].T + reference.affine[:3, 3]
+    points = voxel_centres_mm(reference.affine, reference.shape)
     return Volume(sample_at_world(volume, points, order=order, fill=fill), reference.affine,
                   volume.modality, dict(volume.metadata))

@@ -28,7 +28,7 @@ import torch
 from medprior.errors import InputError
 from medprior.io import Volume
 from medprior.io.nifti import load_nifti
-from medprior.io.resample import resample_like, sample_at_world
+from medprior.io.resample import resample_like, sample_at_world, voxel_centres_mm
 
 SEGMENTATION_CLASSES = {1: "GTVp", 2: "GTVn"}
 BODY_HU = -500.0
@@ -146,8 +146,7 @@ def _brain_bottom(pet: Volume, top: float, bottom: float) -> float | None:
 
 def on_grid(volume: Volume, affine: np.ndarray, shape: tuple[int, ...], *, order: int, fill: float) -> np.ndarray:
     """``volume`` sampled at the voxel centres of the grid (``affine``, ``shape``): float32 array."""
-    index = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), axis=-1).astype(np.float64)
-    return sample_at_world(volume, index @ affine[:3, :3].T + affine[:3, 3], order=order, fill=fill)
+    return sample_at_world(volume, voxel_centres_mm(affine, shape), order=order, fill=fill)
 
 
 def normalise_pet(suv: np.ndarray, suv_scale: float) -> np.ndarray:
@@ -191,8 +190,7 @@ def mirror_axis(affine: np.ndarray) -> int:
 def probabilities_on_ct(probabilities: np.ndarray, affine: np.ndarray, ct: Volume) -> np.ndarray:
     """Class probabilities (3, *working shape) -> (3, *ct.shape) on the CT grid (trilinear; background 1
     outside the box), renormalised to sum to 1."""
-    index = np.stack(np.meshgrid(*(np.arange(n) for n in ct.shape), indexing="ij"), axis=-1).astype(np.float64)
-    points = index @ ct.affine[:3, :3].T + ct.affine[:3, 3]
+    points = voxel_centres_mm(ct.affine, ct.shape)
     out = np.stack([sample_at_world(Volume(p.astype(np.float32), affine), points, order=1, fill=float(c == 0))
                     for c, p in enumerate(probabilities)])
     out = np.clip(out, 0.0, 1.0)        # rounding of the interpolation

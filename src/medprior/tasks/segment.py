@@ -82,10 +82,16 @@ def entropy(probabilities: np.ndarray) -> np.ndarray:
     return (-(probabilities * np.log(p)).sum(0)).astype(np.float32)
 
 
-def _working(case: PetCtCase, model: Prior, box: list[int] | None) -> tuple[Tensor, np.ndarray, WorkingGrid]:
+def _working(case: PetCtCase, model: Prior, box: list[int] | None) -> tuple[Tensor, np.ndarray]:
+    """The network inputs (2, *box) on the case's working grid of the model's settings, and its affine."""
     grid = WorkingGrid.from_config(model.image_size if box is None else box, model.record["training"]["config"]["segmentation"])
-    inputs, affine = network_inputs(case, grid)
-    return inputs, affine, grid
+    return network_inputs(case, grid)
+
+
+def _from_probabilities(probabilities: np.ndarray, variance: np.ndarray | None = None) -> Segmentation:
+    """A result from class probabilities (3, I, J, K) on the CT grid: their argmax and entropy."""
+    return Segmentation(probabilities.argmax(0).astype(np.uint8), probabilities.astype(np.float32),
+                        entropy(probabilities), variance)
 
 
 def _windows(inputs: Tensor, model: Prior, predictor: Callable[[Tensor], Tensor], overlap: float) -> Tensor:
@@ -98,7 +104,7 @@ def _windows(inputs: Tensor, model: Prior, predictor: Callable[[Tensor], Tensor]
 @torch.no_grad()
 def _diffusion(case: PetCtCase, model: Prior, *, samples: int, steps: int, sampler: str, overlap: float,
                box: list[int] | None, seed: int, progress: bool = False) -> Segmentation:
-    inputs, affine, _ = _working(case, model, box)
+    inputs, affine = _working(case, model, box)
     generator = torch.Generator().manual_seed(seed)
 
     def predictor(window: Tensor) -> Tensor:
@@ -121,23 +127,20 @@ def ensemble_on_ct(per_sample: Tensor, affine: np.ndarray, case: PetCtCase) -> S
     variance = (1 - per_sample[:, 0]).var(0, unbiased=False).numpy()
     probabilities = probabilities_on_ct(mean, affine, case.ct)
     variance = resample_like(Volume(variance.astype(np.float32), affine), case.ct, order=1, fill=0.0).data
-    return Segmentation(probabilities.argmax(0).astype(np.uint8), probabilities.astype(np.float32),
-                        entropy(probabilities), variance)
+    return _from_probabilities(probabilities, variance)
 
 
 @torch.no_grad()
 def _network(case: PetCtCase, model: Prior, *, overlap: float, box: list[int] | None,
              progress: bool = False) -> Segmentation:
-    inputs, affine, _ = _working(case, model, box)
+    inputs, affine = _working(case, model, box)
 
     def predictor(window: Tensor) -> Tensor:
         empty = torch.zeros((window.shape[0], model.channels, *window.shape[2:]), device=window.device)
         return torch.softmax(model.network(torch.cat([empty, window], 1), torch.zeros(window.shape[0],
                                                                                      device=window.device)), 1)
 
-    probabilities = probabilities_on_ct(_windows(inputs, model, predictor, overlap).numpy(), affine, case.ct)
-    return Segmentation(probabilities.argmax(0).astype(np.uint8), probabilities.astype(np.float32),
-                        entropy(probabilities))
+    return _from_probabilities(probabilities_on_ct(_windows(inputs, model, predictor, overlap).numpy(), affine, case.ct))
 
 
 def pet_threshold(case: PetCtCase, *, fraction: float, seed_suv: float, midline_mm: float,
