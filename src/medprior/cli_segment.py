@@ -1,5 +1,5 @@
-"""The segmentation subcommands of ``medprior``: ``segment``, ``evaluate segmentation`` (a handler of
-``evaluate``) and ``segmentation-figure``. Each parses arguments and calls one task
+"""The segmentation subcommands of ``medprior``: ``hecktor-split``, ``segment``, ``evaluate
+segmentation`` (a handler of ``evaluate``) and ``segmentation-figure``. Each parses arguments and calls one task
 (:mod:`medprior.tasks.segment`, :mod:`medprior.tasks.segment_report`); the transaction over the
 outputs is :mod:`medprior.cli`'s."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from medprior.challenges.hecktor_split import GROUPINGS, split_hecktor_folder
 from medprior.cli_support import check_device, named_options, parameter
 from medprior.errors import InputError, ParameterError
 from medprior.io import write_json
@@ -40,6 +41,14 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return scores["aggregate"]
 
 
+def _hecktor_split(args: argparse.Namespace) -> str:
+    with named_options(seed="--seed", test="--test", holdout="--holdout"):
+        split = split_hecktor_folder(args.cases, args.out, seed=args.seed, test=args.test, holdout=args.holdout,
+                                     by=args.by)
+    counts = ", ".join(f"{len(ids)} {name}" for name, ids in split.items())
+    return f"split the cases of {args.cases} by {args.by} (seed {args.seed}): {counts} in {args.out}"
+
+
 def _figure(args: argparse.Namespace) -> str:
     names = args.names or [f"method {n + 1}" for n in range(len(args.submissions))]
     if len(names) != len(args.submissions):
@@ -50,7 +59,7 @@ def _figure(args: argparse.Namespace) -> str:
 
 
 def add_commands(commands: argparse._SubParsersAction, config: dict[str, Any]) -> None:
-    """``segment`` and ``segmentation-figure``; defaults from the config schema's ``segment``."""
+    """``segment``, ``hecktor-split`` and ``segmentation-figure``; defaults from the config schema's ``segment``."""
     segment = commands.add_parser("segment", help="HECKTOR PET/CT cases -> submission folder (<ID>.nii.gz, "
                                   "uint8 GTVp 1 / GTVn 2 on each CT grid) and uncertainty maps")
     segment.add_argument("--model", help=f"segmentation model folder (e.g. priors/{config['models']['diffusion']}); "
@@ -70,6 +79,19 @@ def add_commands(commands: argparse._SubParsersAction, config: dict[str, Any]) -
                                      for name in SEGMENT_METHODS.names()))
     segment.add_argument("--device", default=config["device"], help="auto, cpu or cuda[:N]")
     segment.set_defaults(run=_segment, reads=("model", "input"), writes={"output": "folder", "uncertainty": "folder"})
+
+    split = commands.add_parser("hecktor-split", help="labelled HECKTOR cases -> train / holdout / test folders "
+                                "(seeded, case- or centre-level)")
+    split.add_argument("--cases", required=True, help="labelled HECKTOR cases: flat, or imagesTr/labelsTr")
+    split.add_argument("--out", required=True, help="folder for train/, holdout/, test/ (imagesTr/labelsTr each) "
+                                                    "and split.json")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--test", type=float, default=0.2, help="fraction of cases (or centres) for test (default 0.2)")
+    split.add_argument("--holdout", type=float, default=0.1,
+                       help="fraction for the model check during training (default 0.1)")
+    split.add_argument("--by", choices=GROUPINGS, default="case",
+                       help="case: cases drawn one by one; center: each centre's cases stay together (default case)")
+    split.set_defaults(run=_hecktor_split, reads=("cases",), writes={"out": "folder"})
 
     figure = commands.add_parser("segmentation-figure", help="PNG of one case: CT, PET, truth, predictions, entropy")
     figure.add_argument("--case", required=True, help="case id, e.g. SIM-300")

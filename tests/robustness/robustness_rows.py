@@ -1644,9 +1644,6 @@ row("check-submission-hecktor-ignores-hidden-files-and-sidecars", G, HK_SUB, cod
     build=steps(hecktor(), write("hsub/.snakemake_timestamp", b""), write("hsub/.DS_Store", b""),
                 write(f"{HK_FILE}.provenance.json", b"{}")))
 
-assert len({r.id for r in ROWS}) == len(ROWS), "row ids must be unique"
-
-
 # ---------------------------------------------------------------- 10. segmentation (segment, evaluate
 # segmentation, segmentation-figure) on the HECKTOR cases of section 9
 
@@ -1692,3 +1689,32 @@ row("segmentation-figure-unknown-case", I, ["segmentation-figure", "--case", "CH
 row("segmentation-figure-names-mismatch", P, ["segmentation-figure", "--case", HK_CASES[0], "--cases", "{t}/hk",
                                               "{t}/hsub", "--names", "a", "b", "--out", "{t}/fig.png"],
     build=hecktor(), names=("--names",))
+
+# ---------------------------------------------------------------- 11. hecktor-split on the HECKTOR cases of section 9
+
+HK_SPLIT = ("hecktor-split", "--cases", "{t}/hk", "--out", "{t}/split")
+row("hecktor-split", G, [*HK_SPLIT, "--test", "0.5", "--holdout", "0"], build=hecktor(), code=0,
+    creates=("split", "split/split.json", "split/*", "split/*/*", "split/*/*/CHUM-*.nii.gz"))
+row("hecktor-split-flat-cases", G, [*HK_SPLIT, "--test", "0.5", "--holdout", "0"], build=hecktor(flat=True), code=0,
+    creates=("split", "split/split.json", "split/*", "split/*/*", "split/*/*/CHUM-*.nii.gz"))
+row("hecktor-split-out-is-input", O, [*HK_SPLIT[:4], "{t}/hk", "--test", "0.5", "--holdout", "0"], build=hecktor(),
+    names=("--out",))
+row("hecktor-split-out-inside-input", O, [*HK_SPLIT[:4], "{t}/hk/imagesTr/split", "--test", "0.5", "--holdout", "0"],
+    build=hecktor(), names=("--out",))
+row("hecktor-split-unlabelled-case", I, [*HK_SPLIT, "--test", "0.5", "--holdout", "0"],
+    build=steps(hecktor(), remove(f"hk/labelsTr/{HK_CASES[1]}.nii.gz")), names=(f"{HK_CASES[1]}__CT.nii.gz",))
+row("hecktor-split-no-cases", I, [*HK_SPLIT[:2], "{t}/empty", *HK_SPLIT[3:]], build=mkdir("empty"), names=("empty",))
+row("hecktor-split-ct-without-pet", I, [*HK_SPLIT, "--test", "0.5", "--holdout", "0"],
+    build=steps(hecktor(), remove(f"hk/imagesTr/{HK_CASES[1]}__PT.nii.gz")), names=(f"{HK_CASES[1]}__CT.nii.gz",))
+for what, argv, names in (("too-few-cases", [], "--test"),   # 2 cases cannot give one each to test, holdout, train
+                          ("by-center-one-centre", ["--by", "center", "--test", "0.5", "--holdout", "0"], "--test"),
+                          ("test-1", ["--test", "1"], "--test"),
+                          ("test-nan", ["--test", "nan"], "--test"),
+                          ("holdout-negative", ["--holdout", "-0.1"], "--holdout"),
+                          ("fractions-sum-1", ["--test", "0.5", "--holdout", "0.5"], "--holdout"),
+                          ("seed-negative", ["--seed", "-1"], "--seed"),
+                          ("unknown-grouping", ["--by", "scanner"], "--by")):
+    row(f"hecktor-split-{what}", P, [*HK_SPLIT, *argv], build=hecktor(), names=(names,))
+
+assert len({r.id for r in ROWS}) == len(ROWS), "row ids must be unique"
+

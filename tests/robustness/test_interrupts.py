@@ -1,5 +1,5 @@
 """Interrupted runs (issue 14, §5): ``kill -9`` and SIGINT while convert, phantom, recon,
-synthesize, simulate us, beamform and dehaze are writing, onto an earlier good output.
+synthesize, segment, simulate us, beamform and dehaze are writing, onto an earlier good output.
 
 Each run is a real process, forked from a server process that imported medprior once (so a row
 costs its work, not a Python start). The test watches the output's folder and sends the signal as
@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from robustness_harness import child_main, copy_world, run_cli, snapshot, staged_bytes
-from robustness_rows import CASE, us
+from robustness_rows import CASE, hecktor, us
 
 KILL_WAIT_S = 90
 
@@ -62,6 +62,17 @@ def _many_cases(t: Path) -> None:
     shutil.copytree(t / "cases" / CASE, t / "many" / CASE)
 
 
+def _hecktor_cases(t: Path) -> None:
+    """Small HECKTOR cases ``hk/`` (the earlier good run) and three phantom cases at full demo size ``big/``."""
+    from medprior.challenges import write_hecktor_case
+    from medprior.phantoms import petct_head_neck
+    from medprior.tasks.data import petct_grids
+    hecktor()(t)
+    for seed in (300, 301, 302):
+        raw = petct_head_neck(seed, **petct_grids((128, 128, 96)))
+        write_hecktor_case(raw.ct, raw.pet, raw.label, t / "big", f"SIM-{seed}")
+
+
 # command: (world items, preparation, earlier good run, interrupted run, watched folder, output patterns)
 CASES = {
     "convert": (("ct.nii.gz",), lambda t: _big_nifti(t / "big.nii.gz"),
@@ -79,6 +90,13 @@ CASES = {
                    ["synthesize", "--model", "{t}/reg", "--input", "{t}/many", "--device", "cpu", "--output",
                     "{t}/sub"],
                    ".", ("sub", "sub/*", "sub.provenance.json", "sub.json")),
+    "segment": ((), _hecktor_cases,
+                ["segment", "--method", "threshold", "--input", "{t}/hk", "--device", "cpu", "--output", "{t}/seg",
+                 "--uncertainty", "{t}/unc"],
+                ["segment", "--method", "threshold", "--input", "{t}/big", "--device", "cpu", "--output", "{t}/seg",
+                 "--uncertainty", "{t}/unc"],
+                ".", ("seg", "seg/*", "seg.provenance.json", "seg.json", "unc", "unc/*", "unc.provenance.json",
+                      "unc.json")),
     "simulate-us": ((), None, ["simulate", "us", "--seed", "1", "--out", "{t}/h.hdf5", "--truth-out", "{t}/tr.hdf5"],
                     ["simulate", "us", "--seed", "2", "--out", "{t}/h.hdf5", "--truth-out", "{t}/tr.hdf5"],
                     ".", ("h.hdf5", "tr.hdf5")),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from medprior.challenges.brats import BRATS_CONTRASTS, brats_case_id, find_brats_cases, write_brats_case
 from medprior.challenges.hecktor import (HECKTOR_LABELS, check_hecktor_submission, find_hecktor_cases,
                                          hecktor_case_id, write_hecktor_case, write_hecktor_prediction)
+from medprior.challenges.hecktor_split import split_cases, split_hecktor_folder
 
 __all__ = [
     "BRATS_CONTRASTS",
@@ -15,6 +16,8 @@ __all__ = [
     "find_brats_cases",
     "find_hecktor_cases",
     "hecktor_case_id",
+    "split_cases",
+    "split_hecktor_folder",
     "write_brats_case",
     "write_hecktor_case",
     "write_hecktor_prediction",

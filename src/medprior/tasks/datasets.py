@@ -13,9 +13,9 @@ and brought to the prior's ``image_size``:
   and the condition ``hazy`` adds the hazy patches (a supervised baseline's input);
 - ``slice2d``: every slice across ``axis`` (area-resampled in plane to (H, W)), keeping slices
   with at least ``min_foreground`` of their pixels above the window's low end;
-- ``petct`` (head-and-neck PET/CT phantoms, ``volume3d`` segmentation models): each case on its
-  working grid (:mod:`medprior.tasks.petct_cases`): the label channels (GTVp, GTVn) then PET and CT;
-  training cases also mirrored left-right;
+- ``volume3d`` segmentation models (head-and-neck PET/CT phantoms by seed, or HECKTOR folders):
+  each case on its working grid (:mod:`medprior.tasks.petct_cases`): the label channels (GTVp,
+  GTVn) then PET and CT; training cases also mirrored left-right;
 - ``wavelet3d``: each whole volume centred-cropped / padded to (D, H, W) (:func:`network_grid`, as
   cWDM fits BraTS' 240 x 240 x 155 to 224 x 224 x 160), with condition contrasts alongside. Brain
   contrast ``any`` makes one model for every missing contrast: each volume gives four examples,
@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from medprior.challenges.brats import BRATS_CONTRASTS, find_brats_cases
+from medprior.challenges.hecktor import find_hecktor_cases
 from medprior.diffusion.normalization import Normalization
 from medprior.errors import InputError
 from medprior.io import Volume, load
@@ -48,7 +49,8 @@ from medprior.phantoms import brain_mri, ct_body, ct_head, petct_head_neck
 from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING, CT_HEAD_SHAPE, CT_HEAD_SPACING
 from medprior.tasks.data import petct_grids, same_field_of_view
 from medprior.tasks.echo_frames import training_patches
-from medprior.tasks.petct_cases import PetCtCase, WorkingGrid, mirror_axis, pet_on_ct, training_example, head_neck_box
+from medprior.tasks.petct_cases import (PetCtCase, WorkingGrid, head_neck_box, mirror_axis, pet_on_ct, read_case,
+                                         training_example)
 
 ANY_CONTRAST = "any"
 MISSING_VALUE = 0.0
@@ -59,22 +61,42 @@ PETCT_CONDITIONS = ("pet", "ct")
 CT_GENERATORS = {"ct_body": (ct_body, CT_BODY_SHAPE, CT_BODY_SPACING), "ct_head": (ct_head, CT_HEAD_SHAPE, CT_HEAD_SPACING)}
 
 
-def condition_contrasts(data: dict[str, Any]) -> list[str]:
-    """The condition images of a prior's ``data`` config: all four contrasts for contrast ``any``, PET
-    and CT for PET/CT segmentation, else ``data.conditions``."""
-    if data.get("phantom", {}).get("generator") == PETCT_GENERATOR:
+def condition_contrasts(config: dict[str, Any]) -> list[str]:
+    """The condition images of a prior config: PET and CT for PET/CT segmentation (``volume3d``),
+    all four contrasts for contrast ``any``, else ``data.conditions``."""
+    data = config["data"]
+    if config["kind"] == "volume3d":
         return list(PETCT_CONDITIONS)
     return list(BRATS_CONTRASTS) if data["contrast"] == ANY_CONTRAST else list(data["conditions"])
 
 
+def _petct_cases(config: dict[str, Any], split: str) -> Iterator[PetCtCase]:
+    """The labelled PET/CT cases of a split, PET on the CT grid: phantoms by seed, or the cases of
+    the HECKTOR folders that ``data.files`` names (:func:`~medprior.challenges.hecktor.find_hecktor_cases`;
+    ``medprior hecktor-split`` makes train / holdout / test folders by seed)."""
+    data = config["data"]
+    if "phantom" in data:
+        phantom = data["phantom"]
+        for seed in phantom["seeds"] if split == "train" else phantom["holdout_seeds"]:
+            raw = petct_head_neck(seed, **petct_grids(phantom["size"]))
+            yield PetCtCase(f"petct-{seed}", raw.ct, pet_on_ct(raw.pet, raw.ct), raw.label)
+        return
+    seen: dict[str, Path] = {}
+    for root in expand_patterns(data["files"]["train" if split == "train" else "holdout"], config.get("source")):
+        for case_id, files in find_hecktor_cases(root).items():
+            if "label" not in files:
+                raise InputError(files["ct"], f"case {case_id} has no label; training needs labelled cases")
+            if case_id in seen:
+                raise InputError(files["ct"], f"case {case_id} is also in {seen[case_id]}; a case trains once")
+            seen[case_id] = root
+            yield read_case(case_id, files)
+
+
 def _petct_examples(config: dict[str, Any], split: str) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, examples (n, 4, *image_size)) per PET/CT phantom case of the split; training cases twice,
+    """(case id, examples (n, 4, *image_size)) per PET/CT case of the split; training cases twice,
     the second mirrored left-right."""
-    phantom = config["data"]["phantom"]
     grid = WorkingGrid.from_config(config["image_size"], config["segmentation"])
-    for seed in phantom["seeds"] if split == "train" else phantom["holdout_seeds"]:
-        raw = petct_head_neck(seed, **petct_grids(phantom["size"]))
-        case = PetCtCase(f"petct-{seed}", raw.ct, pet_on_ct(raw.pet, raw.ct), raw.label)
+    for case in _petct_cases(config, split):
         example = training_example(case, grid)
         if split == "train":
             example = torch.stack([example, example.flip(1 + mirror_axis(head_neck_box(case, grid)))])
@@ -177,7 +199,7 @@ def examples(config: dict[str, Any], split: str = "train") -> tuple[torch.Tensor
     """All examples of a split: (N, C, *image_size) float32 in [-1, 1], the volume names, and the
     grid orientation of the volumes (``"LPS"`` for the phantoms, ``"RAS"`` for files), which the
     reconstructions need to present slices the way the prior saw them."""
-    if config["data"].get("phantom", {}).get("generator") == PETCT_GENERATOR:
+    if config["kind"] == "volume3d":
         named = list(_petct_examples(config, split))
         if not named:
             raise InputError(config.get("source"), f"the {split} split of the prior config has no volumes")

@@ -80,22 +80,29 @@ def pet_on_ct(pet: Volume, ct: Volume) -> Volume:
 
 
 def read_case(case_id: str, files: Mapping[str, Path], *, with_label: bool = True) -> PetCtCase:
-    """Load a case's CT, PET (onto the CT grid) and label (if ``with_label`` and present).
+    """Load a case's CT, PET (onto the CT grid) and label (if ``with_label`` and present; checked
+    as :func:`read_truth` checks it)."""
+    if with_label and "label" in files:
+        ct, label = read_truth(files)
+    else:
+        ct, label = load_nifti(files["ct"]), None
+    return PetCtCase(case_id, ct, pet_on_ct(load_nifti(files["pet"]), ct), label)
+
+
+def read_truth(files: Mapping[str, Path]) -> tuple[Volume, Volume]:
+    """A labelled case's CT and label, without its PET (what scoring a segmentation needs).
 
     Raises:
         InputError: a label whose grid is not the CT's, or labels other than 0, 1, 2.
     """
-    ct, pet = load_nifti(files["ct"]), load_nifti(files["pet"])
-    label = None
-    if with_label and "label" in files:
-        label = load_nifti(files["label"])
-        if label.shape != ct.shape or not np.allclose(label.affine, ct.affine, atol=1e-4):
-            raise InputError(files["label"], f"the label's grid {label.shape} is not the CT's {ct.shape} "
-                                             "(HECKTOR labels lie on the CT grid)")
-        values = set(np.unique(label.data).tolist()) - {0.0, 1.0, 2.0}
-        if values:
-            raise InputError(files["label"], f"labels {sorted(values)[:5]} are not 0, 1 or 2")
-    return PetCtCase(case_id, ct, pet_on_ct(pet, ct), label)
+    ct, label = load_nifti(files["ct"]), load_nifti(files["label"])
+    if label.shape != ct.shape or not np.allclose(label.affine, ct.affine, atol=1e-4):
+        raise InputError(files["label"], f"the label's grid {label.shape} is not the CT's {ct.shape} "
+                                         "(HECKTOR labels lie on the CT grid)")
+    values = set(np.unique(label.data).tolist()) - {0.0, 1.0, 2.0}
+    if values:
+        raise InputError(files["label"], f"labels {sorted(values)[:5]} are not 0, 1 or 2")
+    return ct, label
 
 
 def _world_points(volume: Volume, mask: np.ndarray) -> np.ndarray:

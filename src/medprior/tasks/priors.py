@@ -73,9 +73,9 @@ def load_prior_config(path: str | os.PathLike) -> dict[str, Any]:
     if len(config["image_size"]) != expected:
         raise InputError(path, f"config key image_size: a {kind} prior needs {expected} sizes")
     generator = data.get("phantom", {}).get("generator")
-    if (generator == PETCT_GENERATOR) != (kind == "volume3d"):
+    if (generator == PETCT_GENERATOR) != (kind == "volume3d" and "phantom" in data):
         raise InputError(path, "config key kind: volume3d models are the PET/CT segmentation models (data.phantom."
-                               "generator petct), and those are volume3d")
+                               "generator petct, or data.files naming HECKTOR folders), and those are volume3d")
     segmenter = config["network"].get("architecture", "diffusion_unet") != "diffusion_unet"
     if segmenter != (config["training"]["objective"] == "segmentation"):
         raise InputError(path, "config key training.objective: segmentation trains the segresnet / unet "
@@ -106,7 +106,7 @@ def build_prior(config: dict[str, Any]) -> Prior:
         "kind": config["kind"],
         "image_size": config["image_size"],
         "channels": 2 if config["kind"] == "volume3d" else 1,   # PET/CT: the GTVp and GTVn label channels
-        "condition_channels": len(condition_contrasts(config["data"])),
+        "condition_channels": len(condition_contrasts(config)),
         "network": config["network"],
         "schedule": config["schedule"],
         "parametrization": config["parametrization"],
@@ -166,7 +166,8 @@ def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *,
         "device": str(result.device),
     }
     weights_dtype = torch.float16 if config["weights_dtype"] == "float16" else torch.float32
-    return save_prior(prior, out, provenance, weights_dtype=weights_dtype)
+    return save_prior(prior, out, provenance, weights_dtype=weights_dtype,
+                      modality="PET/CT" if config["kind"] == "volume3d" else None)
 
 
 def sample_prior(prior_dir: str | os.PathLike, out: str | os.PathLike, *, n: int, steps: int, sampler: str = "dpmpp",

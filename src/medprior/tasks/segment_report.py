@@ -25,7 +25,7 @@ from medprior.errors import InputError
 from medprior.figures import save_figure
 from medprior.io.nifti import load_nifti
 from medprior.metrics import aggregated_dice, dice, expected_calibration_error, hd95, uncertainty_auroc
-from medprior.tasks.petct_cases import SEGMENTATION_CLASSES, read_case
+from medprior.tasks.petct_cases import SEGMENTATION_CLASSES, read_case, read_truth
 from medprior.tasks.segment import UNCERTAINTY_FILES
 
 BAND_MM = 10.0
@@ -62,17 +62,17 @@ def evaluate_segmentation(submission: str | os.PathLike, cases_root: str | os.Pa
     truths, predictions, rows = [], [], {}
     pooled: dict[str, list[np.ndarray]] = {"entropy": [], "variance": [], "wrong": [], "probabilities": [], "truth": []}
     for case_id, paths in cases.items():
-        case = read_case(case_id, paths)
-        truth = np.rint(case.label.data).astype(np.uint8)
+        ct, label_volume = read_truth(paths)
+        truth = np.rint(label_volume.data).astype(np.uint8)
         prediction = np.rint(load_nifti(files[case_id]).data).astype(np.uint8)
         truths.append(truth)
         predictions.append(prediction)
         row: dict[str, float] = {}
         for label, name in SEGMENTATION_CLASSES.items():
             row[f"dice_{name}"] = dice(truth, prediction, label)
-            row[f"hd95_{name}"] = hd95(truth, prediction, label, case.ct.spacing)
+            row[f"hd95_{name}"] = hd95(truth, prediction, label, ct.spacing)
         if uncertainty is not None:
-            row.update(_uncertainty_scores(Path(uncertainty), case_id, truth, prediction, case.ct.spacing, pooled))
+            row.update(_uncertainty_scores(Path(uncertainty), case_id, truth, prediction, ct.spacing, pooled))
         rows[case_id] = row
     scores = aggregated_dice(truths, predictions, tuple(SEGMENTATION_CLASSES))
     aggregate: dict[str, Any] = {f"DSCagg_{name}": scores[label] for label, name in SEGMENTATION_CLASSES.items()}
