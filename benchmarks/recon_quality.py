@@ -64,8 +64,11 @@ def tv_options(modality: str, lam: float) -> dict[str, float]:
 
 
 def run_case(volume, modality: str, setting: dict[str, Any], methods: list[str], prior: str, slices: int,
-             size: tuple[int, int], tv_lambdas: list[float]) -> dict[str, dict[str, float]]:
-    """Metrics, seconds and NFE per method (TV: per weight, ``tv@<lam>``) for one volume in one setting."""
+             size: tuple[int, int], tv_lambdas: list[float],
+             images: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
+    """Metrics, seconds and NFE per method (TV: per weight, ``tv@<lam>``; a diffusion method adapted
+    while sampling: ``<method>+<mode>``, e.g. ``dds+d3ip``) for one volume in one setting; with
+    ``images``, each method's image (and the ``truth``) goes there."""
     if modality == "CT":
         measurement = recon.simulate_ct(volume, slices=slices, size=size, seed=0, **setting)
         window, data_range = (-1000.0, 1000.0), 2000.0
@@ -77,13 +80,18 @@ def run_case(volume, modality: str, setting: dict[str, Any], methods: list[str],
     runs = [(m, {}) for m in methods if m != "tv"] + [(f"tv@{lam:g}", tv_options(modality, lam)) for lam in tv_lambdas]
     for method, options in runs:
         start = time.perf_counter()
-        name = method.split("@")[0]
+        name, _, adapt = method.split("@")[0].partition("+")
+        options = {**options, **({"adapt": adapt} if adapt else {})}
         estimate = recon.reconstruct(measurement, name, prior=prior if name in DIFFUSION else None, **options)
         nfe = estimate.metadata["reconstruction"].get("nfe_per_slice", 0)  # classical methods: none
         seconds = time.perf_counter() - start
         scores = image_metrics(truth, estimate.data, data_range=data_range or float(truth.max()), window=window)
         results[method] = {"psnr": scores["psnr"], "ssim": scores["ssim"], "seconds": seconds, "nfe": nfe}
+        if images is not None:
+            images[method] = estimate.data
         print(f"  {method}: {scores['psnr']:.2f} dB, {seconds:.1f} s", flush=True)
+    if images is not None:
+        images["truth"] = truth
     return results
 
 

@@ -149,7 +149,7 @@ def _number_or_name(text: str) -> int | float | str:
 def _recon(args: argparse.Namespace) -> str:
     if RECON_METHODS[args.method].family == "diffusion":
         check_device(args.device)
-        parameters = dict(parameter(p) for p in args.param)
+        parameters = dict(parameter(p, names=True) for p in args.param)
         named = {name: f"--param {name}" for name in parameters}
         with named_options(**named):
             RECON_METHODS.check(args.method, parameters)  # names and ranges, before any work

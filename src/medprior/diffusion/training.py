@@ -84,6 +84,7 @@ from torch import Tensor, nn
 from medprior.checks import nonfinite_tensors
 from medprior.devices import autocast, resolve_device
 from medprior.diffusion import parametrization as param
+from medprior.diffusion.augmentation import SliceAugmentation
 from medprior.diffusion.checkpoints import (CHECKPOINT_FILE, LOSS_LOG_FILE, RESUME_KEYS, check_resumable,
                                             read_checkpoint, truncate_log, write_checkpoint)
 from medprior.diffusion.checkpoints import append_log as _append_log  # a name here, so a test can intercept it
@@ -119,6 +120,9 @@ class TrainingConfig:
             (the deterministic baselines described in the module docstring).
         label_loss: weight of the Dice + BCE loss of the x0 estimate of label channels (module
             docstring); 0 for none.
+        augmentation: :class:`~medprior.diffusion.augmentation.SliceAugmentation` settings (a slice2d
+            prior's examples are then kept at its ``source_size`` and each batch is a random view of
+            them at ``image_size``); None for the examples as they are.
     """
 
     steps: int
@@ -134,6 +138,7 @@ class TrainingConfig:
     device: str = "auto"
     objective: str = "denoising"
     label_loss: float = 0.0
+    augmentation: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
@@ -154,6 +159,8 @@ class TrainingConfig:
             raise ValueError(f"training label_loss must be >= 0, got {self.label_loss!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"training objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.augmentation is not None:
+            SliceAugmentation.from_mapping(self.augmentation)  # checks the values
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"training seed must be an integer, got {self.seed!r}")
 
@@ -199,7 +206,8 @@ def train_prior(prior: Prior, examples: Tensor, config: TrainingConfig, workdir:
     Args:
         prior: the prior to train; its network's current weights are the starting point of a
             fresh run. On return it holds the EMA weights, is in eval mode and on the device.
-        examples: float tensor (N, C, *image_size) in CPU memory, normalised to [-1, 1].
+        examples: float tensor (N, C, *image_size) in CPU memory, normalised to [-1, 1]
+            (``*augmentation.source_size`` with an augmentation).
         config: the training options.
         workdir: folder for ``checkpoint.pt`` and ``loss.jsonl`` (created if missing).
         conditions: (N, Cc, *image_size) condition images of a conditional prior, the i-th
@@ -236,7 +244,11 @@ class _Run:
         """Set up the run: check the data, build the optimizer, the draws and the EMA, and resume from
         ``workdir/checkpoint.pt`` if it exists."""
         self.device = device = resolve_device(config.device)
-        self.examples, self.conditions = _check_data(prior, examples, conditions)
+        self.augment = SliceAugmentation.from_mapping(config.augmentation) if config.augmentation else None
+        if self.augment is not None and (prior.kind != "slice2d" or conditions is not None):
+            raise ValueError("augmentation applies to unconditional slice2d priors")
+        size = self.augment.source_size if self.augment is not None else prior.image_size
+        self.examples, self.conditions = _check_data(prior, examples, conditions, size)
         self.regression = config.objective in ("regression", "segmentation")
         if config.objective == "regression" and prior.parametrization != "x0":
             raise ValueError(f"the regression objective needs the x0 parametrization, the prior has {prior.parametrization!r}")
@@ -338,7 +350,10 @@ class _Run:
         config, state, prior, device = self.config, self.state, self.prior, self.device
         schedule = prior.schedule
         indices = self.draws.indices(config.batch_size)
-        z0 = prior.encode(self.examples[indices].to(device, non_blocking=True))
+        batch = self.examples[indices]
+        if self.augment is not None:
+            batch = self.augment(batch, prior.image_size, self.draws.generator)
+        z0 = prior.encode(batch.to(device, non_blocking=True))
         if self.regression:
             t = torch.zeros(config.batch_size, dtype=torch.long)
             z_t, target = torch.zeros_like(z0), z0
@@ -487,8 +502,10 @@ def _few(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def _check_data(prior: Prior, examples: Tensor, conditions: Tensor | None) -> tuple[Tensor, Tensor | None]:
-    expected = (prior.channels, *prior.image_size)
+def _check_data(prior: Prior, examples: Tensor, conditions: Tensor | None,
+                size: tuple[int, ...]) -> tuple[Tensor, Tensor | None]:
+    """The examples (N, C, *size) and conditions (N, Cc, *image_size) checked, float32 on the CPU."""
+    expected = (prior.channels, *size)
     if not torch.is_tensor(examples) or not examples.is_floating_point():
         raise ValueError("training examples must be a floating-point tensor")
     if examples.ndim != 2 + len(prior.image_size) or tuple(examples.shape[1:]) != expected:

@@ -51,6 +51,7 @@ import torch
 from torch import Tensor
 
 from medprior.checks import require_int, require_schema
+from medprior.diffusion.adaptation import TweedieAdaptation
 from medprior.diffusion.denoiser import Denoiser
 from medprior.diffusion.samplers import ddim_step, grid, noise_like
 from medprior.physics.finite_difference import FiniteDifference
@@ -71,7 +72,7 @@ def denoise_slices(denoiser: Denoiser, x: Tensor, t: int, slice_batch: int) -> T
     return out
 
 
-def _check(method: str, slice_batch: int, **parameters: float) -> None:
+def _check(method: str, slice_batch: int, **parameters: float | str) -> None:
     """Refuse parameters outside the ranges of the schema's ``recon.diffusion.<method>`` before any
     work (:class:`~medprior.errors.ParameterError`, a ValueError, naming the parameter)."""
     for name, value in parameters.items():
@@ -136,7 +137,9 @@ class DataConsistency:
 
 def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: float = 0.85,
         cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, admm_iterations: int = 1, samples: int = 1,
-        slice_batch: int = 16, generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
+        adapt: str = "none", adapt_rank: int = 4, adapt_lr: float = 1e-3, adapt_iterations: int = 1,
+        slice_batch: int = 16, generator: torch.Generator | None = None, progress: bool = False,
+        adapted: Callable[[TweedieAdaptation], None] | None = None) -> Tensor:
     """Decomposed Diffusion Sampler; returns the image (K, H, W) in the problem's units.
 
     Args:
@@ -148,32 +151,57 @@ def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: fl
         lam, rho, admm_iterations: z-TV weight (0 = none), ADMM penalty, ADMM iterations per step.
         samples: independent DDS runs averaged (a Monte Carlo posterior mean; each run draws its
             own noise from ``generator``); costs ``samples * steps`` network evaluations per slice.
+        adapt: ``"none"``, ``"d3ip"`` (low-rank adapters shared by all slices, trained on the data
+            consistency of the Tweedie estimate at every step) or ``"ddip"`` (one set per slice);
+            :mod:`medprior.diffusion.adaptation`. Each sample starts from the prior again.
+        adapt_rank, adapt_lr, adapt_iterations: adapter rank, Adam step size, Adam steps per step.
         slice_batch: slices per network call (bounds the peak memory).
         generator: seeds the start and the re-noising.
         progress: tqdm bar over the steps (one per sample).
+        adapted: called with each sample's :class:`~medprior.diffusion.adaptation.TweedieAdaptation`
+            at its end (to keep the adapter weights).
     """
     _check("dds", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho,
-           admm_iterations=admm_iterations, samples=samples)
+           admm_iterations=admm_iterations, samples=samples, adapt=adapt, adapt_rank=adapt_rank, adapt_lr=adapt_lr,
+           adapt_iterations=adapt_iterations)
     problem, denoiser, _ = problem.for_denoiser(denoiser)
     operator, y = problem.operator, problem.data
     total = None
     for sample in range(samples):
         name = "DDS" if samples == 1 else f"DDS {sample + 1}/{samples}"
+        adaptation = _adaptation(adapt, denoiser, operator, y, adapt_rank, adapt_lr, adapt_iterations, slice_batch)
         u = _dds_sample(operator, y, denoiser, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho,
                         admm_iterations=admm_iterations, slice_batch=slice_batch, generator=generator,
-                        progress=progress, name=name)
+                        progress=progress, name=name if adaptation is None else f"{name} + {adapt.upper()}",
+                        adaptation=adaptation)
+        if adaptation is not None and adapted is not None:
+            adapted(adaptation)
         total = u if total is None else total + u
     return problem.image(total / samples)
 
 
+def _adaptation(mode: str, denoiser: Denoiser, operator: LinearOperator, y: Tensor, rank: int, lr: float,
+                iterations: int, slice_batch: int) -> TweedieAdaptation | None:
+    if mode == "none":
+        return None
+    return TweedieAdaptation(denoiser, operator, y, mode=mode, rank=rank, lr=lr, iterations=iterations,
+                             slice_batch=slice_batch)
+
+
+def _estimate(denoiser: Denoiser, adaptation: TweedieAdaptation | None, x: Tensor, t: int, slice_batch: int) -> Tensor:
+    """The Tweedie estimate of every slice: the prior's, or the adapted one (whose adapters then step)."""
+    return denoise_slices(denoiser, x, t, slice_batch) if adaptation is None else adaptation.estimate(x, t)
+
+
 def _dds_sample(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int, eta: float,
                 cg_iterations: int, lam: float, rho: float, admm_iterations: int, slice_batch: int,
-                generator: torch.Generator | None, progress: bool, name: str) -> Tensor:
+                generator: torch.Generator | None, progress: bool, name: str,
+                adaptation: TweedieAdaptation | None = None) -> Tensor:
     """One DDS run (arguments as :func:`dds`; ``name`` labels the progress bar)."""
     consistency = DataConsistency(operator, y, cg_iterations=cg_iterations, lam=lam, rho=rho)
     x = noise_like(consistency.aty, generator)
     for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, name):
-        x0 = denoise_slices(denoiser, x, t, slice_batch)
+        x0 = _estimate(denoiser, adaptation, x, t, slice_batch)
         x0_consistent = consistency(x0, admm_iterations)
         if s is None:
             return x0_consistent
@@ -183,20 +211,28 @@ def _dds_sample(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, step
 
 
 def mbir(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: float = 1.0,
-         cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, slice_batch: int = 16,
-         generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
+         cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, adapt: str = "none", adapt_rank: int = 4,
+         adapt_lr: float = 1e-3, adapt_iterations: int = 1, slice_batch: int = 16,
+         generator: torch.Generator | None = None, progress: bool = False,
+         adapted: Callable[[TweedieAdaptation], None] | None = None) -> Tensor:
     """DiffusionMBIR: prior step on all slices, then one z-TV ADMM iteration (state carried); the image
     (K, H, W) in the problem's units.
 
     Arguments as :func:`dds`; ``eta = 1`` makes the prior step ancestral (the paper's predictor).
     """
-    _check("mbir", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho)
+    _check("mbir", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho, adapt=adapt,
+           adapt_rank=adapt_rank, adapt_lr=adapt_lr, adapt_iterations=adapt_iterations)
     problem, denoiser, _ = problem.for_denoiser(denoiser)
     consistency = DataConsistency(problem.operator, problem.data, cg_iterations=cg_iterations, lam=lam, rho=rho)
+    adaptation = _adaptation(adapt, denoiser, problem.operator, problem.data, adapt_rank, adapt_lr, adapt_iterations,
+                             slice_batch)
     x = noise_like(consistency.aty, generator)
-    for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, "DiffusionMBIR"):
-        x0 = denoise_slices(denoiser, x, t, slice_batch)
+    name = "DiffusionMBIR" if adaptation is None else f"DiffusionMBIR + {adapt.upper()}"
+    for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, name):
+        x0 = _estimate(denoiser, adaptation, x, t, slice_batch)
         if s is None:
+            if adaptation is not None and adapted is not None:
+                adapted(adaptation)
             return problem.image(consistency(x0))
         eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
         x_s = ddim_step(x, x0, eps, abar_t, abar_s, eta, generator)

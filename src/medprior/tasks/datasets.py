@@ -182,15 +182,19 @@ def any_target_examples(contrasts: torch.Tensor) -> torch.Tensor:
     return torch.stack(examples)
 
 
-def _to_examples(config: dict[str, Any], normalization: Normalization, volumes: list[Volume]) -> torch.Tensor:
-    """Normalised training examples (N, C, *image_size) from one volume and its conditions."""
+def _to_examples(config: dict[str, Any], normalization: Normalization, volumes: list[Volume],
+                 split: str = "train") -> torch.Tensor:
+    """Normalised training examples (N, C, *image_size) from one volume and its conditions (a slice2d
+    prior's training split with ``training.augmentation``: at its ``source_size``)."""
     if config["kind"] == "wavelet3d":
         channels = torch.stack([network_grid(v, normalization, config["image_size"]) for v in volumes])
         return any_target_examples(channels) if config["data"]["contrast"] == ANY_CONTRAST else channels[None]
     channels = torch.stack([normalization.apply(torch.from_numpy(np.ascontiguousarray(v.data, np.float32)))
                             for v in volumes])  # (C, I, J, K)
     slices = channels.movedim(1 + config["axis"], 0)  # (S, C, h, w)
-    slices = F.interpolate(slices, size=tuple(config["image_size"]), mode="area")
+    augmentation = config.get("training", {}).get("augmentation")
+    size = augmentation["source_size"] if augmentation and split == "train" else config["image_size"]
+    slices = F.interpolate(slices, size=tuple(size), mode="area")
     foreground = (slices[:, 0] > -0.99).flatten(1).float().mean(1)
     return slices[foreground >= config["data"]["min_foreground"]]
 
@@ -207,7 +211,7 @@ def examples(config: dict[str, Any], split: str = "train") -> tuple[torch.Tensor
     normalization = Normalization(**config["normalization"])
     batches, names, orientations = [], [], set()
     for name, volumes in _volumes(config, split):
-        batches.append(_to_examples(config, normalization, volumes))
+        batches.append(_to_examples(config, normalization, volumes, split))
         names.append(name)
         orientations.update(volume.orientation for volume in volumes)
     if not batches:

@@ -41,6 +41,7 @@ from medprior.errors import InputError
 from medprior.figures import sample_grid
 from medprior.io import atomic_path, write_json, write_sidecar
 from medprior.metrics import image_statistics
+from medprior.tasks.prior_geometry import training_geometry
 from medprior.tasks.datasets import (ANY_CONTRAST, ECHO_GENERATOR, PETCT_GENERATOR, condition_contrasts, examples,
                                      expand_patterns, tensor_sha256)
 from medprior.tasks.echo_frames import ECHO_CONDITIONS
@@ -155,6 +156,7 @@ def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *,
         "config": {k: v for k, v in config.items() if k != "source"},
         "config_file": str(config_path),
         "orientation": orientation,
+        **({"geometry": geometry} if (geometry := training_geometry(config)) else {}),
         "data": {"volumes": names, "examples": int(data.shape[0]), "sha256": tensor_sha256(data),
                  **({"phantom": config["data"]["phantom"]} if "phantom" in config["data"] else
                     {"files": config["data"]["files"]})},

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 from torch import Tensor
 
 import numpy as np
@@ -29,6 +30,7 @@ import numpy as np
 from medprior.checks import require_finite_output, require_schema, require_seed
 from medprior.config import defaults
 from medprior.devices import resolve_device
+from medprior.diffusion.adaptation import TweedieAdaptation, adapter_state
 from medprior.diffusion.prior_file import (PRIOR_JSON, UNITS, intensity_convention, load_prior, prior_modality,
                                           read_prior_json, require_schedule_steps)
 from medprior.io import Volume, save, write_sidecar
@@ -39,6 +41,7 @@ from medprior.errors import InputError, ParameterError
 from medprior.registry import Method, Registry
 from medprior.solvers import admm_tv, cg_sense, dds, dps, mbir, reddiff
 from medprior.solvers.problem import InverseProblem, from_slices
+from medprior.tasks.prior_geometry import pixel_mismatch
 from medprior.tasks.problems import problem_from_measurement
 
 GENERAL_DIFFUSION_OPTIONS = ("slice_batch", "seed", "device")
@@ -193,6 +196,11 @@ def _loaded(prior: Prior | str | os.PathLike, device: torch.device) -> Prior:
     return prior
 
 
+def _pixel_mm(affine: np.ndarray | None) -> float:
+    """Mean in-plane voxel size (mm) of an image grid's affine (0 without one)."""
+    return 0.0 if affine is None else float(np.linalg.norm(np.asarray(affine)[:3, :2], axis=0).mean())
+
+
 def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLike | None = None,
         config: dict[str, Any] | None = None, **options: Any) -> tuple[Tensor, dict[str, Any]]:
     """Run ``method`` on ``problem``: the image (K, H, W) in the problem's units and the run's facts.
@@ -208,22 +216,30 @@ def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLik
     parameters = RECON_METHODS.parameters(method, problem.modality, options, config)
     if entry.family != "diffusion":
         return entry.run(problem, **parameters), {"method": method, "units": problem.units.unit, **parameters}
-    check_prior(method, problem.modality, tuple(problem.operator.domain_shape), prior, parameters)
+    content = check_prior(method, problem.modality, tuple(problem.operator.domain_shape), prior, parameters)
     settings = (config or defaults())["recon"]["diffusion"]
     slice_batch = general.get("slice_batch", settings["slice_batch"])
     seed = general.get("seed", settings["seed"])
     device = problem.data.device
     loaded = _loaded(prior, device)
+    geometry = pixel_mismatch(_pixel_mm(problem.affine), content, loaded.folder or "(in memory)")
     problem, denoiser, prepared = problem.for_denoiser(loaded.denoiser())
     batch = auto_slice_batch(loaded, problem.slices, device, method == "dps") if slice_batch == "auto" else slice_batch
     evaluations: list[int] = []
-    extra = {"evaluations": evaluations.append} if method == "dps" else {}
+    adaptations: list[TweedieAdaptation] = []
+    extra: dict[str, Any] = {"evaluations": evaluations.append} if method == "dps" else {}
+    if parameters.get("adapt", "none") != "none":
+        extra["adapted"] = adaptations.append
     image = entry.run(problem, denoiser, slice_batch=batch, generator=torch.Generator().manual_seed(seed),
                       progress=True, **parameters, **extra)
     nfe = sum(evaluations) if evaluations else parameters["steps"] * parameters.get("samples", 1)
     facts = {"method": method, "prior": loaded.folder or "(in memory)",
              "slice_batch": batch, "nfe_per_slice": nfe, **prepared, "seed": seed, "units": problem.units.unit,
-             **parameters}
+             **geometry, **parameters}
+    if adaptations:
+        facts["adapter_weights"] = {f"sample{n}.set{k}.{name}": tensor for n, adaptation in enumerate(adaptations)
+                                    for k, adapted in enumerate(adaptation.denoisers)
+                                    for name, tensor in adapter_state(adapted).items()}
     return image, facts
 
 
@@ -248,7 +264,9 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
 
     Returns:
         The Volume on the measurement's grid (CT in HU, MRI magnitude); its ``metadata["reconstruction"]``
-        holds the run's facts (parameters, network evaluations, intensity range, ...).
+        holds the run's facts (parameters, network evaluations, intensity range, ...), and with
+        ``adapt`` its ``metadata["adapters"]`` the adapter weights (``sample<n>.set<k>.<layer>``: one
+        set per volume with d3ip, per slice with ddip; :mod:`medprior.diffusion.adaptation`).
     """
     options = check_options(method, options)
     if isinstance(source, Measurement):
@@ -266,8 +284,10 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
         problem, metadata = source, {}
     image, facts = run(problem, method, prior=prior, config=config, **options)
     affine = problem.affine if problem.affine is not None else np.eye(4)
+    adapters = facts.pop("adapter_weights", None)
     return Volume(from_slices(image), affine, problem.modality or "", {"method": method, **metadata,
-                                                                       "reconstruction": facts})
+                                                                       "reconstruction": facts,
+                                                                       **({"adapters": adapters} if adapters else {})})
 
 
 def reconstruct_file(measurement_path: str | os.PathLike, method: str, out: str | os.PathLike, *,
@@ -286,8 +306,22 @@ def reconstruct_file(measurement_path: str | os.PathLike, method: str, out: str 
     require_finite_output(out, volume.data, f"the {method} reconstruction")  # diverged: nothing is written
     written = save(volume, out)
     inputs = [measurement_path, *([Path(prior) / "prior.json"] if prior is not None else [])]
-    write_sidecar(written, config={**volume.metadata["reconstruction"], "seconds": seconds}, inputs=inputs)
+    facts = {**volume.metadata["reconstruction"], "seconds": seconds}
+    if "adapters" in volume.metadata:
+        adapters = written.with_name(adapters_name(written))
+        save_file({k: v.contiguous() for k, v in volume.metadata["adapters"].items()}, str(adapters))
+        facts["adapters_file"] = adapters.name
+    write_sidecar(written, config=facts, inputs=inputs)
     return written
+
+
+def adapters_name(output: str | os.PathLike) -> str:
+    """The file beside a reconstruction that holds its adapter weights: ``<name>.adapters.safetensors``
+    (``r.nii.gz`` -> ``r.adapters.safetensors``)."""
+    name = Path(output).name
+    for suffix in (".nii.gz", ".nii"):
+        name = name.removesuffix(suffix)
+    return f"{name}.adapters.safetensors"
 
 
 if __name__ == "__main__":  # the README's method table
