@@ -30,23 +30,24 @@ def prior(seed: int = 0) -> SlicePrior2D:
     return made.eval()
 
 
-class RowSums(LinearOperator):
-    """``A u``: the sums of each slice's rows and columns (K, 2 SIZE); slice by slice, exact adjoint."""
+class RandomRays(LinearOperator):
+    """``A u``: 40 fixed random projections of each slice (K, 40); slice by slice, exact adjoint."""
 
-    domain_shape, range_shape, complex = (SIZE, SIZE), (2 * SIZE,), False
+    domain_shape, range_shape, complex = (SIZE, SIZE), (40,), False
+    matrix = torch.randn((40, SIZE * SIZE), generator=torch.Generator().manual_seed(7)) / SIZE
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x.sum(-1), x.sum(-2)], dim=-1)
+        return x.reshape(x.shape[0], -1) @ self.matrix.T
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return y[:, :SIZE, None] + y[:, None, SIZE:]
+        return (y @ self.matrix).reshape(y.shape[0], SIZE, SIZE)
 
 
 def stack(k: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x_t, y): a noisy stack of ``k`` slices and the row/column sums of a different image."""
+    """(x_t, y): a noisy stack of ``k`` slices and the projections of a different image."""
     generator = torch.Generator().manual_seed(seed)
     truth = torch.rand((k, SIZE, SIZE), generator=generator) * 2 - 1
-    return torch.randn((k, SIZE, SIZE), generator=generator), RowSums().forward(truth)
+    return torch.randn((k, SIZE, SIZE), generator=generator), RandomRays().forward(truth)
 
 
 def test_adapters_start_as_the_prior_and_leave_it_untouched():
@@ -87,7 +88,7 @@ def test_shared_adapters_get_the_same_gradient_however_the_slices_are_batched():
     x, y = stack(4)
     runs = []
     for slice_batch in (4, 3, 1):   # one graph; a residual pass then per-call gradients
-        adaptation = TweedieAdaptation(prior().denoiser(), RowSums(), y, mode="d3ip", lr=1e-2, slice_batch=slice_batch)
+        adaptation = TweedieAdaptation(prior().denoiser(), RandomRays(), y, mode="d3ip", lr=1e-2, slice_batch=slice_batch)
         estimate = adaptation.estimate(x, 40)
         gradients = [p.grad for p in adaptation.denoisers[0].network.parameters() if p.requires_grad]
         runs.append((estimate, torch.cat([g.flatten() for g in gradients])))
@@ -106,7 +107,7 @@ def test_per_slice_adapters_see_only_their_own_slice():
     other[2] += 5.0    # another measurement of the last slice only
     states = []
     for data in (y, other):
-        adaptation = TweedieAdaptation(prior().denoiser(), RowSums(), data, mode="ddip", lr=1e-2, slice_batch=2)
+        adaptation = TweedieAdaptation(prior().denoiser(), RandomRays(), data, mode="ddip", lr=1e-2, slice_batch=2)
         adaptation.estimate(x, 40)
         states.append([adapter_state(d) for d in adaptation.denoisers])
     assert len(states[0]) == 3
@@ -117,8 +118,8 @@ def test_per_slice_adapters_see_only_their_own_slice():
 
 def test_adaptation_lowers_the_data_misfit_of_the_tweedie_estimate():
     x, y = stack(2)
-    adaptation = TweedieAdaptation(prior().denoiser(), RowSums(), y, mode="d3ip", lr=3e-3)
-    misfits = [float(((RowSums().forward(adaptation.estimate(x, 40)) - y) ** 2).sum()) for _ in range(30)]
+    adaptation = TweedieAdaptation(prior().denoiser(), RandomRays(), y, mode="d3ip", lr=3e-3)
+    misfits = [float(((RandomRays().forward(adaptation.estimate(x, 40)) - y) ** 2).sum()) for _ in range(30)]
     assert misfits[-1] < 0.5 * misfits[0]
 
 
@@ -134,7 +135,7 @@ def test_adaptation_goes_through_the_orientation_wrapper_and_refuses_closed_form
 @pytest.mark.parametrize("solver", [dds, mbir])
 def test_solvers_adapt_on_request_and_hand_back_the_adapters(solver):
     x, y = stack(2)
-    problem = InverseProblem(RowSums(), y)
+    problem = InverseProblem(RandomRays(), y)
     denoiser = prior().denoiser()
     plain = solver(problem, denoiser, steps=4, generator=torch.Generator().manual_seed(0))
     kept = []

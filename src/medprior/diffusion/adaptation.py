@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -122,20 +123,25 @@ class TweedieAdaptation:
         denoiser: the prior's denoiser on ``(b, 1, H, W)`` (left unchanged; adapters go on copies).
         operator, y: the problem ``y = A x`` on stacks (K, H, W), in the denoiser's units.
         mode: ``"d3ip"`` (one adapter set for all K slices) or ``"ddip"`` (one per slice).
-        rank: adapter rank. lr: Adam step size. iterations: Adam steps per sampling step.
+        rank: adapter rank. lr: Adam step size. iterations: Adam steps at each adapted sampling step.
+        refine: the data step applied to the estimate before its misfit is measured (DDS's CG from
+            ``x0_hat``; differentiable), None for the raw estimate.
         slice_batch: slices per network call.
 
-    Each :meth:`estimate` takes ``iterations`` Adam steps on ``mean_k ||(A x0_hat - y)_k||^2`` and
-    returns the estimate of the last one's forward pass (before its update), so one iteration costs a
-    forward and a backward pass per slice (two forwards when the stack needs several calls: the
-    residual of the whole stack comes first, then each call's share of the gradient).
+    :meth:`estimate` with ``adapt`` first takes ``iterations`` Adam steps on
+    ``mean_k ||(A refine(x0_hat) - y)_k||^2`` (Steerable Conditional Diffusion's loss), then returns
+    the estimate of the updated network. One Adam step costs a forward and a backward pass per slice
+    (and a second forward when the stack needs several network calls: the misfit's gradient with
+    respect to the whole estimate comes first, then each call's share of the network gradient).
     """
 
     def __init__(self, denoiser: Denoiser, operator: LinearOperator, y: Tensor, *, mode: str, rank: int = 4,
-                 lr: float = 1e-3, iterations: int = 1, slice_batch: int = 16) -> None:
+                 lr: float = 1e-3, iterations: int = 1, refine: Callable[[Tensor], Tensor] | None = None,
+                 slice_batch: int = 16) -> None:
         if mode not in ADAPT_MODES[1:]:
             raise ValueError(f"adaptation mode must be one of {ADAPT_MODES[1:]}, got {mode!r}")
         self.operator, self.y, self.iterations, self.slice_batch = operator, y, iterations, slice_batch
+        self.refine = refine if refine is not None else (lambda u: u)
         slices = y.shape[0]
         groups = [list(range(slices))] if mode == "d3ip" else [[k] for k in range(slices)]
         self.groups = []
@@ -143,17 +149,24 @@ class TweedieAdaptation:
             adapted, parameters = add_adapters(denoiser, rank)
             self.groups.append((adapted, torch.optim.Adam(parameters, lr=lr), indices))
         self.schedule = denoiser.schedule
+        self.updates = 0
+        """Adam steps taken so far (per adapter set)."""
 
     @property
     def denoisers(self) -> list[Denoiser]:
         """The adapted denoisers: one (d3ip) or one per slice (ddip)."""
         return [adapted for adapted, _, _ in self.groups]
 
-    def estimate(self, x: Tensor, t: int) -> Tensor:
-        """x0_hat of every slice of ``x`` (K, H, W) at grid time ``t``; the adapters then take their steps."""
-        x0 = x
-        for _ in range(self.iterations):
-            x0 = self._step(x, t)
+    def estimate(self, x: Tensor, t: int, adapt: bool = True) -> Tensor:
+        """x0_hat of every slice of ``x`` (K, H, W) at grid time ``t`` by the adapted network, after
+        ``iterations`` Adam steps on its data misfit when ``adapt``."""
+        if adapt:
+            for _ in range(self.iterations):
+                self._step(x, t)
+        x0 = torch.empty_like(x)
+        with torch.no_grad():
+            for adapted, _, indices in self._calls():
+                x0[indices] = adapted(x[indices, None], _times(t, len(indices), x))[:, 0]
         return x0
 
     def _calls(self) -> list[tuple[Denoiser, torch.optim.Optimizer, list[int]]]:
@@ -161,30 +174,36 @@ class TweedieAdaptation:
         return [(adapted, optimizer, indices[start:start + self.slice_batch]) for adapted, optimizer, indices in self.groups
                 for start in range(0, len(indices), self.slice_batch)]
 
-    def _step(self, x: Tensor, t: int) -> Tensor:
+    def _misfit(self, x0: Tensor) -> Tensor:
+        residual = self.operator.forward(self.refine(x0)) - self.y
+        return (residual.abs() ** 2).sum() / x0.shape[0]
+
+    def _step(self, x: Tensor, t: int) -> None:
         calls = self._calls()
         for _, optimizer, _ in self.groups:
             optimizer.zero_grad(set_to_none=True)
-        scale = 1.0 / x.shape[0]
-        if len(calls) == 1:  # one graph through the network and the operator
+        if len(calls) == 1:  # one graph through the network, the data step and the operator
             adapted, _, indices = calls[0]
             with torch.enable_grad():
-                x0 = adapted(x[indices, None], _times(t, len(indices), x))[:, 0]
-                residual = self.operator.forward(x0) - self.y
-                (scale * (residual.abs() ** 2).sum()).backward()
-            x0 = x0.detach()
+                self._misfit(adapted(x[indices, None], _times(t, len(indices), x))[:, 0]).backward()
         else:
             x0 = torch.empty_like(x)
             with torch.no_grad():
                 for adapted, _, indices in calls:
                     x0[indices] = adapted(x[indices, None], _times(t, len(indices), x))[:, 0]
-                cotangent = 2 * scale * self.operator.adjoint(self.operator.forward(x0) - self.y).real
+            x0.requires_grad_()
+            with torch.enable_grad():
+                self._misfit(x0).backward()
             for adapted, _, indices in calls:
                 with torch.enable_grad():
-                    adapted(x[indices, None], _times(t, len(indices), x))[:, 0].backward(cotangent[indices])
+                    adapted(x[indices, None], _times(t, len(indices), x))[:, 0].backward(x0.grad[indices])
+        gradients = [p.grad for _, optimizer, _ in self.groups for group in optimizer.param_groups
+                     for p in group["params"] if p.grad is not None]
+        if not all(bool(torch.isfinite(g).all()) for g in gradients):
+            return  # a misfit without a finite gradient (a degenerate data step) leaves the adapters as they are
         for _, optimizer, _ in self.groups:
             optimizer.step()
-        return x0
+        self.updates += 1
 
 
 def _times(t: int, n: int, like: Tensor) -> Tensor:

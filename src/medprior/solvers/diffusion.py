@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -101,7 +102,7 @@ class DataConsistency:
                  rho: float = 1.0) -> None:
         if cg_iterations < 0 or lam < 0 or not rho > 0:
             raise ValueError(f"need cg_iterations >= 0, lam >= 0, rho > 0; got {cg_iterations}, {lam}, {rho}")
-        self.operator, self.cg_iterations, self.lam, self.rho = operator, cg_iterations, lam, rho
+        self.operator, self.y, self.cg_iterations, self.lam, self.rho = operator, y, cg_iterations, lam, rho
         self.aty = operator.adjoint(y)
         # CG stops at rounding level: iterating past it on a nearly singular A^T A (2-view CT) only adds noise
         self.tolerance = 10 * torch.finfo(self.aty.dtype).eps
@@ -111,13 +112,18 @@ class DataConsistency:
         self.v: Tensor | None = None
         self.w: Tensor | None = None
 
+    def cg(self, start: Tensor) -> Tensor:
+        """``cg_iterations`` CG iterations on ``A^T A u = A^T y`` from ``start`` (the data step without
+        the z-TV; differentiable, which adaptation uses)."""
+        return conjugate_gradient(self.operator.normal, self.aty, start, iterations=self.cg_iterations,
+                                  tolerance=self.tolerance)
+
     def __call__(self, start: Tensor, iterations: int = 1) -> Tensor:
         """``iterations`` ADMM iterations (lam > 0) or one CG run (lam = 0) from ``start`` (K, H, W)."""
         if self.cg_iterations == 0:
             return start
         if self.lam == 0:
-            return conjugate_gradient(self.operator.normal, self.aty, start, iterations=self.cg_iterations,
-                                      tolerance=self.tolerance)
+            return self.cg(start)
         d = self.difference
         if self.v is None:
             self.v, self.w = d.forward(start), torch.zeros_like(d.forward(start))
@@ -135,11 +141,50 @@ class DataConsistency:
         return u
 
 
+@dataclass(frozen=True)
+class Adapt:
+    """How a solver adapts the prior while sampling (:mod:`medprior.diffusion.adaptation`).
+
+    ``mode``: ``"none"``, ``"d3ip"`` (one adapter set shared by the slices) or ``"ddip"`` (one per
+    slice); ``rank``: adapter rank; ``lr``: Adam step size; ``iterations``: Adam steps at each
+    adapted step; ``every``: adapt at every ``every``-th sampling step from the first, and at the
+    last (whose estimate is the result).
+    """
+
+    mode: str = "none"
+    rank: int = 4
+    lr: float = 1e-3
+    iterations: int = 1
+    every: int = 1
+
+    def start(self, denoiser: Denoiser, consistency: DataConsistency, slice_batch: int) -> TweedieAdaptation | None:
+        """Fresh adapters for one sampling run (None without adaptation); the misfit is measured
+        after the data step's CG (Steerable Conditional Diffusion)."""
+        if self.mode == "none":
+            return None
+        return TweedieAdaptation(denoiser, consistency.operator, consistency.y, mode=self.mode, rank=self.rank,
+                                 lr=self.lr, iterations=self.iterations, refine=consistency.cg, slice_batch=slice_batch)
+
+    def now(self, index: int, steps: int) -> bool:
+        return index % self.every == 0 or index == steps - 1
+
+    def label(self, name: str) -> str:
+        return name if self.mode == "none" else f"{name} + {self.mode.upper()}"
+
+
+def _estimate(denoiser: Denoiser, adaptation: TweedieAdaptation | None, x: Tensor, t: int, slice_batch: int,
+              adapt_now: bool) -> Tensor:
+    """The Tweedie estimate of every slice: the prior's, or the adapted one (adapting first if ``adapt_now``)."""
+    if adaptation is None:
+        return denoise_slices(denoiser, x, t, slice_batch)
+    return adaptation.estimate(x, t, adapt=adapt_now)
+
+
 def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: float = 0.85,
         cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, admm_iterations: int = 1, samples: int = 1,
         adapt: str = "none", adapt_rank: int = 4, adapt_lr: float = 1e-3, adapt_iterations: int = 1,
-        slice_batch: int = 16, generator: torch.Generator | None = None, progress: bool = False,
-        adapted: Callable[[TweedieAdaptation], None] | None = None) -> Tensor:
+        adapt_every: int = 1, slice_batch: int = 16, generator: torch.Generator | None = None,
+        progress: bool = False, adapted: Callable[[TweedieAdaptation], None] | None = None) -> Tensor:
     """Decomposed Diffusion Sampler; returns the image (K, H, W) in the problem's units.
 
     Args:
@@ -151,10 +196,8 @@ def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: fl
         lam, rho, admm_iterations: z-TV weight (0 = none), ADMM penalty, ADMM iterations per step.
         samples: independent DDS runs averaged (a Monte Carlo posterior mean; each run draws its
             own noise from ``generator``); costs ``samples * steps`` network evaluations per slice.
-        adapt: ``"none"``, ``"d3ip"`` (low-rank adapters shared by all slices, trained on the data
-            consistency of the Tweedie estimate at every step) or ``"ddip"`` (one set per slice);
-            :mod:`medprior.diffusion.adaptation`. Each sample starts from the prior again.
-        adapt_rank, adapt_lr, adapt_iterations: adapter rank, Adam step size, Adam steps per step.
+        adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every: adaptation of the prior to the
+            measurement while sampling (:class:`Adapt`); each sample starts from the prior again.
         slice_batch: slices per network call (bounds the peak memory).
         generator: seeds the start and the re-noising.
         progress: tqdm bar over the steps (one per sample).
@@ -163,56 +206,31 @@ def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: fl
     """
     _check("dds", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho,
            admm_iterations=admm_iterations, samples=samples, adapt=adapt, adapt_rank=adapt_rank, adapt_lr=adapt_lr,
-           adapt_iterations=adapt_iterations)
+           adapt_iterations=adapt_iterations, adapt_every=adapt_every)
+    settings = Adapt(adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every)
     problem, denoiser, _ = problem.for_denoiser(denoiser)
-    operator, y = problem.operator, problem.data
     total = None
     for sample in range(samples):
-        name = "DDS" if samples == 1 else f"DDS {sample + 1}/{samples}"
-        adaptation = _adaptation(adapt, denoiser, operator, y, adapt_rank, adapt_lr, adapt_iterations, slice_batch)
-        u = _dds_sample(operator, y, denoiser, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho,
-                        admm_iterations=admm_iterations, slice_batch=slice_batch, generator=generator,
-                        progress=progress, name=name if adaptation is None else f"{name} + {adapt.upper()}",
-                        adaptation=adaptation)
+        name = settings.label("DDS" if samples == 1 else f"DDS {sample + 1}/{samples}")
+        consistency = DataConsistency(problem.operator, problem.data, cg_iterations=cg_iterations, lam=lam, rho=rho)
+        adaptation = settings.start(denoiser, consistency, slice_batch)
+        x = noise_like(consistency.aty, generator)
+        for index, ((t, abar_t), (s, abar_s)) in enumerate(_grid(denoiser, steps, progress, name)):
+            x0 = _estimate(denoiser, adaptation, x, t, slice_batch, settings.now(index, steps))
+            x0_consistent = consistency(x0, admm_iterations)
+            if s is None:
+                break
+            eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
+            x = ddim_step(x, x0_consistent, eps, abar_t, abar_s, eta, generator)
         if adaptation is not None and adapted is not None:
             adapted(adaptation)
-        total = u if total is None else total + u
+        total = x0_consistent if total is None else total + x0_consistent
     return problem.image(total / samples)
-
-
-def _adaptation(mode: str, denoiser: Denoiser, operator: LinearOperator, y: Tensor, rank: int, lr: float,
-                iterations: int, slice_batch: int) -> TweedieAdaptation | None:
-    if mode == "none":
-        return None
-    return TweedieAdaptation(denoiser, operator, y, mode=mode, rank=rank, lr=lr, iterations=iterations,
-                             slice_batch=slice_batch)
-
-
-def _estimate(denoiser: Denoiser, adaptation: TweedieAdaptation | None, x: Tensor, t: int, slice_batch: int) -> Tensor:
-    """The Tweedie estimate of every slice: the prior's, or the adapted one (whose adapters then step)."""
-    return denoise_slices(denoiser, x, t, slice_batch) if adaptation is None else adaptation.estimate(x, t)
-
-
-def _dds_sample(operator: LinearOperator, y: Tensor, denoiser: Denoiser, *, steps: int, eta: float,
-                cg_iterations: int, lam: float, rho: float, admm_iterations: int, slice_batch: int,
-                generator: torch.Generator | None, progress: bool, name: str,
-                adaptation: TweedieAdaptation | None = None) -> Tensor:
-    """One DDS run (arguments as :func:`dds`; ``name`` labels the progress bar)."""
-    consistency = DataConsistency(operator, y, cg_iterations=cg_iterations, lam=lam, rho=rho)
-    x = noise_like(consistency.aty, generator)
-    for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, name):
-        x0 = _estimate(denoiser, adaptation, x, t, slice_batch)
-        x0_consistent = consistency(x0, admm_iterations)
-        if s is None:
-            return x0_consistent
-        eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
-        x = ddim_step(x, x0_consistent, eps, abar_t, abar_s, eta, generator)
-    raise AssertionError("unreachable: the grid ends at t = 0")
 
 
 def mbir(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: float = 1.0,
          cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, adapt: str = "none", adapt_rank: int = 4,
-         adapt_lr: float = 1e-3, adapt_iterations: int = 1, slice_batch: int = 16,
+         adapt_lr: float = 1e-3, adapt_iterations: int = 1, adapt_every: int = 1, slice_batch: int = 16,
          generator: torch.Generator | None = None, progress: bool = False,
          adapted: Callable[[TweedieAdaptation], None] | None = None) -> Tensor:
     """DiffusionMBIR: prior step on all slices, then one z-TV ADMM iteration (state carried); the image
@@ -221,15 +239,14 @@ def mbir(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: 
     Arguments as :func:`dds`; ``eta = 1`` makes the prior step ancestral (the paper's predictor).
     """
     _check("mbir", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho, adapt=adapt,
-           adapt_rank=adapt_rank, adapt_lr=adapt_lr, adapt_iterations=adapt_iterations)
+           adapt_rank=adapt_rank, adapt_lr=adapt_lr, adapt_iterations=adapt_iterations, adapt_every=adapt_every)
+    settings = Adapt(adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every)
     problem, denoiser, _ = problem.for_denoiser(denoiser)
     consistency = DataConsistency(problem.operator, problem.data, cg_iterations=cg_iterations, lam=lam, rho=rho)
-    adaptation = _adaptation(adapt, denoiser, problem.operator, problem.data, adapt_rank, adapt_lr, adapt_iterations,
-                             slice_batch)
+    adaptation = settings.start(denoiser, consistency, slice_batch)
     x = noise_like(consistency.aty, generator)
-    name = "DiffusionMBIR" if adaptation is None else f"DiffusionMBIR + {adapt.upper()}"
-    for (t, abar_t), (s, abar_s) in _grid(denoiser, steps, progress, name):
-        x0 = _estimate(denoiser, adaptation, x, t, slice_batch)
+    for index, ((t, abar_t), (s, abar_s)) in enumerate(_grid(denoiser, steps, progress, settings.label("DiffusionMBIR"))):
+        x0 = _estimate(denoiser, adaptation, x, t, slice_batch, settings.now(index, steps))
         if s is None:
             if adaptation is not None and adapted is not None:
                 adapted(adaptation)

@@ -54,7 +54,7 @@ def training_geometry(config: dict[str, Any]) -> dict[str, Any] | None:
     size = np.asarray(config["image_size"], float)
     pixels = [f / size for f in fields]
     median_field = [float(statistics.median(f[i] for f in fields)) for i in range(2)]
-    geometry: dict[str, Any] = {"pixel_mm": [round(f / s, 4) for f, s in zip(median_field, size)],
+    geometry: dict[str, Any] = {"pixel_mm": [round(float(f / s), 4) for f, s in zip(median_field, size)],
                                 "field_of_view_mm": [round(f, 2) for f in median_field], "axis": axis}
     low, high = float(np.min(pixels)), float(np.max(pixels))
     augmentation = config.get("training", {}).get("augmentation")
