@@ -124,4 +124,5 @@ def test_a_reconstruction_enters_each_task_module_once(tmp_path):
         recon.reconstruct_file(measurement, "dds", tmp_path / "dds.nii.gz", prior=PRIORS / "ct_slices", steps=1)
     finally:
         sys.setprofile(None)
-    assert entries == {"medprior.tasks.recon_methods": 1, "medprior.tasks.problems": 1}
+    assert entries == {"medprior.tasks.recon_methods": 1, "medprior.tasks.problems": 1,
+                       "medprior.tasks.prior_geometry": 1}   # the prior's pixel size against the measurement's

@@ -13,7 +13,6 @@ reconstruction warns in one line beyond :data:`PIXEL_RATIO_WARNING`.
 from __future__ import annotations
 
 import logging
-import statistics
 from typing import Any
 
 import numpy as np
@@ -53,7 +52,7 @@ def training_geometry(config: dict[str, Any]) -> dict[str, Any] | None:
             fields.append(np.multiply(volume.shape, volume.spacing)[in_plane])
     size = np.asarray(config["image_size"], float)
     pixels = [f / size for f in fields]
-    median_field = [float(statistics.median(f[i] for f in fields)) for i in range(2)]
+    median_field = [float(value) for value in np.median(np.stack(fields), axis=0)]
     geometry: dict[str, Any] = {"pixel_mm": [round(float(f / s), 4) for f, s in zip(median_field, size)],
                                 "field_of_view_mm": [round(f, 2) for f in median_field], "axis": axis}
     low, high = float(np.min(pixels)), float(np.max(pixels))
@@ -86,7 +85,7 @@ def pixel_mismatch(pixel_mm: float, content: dict[str, Any], prior_name: str) ->
     geometry = prior_geometry(content)
     if geometry is None or not pixel_mm > 0:
         return {}
-    low, high = geometry.get("pixel_mm_range") or [float(statistics.mean(geometry["pixel_mm"]))] * 2
+    low, high = geometry.get("pixel_mm_range") or [float(np.mean(geometry["pixel_mm"]))] * 2
     facts = {"pixel_mm": round(float(pixel_mm), 4), "prior_pixel_mm": [low, high] if high > low else low}
     ratio = pixel_mm / high if pixel_mm > high else low / pixel_mm
     if ratio > PIXEL_RATIO_WARNING:
