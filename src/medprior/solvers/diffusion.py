@@ -112,18 +112,13 @@ class DataConsistency:
         self.v: Tensor | None = None
         self.w: Tensor | None = None
 
-    def cg(self, start: Tensor) -> Tensor:
-        """``cg_iterations`` CG iterations on ``A^T A u = A^T y`` from ``start`` (the data step without
-        the z-TV; differentiable, which adaptation uses)."""
-        return conjugate_gradient(self.operator.normal, self.aty, start, iterations=self.cg_iterations,
-                                  tolerance=self.tolerance)
-
     def __call__(self, start: Tensor, iterations: int = 1) -> Tensor:
         """``iterations`` ADMM iterations (lam > 0) or one CG run (lam = 0) from ``start`` (K, H, W)."""
         if self.cg_iterations == 0:
             return start
         if self.lam == 0:
-            return self.cg(start)
+            return conjugate_gradient(self.operator.normal, self.aty, start, iterations=self.cg_iterations,
+                                      tolerance=self.tolerance)
         d = self.difference
         if self.v is None:
             self.v, self.w = d.forward(start), torch.zeros_like(d.forward(start))
@@ -158,12 +153,11 @@ class Adapt:
     every: int = 1
 
     def start(self, denoiser: Denoiser, consistency: DataConsistency, slice_batch: int) -> TweedieAdaptation | None:
-        """Fresh adapters for one sampling run (None without adaptation); the misfit is measured
-        after the data step's CG (Steerable Conditional Diffusion)."""
+        """Fresh adapters for one sampling run (None without adaptation)."""
         if self.mode == "none":
             return None
         return TweedieAdaptation(denoiser, consistency.operator, consistency.y, mode=self.mode, rank=self.rank,
-                                 lr=self.lr, iterations=self.iterations, refine=consistency.cg, slice_batch=slice_batch)
+                                 lr=self.lr, iterations=self.iterations, slice_batch=slice_batch)
 
     def now(self, index: int, steps: int) -> bool:
         return index % self.every == 0 or index == steps - 1
