@@ -148,9 +148,9 @@ class Adapt:
 
     mode: str = "none"
     rank: int = 4
-    lr: float = 1e-3
-    iterations: int = 1
-    every: int = 1
+    lr: float = 3e-4
+    iterations: int = 4
+    every: int = 10
 
     def start(self, denoiser: Denoiser, consistency: DataConsistency, slice_batch: int) -> TweedieAdaptation | None:
         """Fresh adapters for one sampling run (None without adaptation)."""
@@ -176,8 +176,8 @@ def _estimate(denoiser: Denoiser, adaptation: TweedieAdaptation | None, x: Tenso
 
 def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: float = 0.85,
         cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, admm_iterations: int = 1, samples: int = 1,
-        adapt: str = "none", adapt_rank: int = 4, adapt_lr: float = 1e-3, adapt_iterations: int = 1,
-        adapt_every: int = 1, slice_batch: int = 16, generator: torch.Generator | None = None,
+        adapt: str = "none", adapt_rank: int = 4, adapt_lr: float = 3e-4, adapt_iterations: int = 4,
+        adapt_every: int = 10, slice_batch: int = 16, generator: torch.Generator | None = None,
         progress: bool = False, adapted: Callable[[TweedieAdaptation], None] | None = None) -> Tensor:
     """Decomposed Diffusion Sampler; returns the image (K, H, W) in the problem's units.
 
@@ -224,7 +224,7 @@ def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: fl
 
 def mbir(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: float = 1.0,
          cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, adapt: str = "none", adapt_rank: int = 4,
-         adapt_lr: float = 1e-3, adapt_iterations: int = 1, adapt_every: int = 1, slice_batch: int = 16,
+         adapt_lr: float = 3e-4, adapt_iterations: int = 4, adapt_every: int = 10, slice_batch: int = 16,
          generator: torch.Generator | None = None, progress: bool = False,
          adapted: Callable[[TweedieAdaptation], None] | None = None) -> Tensor:
     """DiffusionMBIR: prior step on all slices, then one z-TV ADMM iteration (state carried); the image
