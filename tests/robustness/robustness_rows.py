@@ -997,7 +997,10 @@ for method, param, name in (("dds", "steps=0", "steps"), ("dds", "steps=-3", "st
                             ("dds", "foo=1", "foo"), ("dds", "steps", "steps"), ("dds", "steps=abc", "steps"),
                             ("dds", "samples=0", "samples"), ("mbir", "steps=0", "steps"),
                             ("dps", "step_size=nan", "step_size"), ("reddiff", "lr=nan", "lr"),
-                            ("reddiff", "lam=-1", "lam")):
+                            ("reddiff", "lam=-1", "lam"), ("dds", "adapt=lora", "adapt"), ("dds", "adapt=1", "adapt"),
+                            ("dds", "adapt_rank=0", "adapt_rank"), ("mbir", "adapt_lr=0", "adapt_lr"),
+                            ("dds", "adapt_lr=nan", "adapt_lr"), ("dds", "adapt_every=0", "adapt_every"),
+                            ("dps", "adapt=d3ip", "adapt")):
     row(f"recon-{method}-param-{param}", P,
         ["recon", "{t}/ct64.h5", "--method", method, "--prior", "{t}/ct_prior", "--param", "steps=1",
          "--param", param, "--device", "cpu", "--out", "{t}/r.nii.gz"], uses=U_DDS, names=(name,))
@@ -1257,6 +1260,8 @@ row("recon-cgsense", G, [*CGSENSE, "--out", "{t}/r.nii.gz"], uses=("mr.h5",), co
     creates=("r.nii.gz", "r.nii.gz.provenance.json"))
 row("recon-dds", G, [*DDS_CT, "--out", "{t}/r.nii.gz"], uses=U_DDS, code=0,
     creates=("r.nii.gz", "r.nii.gz.provenance.json"))
+row("recon-dds-adapted", G, [*DDS_CT, "--param", "adapt=d3ip", "--out", "{t}/r.nii.gz"], uses=U_DDS, code=0,
+    creates=("r.nii.gz", "r.nii.gz.provenance.json", "r.adapters.safetensors"))
 row("recon-replaces-its-earlier-output", G, ["recon", "{t}/ct.h5", "--method", "tv", "--tv-iterations", "2",
                                              "--out", "{t}/r.nii.gz"], uses=("ct.h5",), build=RECON_GOOD, code=0,
     changes=("r.nii.gz", "r.nii.gz.provenance.json"))
