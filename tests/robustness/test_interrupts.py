@@ -73,7 +73,9 @@ def _hecktor_cases(t: Path) -> None:
         write_hecktor_case(raw.ct, raw.pet, raw.label, t / "big", f"SIM-{seed}")
 
 
-# command: (world items, preparation, earlier good run, interrupted run, watched folder, output patterns)
+# command: (world items, preparation, earlier good run, interrupted run, watched folder, output patterns[,
+# "entry": signal at the run's first new entry (its staging folder) instead of its first written byte, for a
+# command that writes its files in a few milliseconds at the end: polling for bytes raced its commit)
 CASES = {
     "convert": (("ct.nii.gz",), lambda t: _big_nifti(t / "big.nii.gz"),
                 ["convert", "{t}/ct.nii.gz", "{t}/c.nii.gz"], ["convert", "{t}/big.nii.gz", "{t}/c.nii.gz"],
@@ -99,7 +101,7 @@ CASES = {
                       "unc.json")),
     "simulate-us": ((), None, ["simulate", "us", "--seed", "1", "--out", "{t}/h.hdf5", "--truth-out", "{t}/tr.hdf5"],
                     ["simulate", "us", "--seed", "2", "--out", "{t}/h.hdf5", "--truth-out", "{t}/tr.hdf5"],
-                    ".", ("h.hdf5", "tr.hdf5")),
+                    ".", ("h.hdf5", "tr.hdf5"), "entry"),
     "beamform": ((), us("hazy_rf.hdf5"), ["beamform", "{t}/hazy_rf.hdf5", "--device", "cpu", "--out", "{t}/bf.hdf5"],
                  ["beamform", "{t}/hazy_rf.hdf5", "--device", "cpu", "--lines", "16", "--out", "{t}/bf.hdf5"],
                  ".", ("bf.hdf5",)),
@@ -113,9 +115,10 @@ def _args(argv, t):
     return [a.format(t=t) for a in argv]
 
 
-def _interrupt(server, argv, cwd: Path, watch: Path, signum: int, logs: Path):
-    """Run argv in a forked process, send ``signum`` at its first written byte under ``watch``;
-    returns (exit code, stderr, whether the signal was sent before the run ended)."""
+def _interrupt(server, argv, cwd: Path, watch: Path, signum: int, logs: Path, trigger: str = "byte"):
+    """Run argv in a forked process, send ``signum`` at its first written byte under ``watch`` (with
+    ``trigger="entry"``: its first new entry there); returns (exit code, stderr, whether the signal was
+    sent before the run ended)."""
     known = set(p.name for p in watch.iterdir()) if watch.is_dir() else set()
     logs.mkdir(exist_ok=True)
     process = server.Process(target=child_main, args=(argv, str(cwd), str(logs / "out"), str(logs / "err")))
@@ -123,7 +126,7 @@ def _interrupt(server, argv, cwd: Path, watch: Path, signum: int, logs: Path):
     sent = False
     deadline = time.monotonic() + KILL_WAIT_S
     while process.is_alive() and time.monotonic() < deadline:
-        if staged_bytes(watch, known):
+        if staged_bytes(watch, known) if trigger == "byte" else _new_entry(watch, known):
             os.kill(process.pid, signum)
             sent = True
             break
@@ -135,13 +138,20 @@ def _interrupt(server, argv, cwd: Path, watch: Path, signum: int, logs: Path):
     return process.exitcode, (logs / "err").read_text(), sent
 
 
+def _new_entry(folder: Path, known: set[str]) -> bool:
+    try:
+        return any(name not in known for name in os.listdir(folder))
+    except OSError:
+        return False
+
+
 INTERRUPTS = [(command, signame) for command in CASES for signame in ("sigkill", "sigint")]
 
 
 @pytest.mark.interrupt
 @pytest.mark.parametrize("command, signame", INTERRUPTS, ids=[f"interrupt-{c}-{s}" for c, s in INTERRUPTS])
 def test_interrupt(command, signame, server, world, tmp_path, monkeypatch, capsys):
-    uses, prepare, first, second, watched, outputs = CASES[command]
+    uses, prepare, first, second, watched, outputs, *trigger = CASES[command]
     t = tmp_path / "w"
     copy_world(world, t, uses)
     monkeypatch.chdir(t)
@@ -151,7 +161,7 @@ def test_interrupt(command, signame, server, world, tmp_path, monkeypatch, capsy
     assert code == 0 and escaped is None, f"[setup] the earlier good run failed: {capsys.readouterr().err}"
     before = snapshot(t)
     signum = signal.SIGKILL if signame == "sigkill" else signal.SIGINT
-    exitcode, stderr, sent = _interrupt(server, _args(second, t), t, t / watched, signum, tmp_path / "logs")
+    exitcode, stderr, sent = _interrupt(server, _args(second, t), t, t / watched, signum, tmp_path / "logs", *trigger)
     problems = []
     if not sent:
         problems.append(f"[not-interrupted] the run ended (exit {exitcode}) before it wrote a byte under {watched}")
