@@ -38,6 +38,10 @@ evaluations per slice (NFE; DPS costs two when the stack needs more than one sli
   ``L = ||A^T A||``: the paper's SNR-inverse weight ``lam sigma / alpha`` times
   ``eps_hat - eps = alpha / sigma (u - x0_hat)``.
 
+DDS and DiffusionMBIR can adapt the prior to the measurement while sampling (``adapt="d3ip"`` or
+``"ddip"``, :class:`Adapt`): their Tweedie estimates then come from low-rank adapters on the network
+that learn the estimate's data misfit (:mod:`medprior.diffusion.adaptation`, DDIP / D3IP).
+
 The z-direction differences are non-periodic (:class:`~medprior.physics.finite_difference.FiniteDifference`
 with ``axes=("z",)``, zero past the last slice).
 """
@@ -146,11 +150,11 @@ class Adapt:
     last (whose estimate is the result).
     """
 
-    mode: str = "none"
-    rank: int = 4
-    lr: float = 3e-4
-    iterations: int = 4
-    every: int = 10
+    mode: str
+    rank: int
+    lr: float
+    iterations: int
+    every: int
 
     def start(self, denoiser: Denoiser, consistency: DataConsistency, slice_batch: int) -> TweedieAdaptation | None:
         """Fresh adapters for one sampling run (None without adaptation)."""
