@@ -60,8 +60,18 @@ def test_intensity_jitter_stays_within_its_bounds_and_draws_repeat():
     assert torch.equal(views, again)
 
 
+def test_whole_draws_are_the_plain_slice():
+    image = torch.rand((200, 1, *SOURCE), generator=torch.Generator().manual_seed(8)) * 2 - 1
+    views = SliceAugmentation(SOURCE, zoom_range=(2, 4), rotate_deg=90, intensity=0.1, whole=0.5)(
+        image, (16, 16), torch.Generator().manual_seed(9))
+    plain = [torch.allclose(v, p, atol=1e-6) for v, p in zip(views, F.avg_pool2d(image, 4))]
+    assert 70 < sum(plain) < 130   # about half of the 200 draws
+    none = SliceAugmentation(SOURCE, zoom_range=(2, 4), whole=0.0)(image[:20], (16, 16), torch.Generator())
+    assert not any(torch.allclose(v, p, atol=1e-6) for v, p in zip(none, F.avg_pool2d(image[:20], 4)))
+
+
 @pytest.mark.parametrize("bad", [{"zoom_range": (0.5, 2)}, {"zoom_range": (3, 2)}, {"rotate_deg": 200},
-                                 {"intensity": 1.0}])
+                                 {"intensity": 1.0}, {"whole": 1.5}])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         SliceAugmentation(SOURCE, **bad)

@@ -7,7 +7,9 @@ its field of view (``zoom`` log-uniform in ``zoom_range``; 1 = the whole slice),
 inside it and turned by a random angle within ``rotate_deg``, is resampled to the prior's
 ``image_size``: pixel sizes from the slice's own down to ``zoom_range[1]`` times finer, bodies that
 fill the image or sit in air. The intensities then get a random gain and offset (``intensity``: the
-largest change, in the prior's [-1, 1] units) and are clipped to [-1, 1].
+largest change, in the prior's [-1, 1] units) and are clipped to [-1, 1]. A fraction ``whole`` of the
+draws is the plain whole slice instead (no zoom, turn or jitter), so the prior keeps seeing its
+data as they come.
 
 Resampling is bilinear (``torch.nn.functional.grid_sample``) from the level of an area-averaged
 pyramid whose pixels are closest to, and not larger than, the output's, so zooming out does not
@@ -35,20 +37,22 @@ class SliceAugmentation:
             width at 4 times finer pixels.
         rotate_deg: largest rotation either way, degrees.
         intensity: largest gain change (relative) and offset (in [-1, 1] units).
+        whole: fraction of draws that are the plain whole slice.
     """
 
     source_size: tuple[int, int]
     zoom_range: tuple[float, float] = (1.0, 4.0)
     rotate_deg: float = 180.0
     intensity: float = 0.05
+    whole: float = 0.0
 
     def __post_init__(self) -> None:
         low, high = self.zoom_range
         if not 1 <= low <= high:
             raise ValueError(f"zoom_range must satisfy 1 <= low <= high, got {self.zoom_range}")
-        if not 0 <= self.rotate_deg <= 180 or not 0 <= self.intensity < 1:
-            raise ValueError(f"need 0 <= rotate_deg <= 180 and 0 <= intensity < 1, got {self.rotate_deg}, "
-                             f"{self.intensity}")
+        if not 0 <= self.rotate_deg <= 180 or not 0 <= self.intensity < 1 or not 0 <= self.whole <= 1:
+            raise ValueError(f"need 0 <= rotate_deg <= 180, 0 <= intensity < 1 and 0 <= whole <= 1, got "
+                             f"{self.rotate_deg}, {self.intensity}, {self.whole}")
 
     @classmethod
     def from_mapping(cls, section: dict[str, Any]) -> SliceAugmentation:
@@ -69,6 +73,9 @@ class SliceAugmentation:
         # the window's centre may go as far as keeps a window of half-width 1/zoom inside the slice
         reach = (1 - 1 / zoom) * uniform(-1, 1), (1 - 1 / zoom) * uniform(-1, 1)
         gain, offset = 1 + uniform(-self.intensity, self.intensity), uniform(-self.intensity, self.intensity)
+        plain = uniform(0, 1) < self.whole
+        zoom, angle, gain = torch.where(plain, 1.0, zoom), torch.where(plain, 0.0, angle), torch.where(plain, 1.0, gain)
+        reach, offset = (torch.where(plain, 0.0, reach[0]), torch.where(plain, 0.0, reach[1])), torch.where(plain, 0.0, offset)
         out = torch.empty((batch, slices.shape[1], *size), dtype=slices.dtype, device=slices.device)
         for b in range(batch):
             scale = 1 / float(zoom[b])
