@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=100, help="first phantom seed (CT 100 on, brain 200 on)")
     parser.add_argument("--slices", type=int, default=4)
     parser.add_argument("--ct-settings", nargs="+", default=list(CT_SETTINGS), choices=list(CT_SETTINGS))
-    parser.add_argument("--adapted", nargs="+", default=["dds+d3ip", "mbir+d3ip"],
+    parser.add_argument("--adapted", nargs="*", default=["dds+d3ip", "mbir+d3ip"],
                         help="adapted diffusion methods, <method>+<d3ip|ddip>")
     parser.add_argument("--tv-lambdas-ct", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0])
     parser.add_argument("--tv-lambdas-mri", type=float, nargs="+", default=[0.0003, 0.001, 0.003, 0.01])
