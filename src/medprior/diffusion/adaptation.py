@@ -128,9 +128,10 @@ class TweedieAdaptation:
     :meth:`estimate` with ``adapt`` first takes ``iterations`` Adam steps on
     ``mean_k ||(A x0_hat - y)_k||^2`` (DDIP's loss; Steerable Conditional Diffusion measures it after
     the CG data step instead, which gave 0.5-4 dB less on phantom-prior CT of 1.3-1.5 mm pixels at 8
-    views, 2026-11-30), then returns the estimate of the updated network. One Adam step costs a forward and a backward pass per slice
-    (and a second forward when the stack needs several network calls: the misfit's gradient with
-    respect to the whole estimate comes first, then each call's share of the network gradient).
+    views, 2026-11-30), then returns the estimate of the updated network. One Adam step costs a
+    forward and a backward pass per slice (and a second forward when the stack needs several network
+    calls: the misfit's gradient with respect to the whole estimate comes first, then each call's
+    share of the network gradient).
     """
 
     def __init__(self, denoiser: Denoiser, operator: LinearOperator, y: Tensor, *, mode: str, rank: int = 4,
@@ -144,9 +145,6 @@ class TweedieAdaptation:
         for indices in groups:
             adapted, parameters = add_adapters(denoiser, rank)
             self.groups.append((adapted, torch.optim.Adam(parameters, lr=lr), indices))
-        self.schedule = denoiser.schedule
-        self.updates = 0
-        """Adam steps taken so far (per adapter set)."""
 
     @property
     def denoisers(self) -> list[Denoiser]:
@@ -159,9 +157,13 @@ class TweedieAdaptation:
         if adapt:
             for _ in range(self.iterations):
                 self._step(x, t)
+        return self._forward(x, t, self._calls())
+
+    def _forward(self, x: Tensor, t: int, calls: list[tuple[Denoiser, torch.optim.Optimizer, list[int]]]) -> Tensor:
+        """x0_hat of every slice by the current adapters, without gradients."""
         x0 = torch.empty_like(x)
         with torch.no_grad():
-            for adapted, _, indices in self._calls():
+            for adapted, _, indices in calls:
                 x0[indices] = adapted(x[indices, None], _times(t, len(indices), x))[:, 0]
         return x0
 
@@ -183,11 +185,7 @@ class TweedieAdaptation:
             with torch.enable_grad():
                 self._misfit(adapted(x[indices, None], _times(t, len(indices), x))[:, 0]).backward()
         else:
-            x0 = torch.empty_like(x)
-            with torch.no_grad():
-                for adapted, _, indices in calls:
-                    x0[indices] = adapted(x[indices, None], _times(t, len(indices), x))[:, 0]
-            x0.requires_grad_()
+            x0 = self._forward(x, t, calls).requires_grad_()
             with torch.enable_grad():
                 self._misfit(x0).backward()
             for adapted, _, indices in calls:
@@ -199,7 +197,6 @@ class TweedieAdaptation:
             return  # a misfit without a finite gradient (a degenerate data step) leaves the adapters as they are
         for _, optimizer, _ in self.groups:
             optimizer.step()
-        self.updates += 1
 
 
 def _times(t: int, n: int, like: Tensor) -> Tensor:
