@@ -74,8 +74,9 @@ def _hecktor_cases(t: Path) -> None:
 
 
 # command: (world items, preparation, earlier good run, interrupted run, watched folder, output patterns[,
-# "entry": signal at the run's first new entry (its staging folder) instead of its first written byte, for a
-# command that writes its files in a few milliseconds at the end: polling for bytes raced its commit)
+# "entry": signal at the run's first new entry (its staging folder, made before the work starts) instead of
+# its first written byte, for a command that writes its files in a few milliseconds at the end: polling for
+# bytes raced its commit, so the signal could land after the outputs were in place)
 CASES = {
     "convert": (("ct.nii.gz",), lambda t: _big_nifti(t / "big.nii.gz"),
                 ["convert", "{t}/ct.nii.gz", "{t}/c.nii.gz"], ["convert", "{t}/big.nii.gz", "{t}/c.nii.gz"],
@@ -104,10 +105,10 @@ CASES = {
                     ".", ("h.hdf5", "tr.hdf5"), "entry"),
     "beamform": ((), us("hazy_rf.hdf5"), ["beamform", "{t}/hazy_rf.hdf5", "--device", "cpu", "--out", "{t}/bf.hdf5"],
                  ["beamform", "{t}/hazy_rf.hdf5", "--device", "cpu", "--lines", "16", "--out", "{t}/bf.hdf5"],
-                 ".", ("bf.hdf5",)),
+                 ".", ("bf.hdf5",), "entry"),
     "dehaze": ((), us("hazy.hdf5"), ["dehaze", "{t}/hazy.hdf5", "--method", "nlm", "--out", "{t}/d.hdf5"],
                ["dehaze", "{t}/hazy.hdf5", "--method", "nlm", "--param", "h=0.1", "--out", "{t}/d.hdf5"],
-               ".", ("d.hdf5",)),
+               ".", ("d.hdf5",), "entry"),
 }
 
 
