@@ -2,7 +2,7 @@
 
 The shipped priors learned phantoms: ``priors/ct_slices`` whole-body slices at about 6 mm pixels
 (a 384 mm field of view on 64 x 64), ``priors/brain_slices`` T2-weighted brain phantoms. Sets
-(``--sets``), each measured at the prior's slice size as :mod:`recon_quality` does:
+(``--sets``), each measured at the prior's slice size as :mod:`recon_quality` does, unless it says otherwise:
 
 - ``ct-head``: head phantoms (:func:`medprior.phantoms.ct_head`, seeds ``--seed`` on), 4 mm pixels:
   skull, brain and no lungs;
@@ -10,6 +10,10 @@ The shipped priors learned phantoms: ``priors/ct_slices`` whole-body slices at a
   field of view: the prior's anatomy at 2x / 4x finer pixels, the body filling the image;
 - ``ct-real``: the real CT slices bundled with pydicom (CT_small: 128 x 128 at 0.66 mm; 693_J2KI and
   J2K_pixelrep_mismatch: 512 x 512 at 0.48 and 0.43 mm), area-averaged to 64 x 64;
+- ``ct-body-native`` / ``ct-real-native``: body phantoms (256 x 256 at 1.5 mm, the prior's field of
+  view) and the real slices measured at their own matrix, not averaged: TV and FBP reconstruct that
+  matrix, the diffusion methods the prior's 64 x 64 over the same field of view (``resample="prior"``,
+  :mod:`medprior.tasks.regrid`), interpolated back for scoring;
 - ``mri-mni-t1``: nilearn's MNI152 T1 template (real anatomy, another contrast), padded square;
 - ``mri-t1n``: brain phantoms in the T1 contrast instead of the prior's T2w;
 - ``ct-body`` and ``mri-t2w`` (``--in-distribution``): the held-out demo volumes of
@@ -43,7 +47,8 @@ from medprior.tables import markdown_table
 from medprior.tasks.data import same_field_of_view
 from recon_quality import CT_SETTINGS, MRI_SETTINGS, best_tv, run_case, summarise, volumes
 
-CT_SETS = ("ct-head", "ct-body-3mm", "ct-body-1.5mm", "ct-real")
+CT_SETS = ("ct-head", "ct-body-3mm", "ct-body-1.5mm", "ct-real", "ct-body-native", "ct-real-native")
+NATIVE = ("ct-body-native", "ct-real-native")  # measured at the volume's own matrix
 MRI_SETS = ("mri-mni-t1", "mri-t1n")
 IN_DISTRIBUTION = {"ct-body": "CT", "mri-t2w": "MR"}
 REAL_CT = ("CT_small.dcm", "693_J2KI.dcm", "J2K_pixelrep_mismatch.dcm")
@@ -51,7 +56,7 @@ REAL_CT = ("CT_small.dcm", "693_J2KI.dcm", "J2K_pixelrep_mismatch.dcm")
 
 def ct_set(name: str, cases: int, seed: int) -> Iterator[tuple[str, Volume]]:
     """(case name, CT volume in HU) of a CT set."""
-    if name == "ct-real":
+    if name in ("ct-real", "ct-real-native"):
         from pydicom.data import get_testdata_file
         for file in REAL_CT[:cases]:
             yield file.removesuffix(".dcm"), load(get_testdata_file(file))
@@ -61,6 +66,8 @@ def ct_set(name: str, cases: int, seed: int) -> Iterator[tuple[str, Volume]]:
             yield f"head-{case_seed}", ct_head(case_seed)
         elif name == "ct-body":
             yield from volumes("CT", 1, case_seed)
+        elif name == "ct-body-native":
+            yield from ((f"body-{case_seed}-256", body) for _, body in volumes("CT", 1, case_seed))
         else:
             size = (256, 256, 128)
             body = ct_body(case_seed, shape=size, spacing=same_field_of_view(size, CT_BODY_SHAPE, CT_BODY_SPACING))
@@ -126,7 +133,7 @@ def main() -> None:
     for name in sets:
         modality = "CT" if name.startswith("ct") else "MR"
         prior = args.ct_prior if modality == "CT" else args.mri_prior
-        size = tuple(read_prior_json(prior)["image_size"])
+        size = None if name in NATIVE else tuple(read_prior_json(prior)["image_size"])
         settings = {s: CT_SETTINGS[s] for s in args.ct_settings} if modality == "CT" else MRI_SETTINGS
         classical = ("fbp", "tv") if modality == "CT" else ("zerofill", "cgsense", "tv")
         methods = [*classical, "dds", *args.adapted]

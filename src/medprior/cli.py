@@ -32,7 +32,7 @@ import medprior
 from medprior import cli_segment, cli_ultrasound, logs, progress
 from medprior.cli_support import check_device, flags, named_options, parameter
 from medprior.config import defaults
-from medprior.errors import DivergenceError, InputError, MedpriorError
+from medprior.errors import DivergenceError, InputError, MedpriorError, ParameterError
 from medprior.io import Volume, load, save, ultrasound
 from medprior.io.outputs import Output, command_outputs
 from medprior.challenges import brasyn, hecktor
@@ -154,11 +154,14 @@ def _recon(args: argparse.Namespace) -> str:
         with named_options(**named):
             RECON_METHODS.check(args.method, parameters)  # names and ranges, before any work
         given = {"slice_batch": args.slice_batch and _number_or_name(args.slice_batch), "seed": args.seed,
-                 "device": args.device}
+                 "device": args.device, "resample": args.resample}
         options = {key: value for key, value in given.items() if value is not None}
         with named_options(**flags("slice_batch", "seed"), **named):  # e.g. steps beyond the prior's schedule
             recon.reconstruct_file(args.measurement, args.method, args.out, prior=args.prior, **options, **parameters)
     else:
+        if args.resample == "prior":
+            raise ParameterError("--resample", f"applies to the diffusion methods; {args.method} reconstructs on the "
+                                               "measurement's own grid")
         given = {key: getattr(args, key) for key in RECON_METHODS.options("classical")
                  if getattr(args, key) is not None}
         with named_options(**flags(*given)):
@@ -385,6 +388,10 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
                              help=f"diffusion: slices per network call, or auto (default {diffusion['slice_batch']})")
     reconstruct.add_argument("--seed", type=int, help=f"diffusion: random seed (default {diffusion['seed']})")
     reconstruct.add_argument("--device", help=f"diffusion: auto, cpu or cuda[:N] (default {diffusion['device']})")
+    reconstruct.add_argument("--resample", choices=("none", "prior"),
+                             help="diffusion: prior = reconstruct on the prior's matrix over the measurement's field of "
+                                  "view (CT: the operator's pixel size; MRI: k-space cropped or zero-padded), the result "
+                                  f"interpolated back onto the measurement's grid (default {diffusion['resample']})")
     reconstruct.set_defaults(run=_recon, reads=("measurement", "prior"), writes={"out": "file"})
 
     evaluate = commands.add_parser("evaluate", help="recon: PSNR, SSIM (3D and per axis), NMSE, MAE of one image; "

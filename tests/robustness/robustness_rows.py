@@ -277,6 +277,11 @@ def h5(rel: str, how: str) -> Build:
                 shape = f.attrs["image_shape"].copy()
                 shape[0] += 3
                 f.attrs["image_shape"] = shape
+            elif how == "grid_not_square":  # a valid CT measurement of a 16 x 8 image
+                shape = f.attrs["image_shape"].copy()
+                shape[1] = shape[0] // 2
+                f.attrs["image_shape"] = shape
+                f.attrs["geometry"] = json.dumps({**geometry, "image_shape": [int(shape[0]), int(shape[1])]})
             elif how == "affine_nan":
                 affine = f.attrs["affine"].copy()
                 affine[1, 1] = np.nan
@@ -825,6 +830,9 @@ for method in ("dds", "reddiff"):
         names=(("brain_prior", "ct128.h5"),))
 row("recon-dds-prior-size-differs-from-measurement", I,
     ["recon", "{t}/ct.h5", *DDS, "--out", "{t}/r.nii.gz"], uses=("ct.h5", "ct_prior"), names=("ct_prior",))
+row("recon-dds-resample-field-of-view-not-square", I,
+    ["recon", "{t}/ct.h5", *DDS, "--resample", "prior", "--out", "{t}/r.nii.gz"], uses=("ct.h5", "ct_prior"),
+    build=h5("ct.h5", "grid_not_square"), names=("ct.h5",))
 row("recon-dds-conditional-prior", I,
     ["recon", "{t}/ct64.h5", "--method", "dds", "--prior", "{t}/cwdm", "--param", "steps=1", "--device", "cpu",
      "--out", "{t}/r.nii.gz"], uses=("ct64.h5", "cwdm"), names=("cwdm",))
@@ -1008,6 +1016,10 @@ for option, value in (("--slice-batch", "0"), ("--slice-batch", "-1"), ("--slice
                       ("--slice-batch", "2.5"), ("--device", "tpu"), ("--seed", "-1")):
     row(f"recon-dds{option}={value}", P, [*DDS_CT, option, value, "--out", "{t}/r.nii.gz"], uses=U_DDS,
         names=(option,))
+row("recon-dds--resample=coarse", P, [*DDS_CT, "--resample", "coarse", "--out", "{t}/r.nii.gz"], uses=U_DDS,
+    names=("--resample",))
+row("recon-fbp--resample=prior", P, [*FBP, "--resample", "prior", "--out", "{t}/r.nii.gz"], uses=("ct.h5",),
+    names=("--resample",))
 for low, high in (("1000", "-1000"), ("5", "5"), ("nan", "1000"), ("nan", "nan"), ("0", "inf")):
     row(f"evaluate--window={low},{high}", P, [*EVR, "--window", low, high, "--out", "{t}/e.json"], uses=U_EVR,
         names=("--window",))
@@ -1262,6 +1274,8 @@ row("recon-dds", G, [*DDS_CT, "--out", "{t}/r.nii.gz"], uses=U_DDS, code=0,
     creates=("r.nii.gz", "r.nii.gz.provenance.json"))
 row("recon-dds-adapted", G, [*DDS_CT, "--param", "adapt=d3ip", "--out", "{t}/r.nii.gz"], uses=U_DDS, code=0,
     creates=("r.nii.gz", "r.nii.gz.provenance.json", "r.adapters.safetensors"))
+row("recon-dds-resampled", G, ["recon", "{t}/ct.h5", *DDS, "--resample", "prior", "--out", "{t}/r.nii.gz"],
+    uses=("ct.h5", "ct_prior"), code=0, creates=("r.nii.gz", "r.nii.gz.provenance.json"))
 row("recon-replaces-its-earlier-output", G, ["recon", "{t}/ct.h5", "--method", "tv", "--tv-iterations", "2",
                                              "--out", "{t}/r.nii.gz"], uses=("ct.h5",), build=RECON_GOOD, code=0,
     changes=("r.nii.gz", "r.nii.gz.provenance.json"))

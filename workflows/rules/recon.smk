@@ -91,7 +91,7 @@ def diffusion_args(wc):
     chosen = RECON_METHODS.parameters(wc.method, "MR" if wc.modality == "mri" else "CT", config=config)
     parameters = " ".join(f"--param {k}={v}" for k, v in chosen.items())
     return (f"{parameters} --seed {DIFFUSION['seed']} --slice-batch {DIFFUSION['slice_batch']}"
-            f" --device {DIFFUSION['device']}")
+            f" --device {DIFFUSION['device']} --resample {DIFFUSION['resample']}")
 
 
 rule reconstruct_diffusion:

@@ -9,12 +9,14 @@ Diffusion (a 2D slice prior, :mod:`medprior.solvers.diffusion`): ``dds``, ``mbir
 ``reddiff``, with the parameters of the schema's ``recon.diffusion.<method>`` and, for MRI, the
 ``recon.diffusion.mri_overrides.<method>`` over them. The prior must fit the problem, judged from its
 prior.json before any work (:func:`check_prior_fits`): the same modality, an intensity convention the
-images have, the same slice size. The solver brings the problem into the prior's units
+images have, the same slice size (or ``resample="prior"``: the measurement put on the prior's matrix,
+:mod:`medprior.tasks.regrid`). The solver brings the problem into the prior's units
 (:meth:`~medprior.solvers.problem.InverseProblem.for_denoiser`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -43,9 +45,11 @@ from medprior.solvers import admm_tv, cg_sense, dds, dps, mbir, reddiff
 from medprior.solvers.problem import InverseProblem, from_slices
 from medprior.tasks.prior_geometry import pixel_mismatch
 from medprior.tasks.problems import problem_from_measurement
+from medprior.tasks.regrid import back_to_grid, on_grid
 
-GENERAL_DIFFUSION_OPTIONS = ("slice_batch", "seed", "device")
+GENERAL_DIFFUSION_OPTIONS = ("slice_batch", "seed", "device", "resample")
 """Options of every diffusion method besides its parameters (schema ``recon.diffusion``)."""
+log = logging.getLogger(__name__)
 
 
 def _analytic(problem: InverseProblem) -> Tensor:
@@ -103,6 +107,8 @@ def check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
         general["seed"] = require_seed("seed", options["seed"])
     if "device" in options:
         general["device"] = options["device"]
+    if "resample" in options:
+        general["resample"] = require_schema("resample", options["resample"], "recon.diffusion.resample")
     rest = {key: value for key, value in options.items() if key not in GENERAL_DIFFUSION_OPTIONS}
     return {**general, **RECON_METHODS.check(method, rest)}
 
@@ -153,7 +159,8 @@ def check_prior_fits(modality: str, image_shape: tuple[int, ...], prior: Prior |
     size, shape = tuple(content.get("image_size", ())), tuple(image_shape[:2])
     if size != shape:
         raise InputError(where, f"the prior models {size} slices but the measurement has "
-                                f"{shape} images; simulate at the prior's size (medprior simulate --size)")
+                                f"{shape} images; reconstruct on its grid (--resample prior) or simulate at its size "
+                                "(medprior simulate --size)")
     return content
 
 
@@ -213,6 +220,8 @@ def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLik
     options = check_options(method, options)
     entry = RECON_METHODS.for_modality(method, problem.modality)
     general = {key: options.pop(key) for key in GENERAL_DIFFUSION_OPTIONS if key in options}
+    if general.get("resample", "none") != "none":
+        raise ParameterError("resample", "applies to a measurement (reconstruct), not to a problem built already")
     parameters = RECON_METHODS.parameters(method, problem.modality, options, config)
     if entry.family != "diffusion":
         return entry.run(problem, **parameters), {"method": method, "units": problem.units.unit, **parameters}
@@ -260,20 +269,30 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
         config: a validated config whose ``recon`` section gives the parameters (default: the schema's).
         name: what errors call the measurement (its file; default: the volume it was simulated from).
         options: the method's parameters over those (``steps``, ``lam``, ``tv_iterations``, ...) and,
-            for diffusion, ``slice_batch`` and ``seed``.
+            for diffusion, ``slice_batch``, ``seed`` and ``resample`` (``"prior"``: reconstruct a
+            measurement of another matrix on the prior's, over the same field of view, and interpolate
+            the result back; :mod:`medprior.tasks.regrid`; default the config's
+            ``recon.diffusion.resample``).
 
     Returns:
         The Volume on the measurement's grid (CT in HU, MRI magnitude); its ``metadata["reconstruction"]``
-        holds the run's facts (parameters, network evaluations, intensity range, ...), and with
+        holds the run's facts (parameters, network evaluations, intensity range, ``resampled``: what
+        the regridding did, ...), and with
         ``adapt`` its ``metadata["adapters"]`` the adapter weights (``sample<n>.set<k>.<layer>``: one
         set per volume with d3ip, per slice with ddip; :mod:`medprior.diffusion.adaptation`).
     """
     options = check_options(method, options)
+    measured, regridded = source, None
     if isinstance(source, Measurement):
+        resample = options.pop("resample", (config or defaults())["recon"]["diffusion"]["resample"])
         name = name or source.metadata.get("source")
         entry = RECON_METHODS.for_modality(method, source.modality, name)
         where = torch.device("cpu")
         if entry.family == "diffusion":  # the prior checked and loaded before the coil maps and the start image
+            if resample == "prior":
+                source, regridded = on_grid(source, tuple(prior_record(prior)["image_size"]), name)
+                log.info("%s; result interpolated back onto the measurement's %s grid", regridded["how"],
+                         " x ".join(map(str, measured.image_shape[:2])))
             parameters = {key: value for key, value in options.items() if key not in GENERAL_DIFFUSION_OPTIONS}
             content = check_prior(method, source.modality, tuple(source.image_shape[:2]), prior,
                                   RECON_METHODS.parameters(method, source.modality, parameters, config), name)
@@ -284,8 +303,14 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
         problem, metadata = source, {}
     image, facts = run(problem, method, prior=prior, config=config, **options)
     affine = problem.affine if problem.affine is not None else np.eye(4)
+    data = from_slices(image)
+    if regridded is not None and "measured_grid" in regridded:
+        data = back_to_grid(data, affine, measured.affine, measured.image_shape)
+        affine = measured.affine
+    if regridded is not None:
+        facts["resampled"] = regridded
     adapters = facts.pop("adapter_weights", None)
-    return Volume(from_slices(image), affine, problem.modality or "", {"method": method, **metadata,
+    return Volume(data, affine, problem.modality or "", {"method": method, **metadata,
                                                                        "reconstruction": facts,
                                                                        **({"adapters": adapters} if adapters else {})})
 
