@@ -13,7 +13,9 @@ The shipped priors learned phantoms: ``priors/ct_slices`` whole-body slices at a
 - ``ct-body-native`` / ``ct-real-native``: body phantoms (256 x 256 at 1.5 mm, the prior's field of
   view) and the real slices measured at their own matrix, not averaged: TV and FBP reconstruct that
   matrix, the diffusion methods the prior's 64 x 64 over the same field of view (``resample="prior"``,
-  :mod:`medprior.tasks.regrid`), interpolated back for scoring;
+  :mod:`medprior.tasks.regrid`), interpolated back for scoring; ``mri-mni-t1-native`` /
+  ``mri-t2w-native`` the same for MRI (the template padded to 233 x 233 at 1 mm, the held-out T2w
+  phantoms at 240 x 240 x 1 mm; k-space cropped to the prior's 128 x 128);
 - ``mri-mni-t1``: nilearn's MNI152 T1 template (real anatomy, another contrast), padded square;
 - ``mri-t1n``: brain phantoms in the T1 contrast instead of the prior's T2w;
 - ``ct-body`` and ``mri-t2w`` (``--in-distribution``): the held-out demo volumes of
@@ -48,8 +50,8 @@ from medprior.tasks.data import same_field_of_view
 from recon_quality import CT_SETTINGS, MRI_SETTINGS, best_tv, run_case, summarise, volumes
 
 CT_SETS = ("ct-head", "ct-body-3mm", "ct-body-1.5mm", "ct-real", "ct-body-native", "ct-real-native")
-NATIVE = ("ct-body-native", "ct-real-native")  # measured at the volume's own matrix
-MRI_SETS = ("mri-mni-t1", "mri-t1n")
+NATIVE = ("ct-body-native", "ct-real-native", "mri-mni-t1-native", "mri-t2w-native")  # at their own matrix
+MRI_SETS = ("mri-mni-t1", "mri-t1n", "mri-mni-t1-native", "mri-t2w-native")
 IN_DISTRIBUTION = {"ct-body": "CT", "mri-t2w": "MR"}
 REAL_CT = ("CT_small.dcm", "693_J2KI.dcm", "J2K_pixelrep_mismatch.dcm")
 
@@ -77,7 +79,7 @@ def ct_set(name: str, cases: int, seed: int) -> Iterator[tuple[str, Volume]]:
 
 def mri_set(name: str, cases: int, seed: int) -> Iterator[tuple[str, Volume]]:
     """(case name, MR magnitude volume) of an MRI set."""
-    if name == "mri-mni-t1":
+    if name in ("mri-mni-t1", "mri-mni-t1-native"):
         from nilearn.datasets import load_mni152_template
         template = load_mni152_template(resolution=1)
         volume = Volume(np.asarray(template.get_fdata(), np.float32), template.affine, "MR")
@@ -87,6 +89,8 @@ def mri_set(name: str, cases: int, seed: int) -> Iterator[tuple[str, Volume]]:
     for case_seed in range(seed, seed + cases):
         if name == "mri-t2w":
             yield from volumes("MR", 1, case_seed)
+        elif name == "mri-t2w-native":
+            yield from ((f"brain-{case_seed}-t2w-240", brain) for _, brain in volumes("MR", 1, case_seed))
         else:
             yield f"brain-{case_seed}-t1n", brain_mri(case_seed).contrasts["t1n"]
 

@@ -20,7 +20,7 @@ from medprior.physics.mri import fftnc
 from medprior.solvers import zero_filled
 from medprior.tasks.problems import ct_problem, problem_from_measurement
 from medprior.tasks.recon_methods import reconstruct
-from medprior.tasks.regrid import back_to_grid, grid_affine, on_grid
+from medprior.tasks.regrid import back_to_grid, consistent_on_grid, grid_affine, on_grid
 
 
 def test_the_new_grid_keeps_the_centre_pixel_and_the_field_of_view():
@@ -98,6 +98,20 @@ def test_back_to_grid_is_exact_on_linear_images_and_the_identity_on_one_grid(rng
     np.testing.assert_allclose(back_to_grid(image, np.eye(4), np.eye(4), image.shape), image, atol=1e-6)
 
 
+def test_the_last_cg_step_fits_the_data_better_and_zero_iterations_change_nothing(rng):
+    truth = np.full((32, 32, 1), -1000.0)
+    truth[8:24, 10:22] = rng.uniform(-100, 300, (16, 12, 1))
+    measurement = _ct_measurement(truth, 2.0, views=8)
+    problem = problem_from_measurement(measurement)
+    start = np.clip(truth + rng.normal(0, 200, truth.shape), -1000, None).astype(np.float32)
+
+    def misfit(image):
+        mu = (torch.as_tensor(np.moveaxis(image, 2, 0)) / 1000 + 1) * MU_WATER_PER_MM
+        return float(torch.linalg.vector_norm(problem.operator.forward(mu.to(problem.data.dtype)) - problem.data))
+    np.testing.assert_allclose(consistent_on_grid(problem, start, 0), start, atol=1e-2)  # HU -> 1/mm -> HU
+    assert misfit(consistent_on_grid(problem, start, 5)) < 0.2 * misfit(start)
+
+
 def test_a_field_of_view_that_is_not_square_is_refused():
     measurement = _ct_measurement(np.zeros((32, 16, 1)), 1.0)
     with pytest.raises(InputError, match="m.h5.*not square"):
@@ -112,6 +126,7 @@ def test_reconstruct_on_the_prior_grid_returns_the_measurement_grid():
     assert volume.shape == (128, 128, 1) and np.allclose(volume.affine, measurement.affine)
     facts = volume.metadata["reconstruction"]
     assert facts["resampled"]["grid"] == [64, 64] and facts["resampled"]["pixel_mm"] == 6.0
+    assert facts["resampled"]["cg_iterations_on_measured_grid"] == 5
     assert facts["pixel_mm"] == pytest.approx(6.0) and "geometry_warning" not in facts  # checked on the new grid
     with pytest.raises(ParameterError, match="resample"):
         reconstruct(measurement, "dds", prior="priors/ct_slices", resample="coarse")

@@ -45,10 +45,12 @@ from medprior.solvers import admm_tv, cg_sense, dds, dps, mbir, reddiff
 from medprior.solvers.problem import InverseProblem, from_slices
 from medprior.tasks.prior_geometry import pixel_mismatch
 from medprior.tasks.problems import problem_from_measurement
-from medprior.tasks.regrid import back_to_grid, on_grid
+from medprior.tasks.regrid import back_to_grid, consistent_on_grid, on_grid
 
 GENERAL_DIFFUSION_OPTIONS = ("slice_batch", "seed", "device", "resample")
 """Options of every diffusion method besides its parameters (schema ``recon.diffusion``)."""
+REGRID_CG_ITERATIONS = 5
+"""CG iterations on the measurement's grid after a method without ``cg_iterations`` ran on the prior's."""
 log = logging.getLogger(__name__)
 
 
@@ -305,8 +307,11 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
     affine = problem.affine if problem.affine is not None else np.eye(4)
     data = from_slices(image)
     if regridded is not None and "measured_grid" in regridded:
-        data = back_to_grid(data, affine, measured.affine, measured.image_shape)
+        iterations = facts.get("cg_iterations", REGRID_CG_ITERATIONS)
+        data = consistent_on_grid(problem_from_measurement(measured, device=where),
+                                  back_to_grid(data, affine, measured.affine, measured.image_shape), iterations)
         affine = measured.affine
+        regridded["cg_iterations_on_measured_grid"] = iterations
     if regridded is not None:
         facts["resampled"] = regridded
     adapters = facts.pop("adapter_weights", None)
