@@ -69,6 +69,29 @@ def test_adapters_start_as_the_prior_and_leave_it_untouched():
     assert all(torch.equal(before[k], v) for k, v in denoiser.state_dict().items())
 
 
+def test_decoder_adapters_sit_on_the_up_path_only_and_leave_the_encoder_without_gradient():
+    denoiser = prior().denoiser()
+    adapted, parameters = add_adapters(denoiser, rank=2, layers="decoder")
+    wrapped = [name for name, m in adapted.named_modules() if isinstance(m, (LowRankConv2d, LowRankLinear))]
+    assert wrapped and all(".up_blocks." in f".{name}" or ".out." in f".{name}" for name in wrapped)
+    every = [name for name, m in add_adapters(denoiser, rank=2)[0].named_modules()
+             if isinstance(m, (LowRankConv2d, LowRankLinear))]
+    assert set(wrapped) < set(every) and any(".up_blocks." in f".{name}" for name in wrapped)
+    x, y = stack(2)
+    encoder = [m for name, m in adapted.named_modules() if ".down_blocks." in f".{name}" and isinstance(m, nn.Conv2d)]
+    seen = []
+    hooks = [m.register_full_backward_hook(lambda *_: seen.append(1)) for m in encoder]
+    adaptation = TweedieAdaptation(denoiser, RandomRays(), y, mode="d3ip", rank=2, lr=1e-3, iterations=1,
+                                   layers="decoder")
+    adaptation.groups[0] = (adapted, torch.optim.Adam(parameters, lr=1e-3), [0, 1])
+    adaptation.estimate(x, 40)
+    assert not seen and any(p.grad is not None and p.grad.abs().sum() > 0 for p in parameters)
+    for hook in hooks:
+        hook.remove()
+    with pytest.raises(ValueError, match="layers"):
+        add_adapters(denoiser, rank=2, layers="encoder")
+
+
 def test_a_low_rank_convolution_is_the_convolution_with_the_merged_kernel():
     torch.manual_seed(0)
     conv = nn.Conv2d(5, 7, 3, padding=1)

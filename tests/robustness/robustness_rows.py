@@ -1008,6 +1008,7 @@ for method, param, name in (("dds", "steps=0", "steps"), ("dds", "steps=-3", "st
                             ("reddiff", "lam=-1", "lam"), ("dds", "adapt=lora", "adapt"), ("dds", "adapt=1", "adapt"),
                             ("dds", "adapt_rank=0", "adapt_rank"), ("mbir", "adapt_lr=0", "adapt_lr"),
                             ("dds", "adapt_lr=nan", "adapt_lr"), ("dds", "adapt_every=0", "adapt_every"),
+                            ("mbir", "adapt_layers=encoder", "adapt_layers"),
                             ("dps", "adapt=d3ip", "adapt")):
     row(f"recon-{method}-param-{param}", P,
         ["recon", "{t}/ct64.h5", "--method", method, "--prior", "{t}/ct_prior", "--param", "steps=1",

@@ -31,7 +31,12 @@ from medprior.physics.operator import LinearOperator
 
 ADAPT_MODES = ("none", "d3ip", "ddip")
 """none: the prior as trained; d3ip: one adapter set for the whole volume; ddip: one per slice."""
+ADAPT_LAYERS = ("all", "decoder")
+"""all: every convolution and attention projection; decoder: those of the up path and the output only
+(the backward pass then stops there: on 64 x 64 CT, 2026-11-30, 20 % less time per adapted volume
+for 0.1-0.4 dB less gain)."""
 _SKIPPED = ("time_embed", "time_emb_proj")  # module names whose layers keep the prior's weights
+_ENCODER = ("conv_in", "down_blocks", "middle_block")  # DiffusionModelUNet's path before the decoder
 
 
 class LowRankConv2d(nn.Module):
@@ -71,21 +76,26 @@ class LowRankLinear(nn.Module):
         return self.base(x) + self.up(self.down(x)) + self.bias_offset
 
 
-def add_adapters(denoiser: Denoiser, rank: int) -> tuple[Denoiser, list[nn.Parameter]]:
-    """A copy of ``denoiser`` whose network's convolutions and attention projections carry rank-``rank``
-    adapters; every original weight frozen. Returns the copy and its trainable parameters.
+def add_adapters(denoiser: Denoiser, rank: int, layers: str = "all") -> tuple[Denoiser, list[nn.Parameter]]:
+    """A copy of ``denoiser`` whose network's convolutions and attention projections (``layers``: all,
+    or the decoder's, :data:`ADAPT_LAYERS`) carry rank-``rank`` adapters; every original weight
+    frozen. Returns the copy and its trainable parameters.
 
     Raises:
-        ValueError: a denoiser without a network (the exact Gaussian denoisers), or ``rank < 1``.
+        ValueError: a denoiser without a network (the exact Gaussian denoisers), ``rank < 1`` or
+            unknown ``layers``.
     """
     if rank < 1:
         raise ValueError(f"adapter rank must be >= 1, got {rank}")
+    if layers not in ADAPT_LAYERS:
+        raise ValueError(f"adapter layers must be one of {ADAPT_LAYERS}, got {layers!r}")
+    skipped = _SKIPPED + (_ENCODER if layers == "decoder" else ())
     adapted = copy.deepcopy(denoiser)
     network = _network(adapted)
     network.requires_grad_(False)
     for parent_name, parent in list(network.named_modules()):
         for name, child in list(parent.named_children()):
-            if any(part in _SKIPPED for part in f"{parent_name}.{name}".split(".")):
+            if any(part in skipped for part in f"{parent_name}.{name}".split(".")):
                 continue
             if isinstance(child, nn.Conv2d):
                 setattr(parent, name, LowRankConv2d(child, rank))
@@ -123,6 +133,7 @@ class TweedieAdaptation:
         operator, y: the problem ``y = A x`` on stacks (K, H, W), in the denoiser's units.
         mode: ``"d3ip"`` (one adapter set for all K slices) or ``"ddip"`` (one per slice).
         rank: adapter rank. lr: Adam step size. iterations: Adam steps at each adapted sampling step.
+        layers: where the adapters go (:data:`ADAPT_LAYERS`).
         slice_batch: slices per network call.
 
     :meth:`estimate` with ``adapt`` first takes ``iterations`` Adam steps on
@@ -135,7 +146,7 @@ class TweedieAdaptation:
     """
 
     def __init__(self, denoiser: Denoiser, operator: LinearOperator, y: Tensor, *, mode: str, rank: int = 4,
-                 lr: float = 1e-3, iterations: int = 1, slice_batch: int = 16) -> None:
+                 lr: float = 1e-3, iterations: int = 1, layers: str = "all", slice_batch: int = 16) -> None:
         if mode not in ADAPT_MODES[1:]:
             raise ValueError(f"adaptation mode must be one of {ADAPT_MODES[1:]}, got {mode!r}")
         self.operator, self.y, self.iterations, self.slice_batch = operator, y, iterations, slice_batch
@@ -143,7 +154,7 @@ class TweedieAdaptation:
         groups = [list(range(slices))] if mode == "d3ip" else [[k] for k in range(slices)]
         self.groups = []
         for indices in groups:
-            adapted, parameters = add_adapters(denoiser, rank)
+            adapted, parameters = add_adapters(denoiser, rank, layers)
             self.groups.append((adapted, torch.optim.Adam(parameters, lr=lr), indices))
 
     @property

@@ -147,7 +147,7 @@ class Adapt:
     ``mode``: ``"none"``, ``"d3ip"`` (one adapter set shared by the slices) or ``"ddip"`` (one per
     slice); ``rank``: adapter rank; ``lr``: Adam step size; ``iterations``: Adam steps at each
     adapted step; ``every``: adapt at every ``every``-th sampling step from the first, and at the
-    last (whose estimate is the result).
+    last (whose estimate is the result); ``layers``: ``"all"`` or ``"decoder"`` (where the adapters go).
     """
 
     mode: str
@@ -155,13 +155,15 @@ class Adapt:
     lr: float
     iterations: int
     every: int
+    layers: str = "all"
 
     def start(self, denoiser: Denoiser, consistency: DataConsistency, slice_batch: int) -> TweedieAdaptation | None:
         """Fresh adapters for one sampling run (None without adaptation)."""
         if self.mode == "none":
             return None
         return TweedieAdaptation(denoiser, consistency.operator, consistency.y, mode=self.mode, rank=self.rank,
-                                 lr=self.lr, iterations=self.iterations, slice_batch=slice_batch)
+                                 lr=self.lr, iterations=self.iterations, layers=self.layers,
+                                 slice_batch=slice_batch)
 
     def now(self, index: int, steps: int) -> bool:
         return index % self.every == 0 or index == steps - 1
@@ -181,7 +183,7 @@ def _estimate(denoiser: Denoiser, adaptation: TweedieAdaptation | None, x: Tenso
 def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: float = 0.85,
         cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, admm_iterations: int = 1, samples: int = 1,
         adapt: str = "none", adapt_rank: int = 4, adapt_lr: float = 3e-4, adapt_iterations: int = 4,
-        adapt_every: int = 10, slice_batch: int = 16, generator: torch.Generator | None = None,
+        adapt_every: int = 10, adapt_layers: str = "all", slice_batch: int = 16, generator: torch.Generator | None = None,
         progress: bool = False, adapted: Callable[[TweedieAdaptation], None] | None = None) -> Tensor:
     """Decomposed Diffusion Sampler; returns the image (K, H, W) in the problem's units.
 
@@ -194,7 +196,7 @@ def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: fl
         lam, rho, admm_iterations: z-TV weight (0 = none), ADMM penalty, ADMM iterations per step.
         samples: independent DDS runs averaged (a Monte Carlo posterior mean; each run draws its
             own noise from ``generator``); costs ``samples * steps`` network evaluations per slice.
-        adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every: adaptation of the prior to the
+        adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every, adapt_layers: adaptation of the prior to the
             measurement while sampling (:class:`Adapt`); each sample starts from the prior again.
         slice_batch: slices per network call (bounds the peak memory).
         generator: seeds the start and the re-noising.
@@ -204,8 +206,8 @@ def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: fl
     """
     _check("dds", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho,
            admm_iterations=admm_iterations, samples=samples, adapt=adapt, adapt_rank=adapt_rank, adapt_lr=adapt_lr,
-           adapt_iterations=adapt_iterations, adapt_every=adapt_every)
-    settings = Adapt(adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every)
+           adapt_iterations=adapt_iterations, adapt_every=adapt_every, adapt_layers=adapt_layers)
+    settings = Adapt(adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every, adapt_layers)
     problem, denoiser, _ = problem.for_denoiser(denoiser)
     total = None
     for sample in range(samples):
@@ -228,7 +230,8 @@ def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: fl
 
 def mbir(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: float = 1.0,
          cg_iterations: int = 5, lam: float = 0.0, rho: float = 1.0, adapt: str = "none", adapt_rank: int = 4,
-         adapt_lr: float = 3e-4, adapt_iterations: int = 4, adapt_every: int = 10, slice_batch: int = 16,
+         adapt_lr: float = 3e-4, adapt_iterations: int = 4, adapt_every: int = 10, adapt_layers: str = "all",
+         slice_batch: int = 16,
          generator: torch.Generator | None = None, progress: bool = False,
          adapted: Callable[[TweedieAdaptation], None] | None = None) -> Tensor:
     """DiffusionMBIR: prior step on all slices, then one z-TV ADMM iteration (state carried); the image
@@ -237,8 +240,9 @@ def mbir(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: 
     Arguments as :func:`dds`; ``eta = 1`` makes the prior step ancestral (the paper's predictor).
     """
     _check("mbir", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho, adapt=adapt,
-           adapt_rank=adapt_rank, adapt_lr=adapt_lr, adapt_iterations=adapt_iterations, adapt_every=adapt_every)
-    settings = Adapt(adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every)
+           adapt_rank=adapt_rank, adapt_lr=adapt_lr, adapt_iterations=adapt_iterations, adapt_every=adapt_every,
+           adapt_layers=adapt_layers)
+    settings = Adapt(adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every, adapt_layers)
     problem, denoiser, _ = problem.for_denoiser(denoiser)
     consistency = DataConsistency(problem.operator, problem.data, cg_iterations=cg_iterations, lam=lam, rho=rho)
     adaptation = settings.start(denoiser, consistency, slice_batch)
