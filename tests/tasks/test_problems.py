@@ -52,7 +52,9 @@ def test_a_notebook_ct_problem_from_plain_tensors_matches_the_cli(tmp_path):
     parameters = RECON_METHODS.parameters("dds", "CT", {"steps": 4})
     image = dds(problem, prior.denoiser(), **parameters, slice_batch=2, generator=torch.Generator().manual_seed(3))
     assert image.shape == (2, 64, 64)
-    np.testing.assert_allclose(from_slices(image), cli, rtol=0, atol=1e-3)  # HU; measured: identical
+    # HU; identical in a fresh process, up to 0.007 HU after other tests ran in it on one thread (the CPU
+    # convolution kernels picked then round differently, 2026-11-30)
+    np.testing.assert_allclose(from_slices(image), cli, rtol=0, atol=0.02)
     assert abs(float(image.mean()) - float(cli.mean())) < 1e-3 and float(image.std()) > 100  # an image, not a constant
 
 
