@@ -160,6 +160,20 @@ def test_train_sample_and_check_through_the_cli(tmp_path, capsys):
     assert "samples" in capsys.readouterr().out
 
 
+def test_check_compares_an_augmented_prior_with_plain_training_slices(tmp_path):
+    config = write_config(tmp_path)
+    content = yaml.safe_load(config.read_text())
+    content["training"]["augmentation"] = {"source_size": [32, 32], "zoom_range": [1.0, 2.0]}
+    config.write_text(yaml.safe_dump(content))
+    prior_dir = tmp_path / "prior"
+    assert main(["train-prior", "--config", str(config), "--out", str(prior_dir), "--device", "cpu"]) == 0
+    report_path = tmp_path / "check.json"
+    assert main(["check-prior", "--prior", str(prior_dir), "--config", str(config), "--out", str(report_path),
+                 "--device", "cpu"]) == 0  # the training rows were 32 x 32, the samples 16 x 16
+    report = json.loads(report_path.read_text())
+    assert report["training"]["histogram_intersection"] > report["white_noise"]["histogram_intersection"]
+
+
 def test_cli_bad_prior_dir_and_config_exit_2_without_output(tmp_path, capsys):
     out = tmp_path / "samples.nii.gz"
     assert main(["sample", "--prior", str(tmp_path / "missing"), "--out", str(out)]) == 2

@@ -301,6 +301,8 @@ def check_prior(prior_dir: str | os.PathLike, config_path: str | os.PathLike, ou
     prior = load_prior(prior_dir, device=resolve_device(device))
     holdout, holdout_names, _ = examples(config, "holdout")
     training, _, _ = examples(config, "train")
+    if training.shape[2:] != holdout.shape[2:]:  # augmented training keeps finer source slices: the plain view
+        training = torch.nn.functional.interpolate(training, size=tuple(holdout.shape[2:]), mode="area")
     generator = torch.Generator().manual_seed(check["seed"])
     started = time.perf_counter()
     conditions = holdout[: check["samples"], 1:] if prior.condition_channels else None
