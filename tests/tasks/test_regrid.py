@@ -130,6 +130,8 @@ def test_reconstruct_on_the_prior_grid_returns_the_measurement_grid():
     assert facts["pixel_mm"] == pytest.approx(6.0) and "geometry_warning" not in facts  # checked on the new grid
     with pytest.raises(ParameterError, match="resample"):
         reconstruct(measurement, "dds", prior="priors/ct_slices", resample="coarse")
+    with pytest.raises(InputError, match="needs a prior"):
+        reconstruct(measurement, "dds", resample="prior")
     problem = ct_problem(measurement.data, measurement.arrays["angles_deg"], image_shape=(128, 128), pixel_size_mm=3.0)
     with pytest.raises(ParameterError, match="resample"):
         reconstruct(problem, "dds", prior="priors/ct_slices", resample="prior")

@@ -291,7 +291,7 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
         entry = RECON_METHODS.for_modality(method, source.modality, name)
         where = torch.device("cpu")
         if entry.family == "diffusion":  # the prior checked and loaded before the coil maps and the start image
-            if resample == "prior":
+            if resample == "prior" and prior is not None:  # without one, check_prior says so
                 source, regridded = on_grid(source, tuple(prior_record(prior)["image_size"]), name)
                 log.info("%s; result interpolated back onto the measurement's %s grid", regridded["how"],
                          " x ".join(map(str, measured.image_shape[:2])))
