@@ -8,7 +8,8 @@ from scipy.ndimage import map_coordinates
 from medprior.io.volume import Volume
 
 
-def sample_at_world(volume: Volume, points_mm: np.ndarray, *, order: int = 1, fill: float = 0.0) -> np.ndarray:
+def sample_at_world(volume: Volume, points_mm: np.ndarray, *, order: int = 1, fill: float = 0.0,
+                    outside: str = "constant") -> np.ndarray:
     """Values of ``volume`` at world points (RAS+ mm).
 
     Args:
@@ -16,6 +17,8 @@ def sample_at_world(volume: Volume, points_mm: np.ndarray, *, order: int = 1, fi
         points_mm: ``(..., 3)`` world coordinates in mm.
         order: spline order (0 nearest, for labels; 1 linear).
         fill: value outside the grid.
+        outside: ``"constant"`` (``fill`` beyond the outer voxel centres) or ``"nearest"`` (the nearest
+            edge value, e.g. for the half voxel between a coarse grid's outer centres and its border).
 
     Returns:
         ``points_mm.shape[:-1]`` float32 array.
@@ -23,7 +26,7 @@ def sample_at_world(volume: Volume, points_mm: np.ndarray, *, order: int = 1, fi
     points = np.asarray(points_mm, dtype=np.float64)
     to_voxel = np.linalg.inv(volume.affine)
     voxels = points @ to_voxel[:3, :3].T + to_voxel[:3, 3]
-    values = map_coordinates(volume.data, np.moveaxis(voxels, -1, 0), order=order, mode="constant", cval=fill)
+    values = map_coordinates(volume.data, np.moveaxis(voxels, -1, 0), order=order, mode=outside, cval=fill)
     return values.astype(np.float32)
 
 

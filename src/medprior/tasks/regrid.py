@@ -29,13 +29,18 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import map_coordinates
 
 from medprior.errors import InputError
 from medprior.io.measurement import Measurement
-from medprior.io.resample import voxel_centres_mm
+from medprior.io.resample import sample_at_world, voxel_centres_mm
+from medprior.io.volume import Volume
 from medprior.solvers.diffusion import DataConsistency
 from medprior.solvers.problem import InverseProblem, from_slices, to_slices
+
+
+def in_plane_pixel_mm(affine: np.ndarray | None) -> float:
+    """Mean in-plane voxel size (mm) of an image grid's affine (0 without one)."""
+    return 0.0 if affine is None else float(np.linalg.norm(np.asarray(affine)[:3, :2], axis=0).mean())
 
 
 def grid_affine(affine: np.ndarray, shape: tuple[int, int], new_shape: tuple[int, int]) -> np.ndarray:
@@ -81,7 +86,7 @@ def on_grid(measurement: Measurement, new_shape: tuple[int, int],
     """
     shape = tuple(int(n) for n in measurement.image_shape[:2])
     new_shape = tuple(int(n) for n in new_shape)
-    pixel = float(np.linalg.norm(np.asarray(measurement.affine)[:3, :2], axis=0).mean())
+    pixel = in_plane_pixel_mm(measurement.affine)
     if shape == new_shape:
         return measurement, {"grid": list(shape), "pixel_mm": round(pixel, 4),
                              "how": "the measurement is already on the prior's grid"}
@@ -124,10 +129,8 @@ def back_to_grid(image: np.ndarray, affine: np.ndarray, target_affine: np.ndarra
     (``target_affine``, ``target_shape``), in world mm; the border half pixel takes the nearest
     value. Float32 ``target_shape``."""
     points = voxel_centres_mm(np.asarray(target_affine, np.float64), tuple(target_shape))
-    to_voxel = np.linalg.inv(np.asarray(affine, np.float64))
-    voxels = points @ to_voxel[:3, :3].T + to_voxel[:3, 3]
-    return map_coordinates(np.asarray(image, np.float32), np.moveaxis(voxels, -1, 0), order=1,
-                           mode="nearest").astype(np.float32)
+    return sample_at_world(Volume(np.asarray(image, np.float32), np.asarray(affine, np.float64)), points,
+                           outside="nearest")
 
 
 def consistent_on_grid(problem: InverseProblem, image: np.ndarray, iterations: int) -> np.ndarray:
