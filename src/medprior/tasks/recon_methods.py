@@ -45,7 +45,7 @@ from medprior.solvers import admm_tv, cg_sense, dds, dps, mbir, reddiff
 from medprior.solvers.problem import InverseProblem, from_slices
 from medprior.tasks.prior_geometry import pixel_mismatch
 from medprior.tasks.problems import problem_from_measurement
-from medprior.tasks.regrid import back_to_grid, consistent_on_grid, in_plane_pixel_mm, on_grid
+from medprior.tasks.regrid import back_to_grid, consistent_on_grid, on_grid
 
 GENERAL_DIFFUSION_OPTIONS = ("slice_batch", "seed", "device", "resample")
 """Options of every diffusion method besides its parameters (schema ``recon.diffusion``)."""
@@ -205,6 +205,11 @@ def _loaded(prior: Prior | str | os.PathLike, device: torch.device) -> Prior:
     return prior
 
 
+def _pixel_mm(affine: np.ndarray | None) -> float:
+    """Mean in-plane voxel size (mm) of an image grid's affine (0 without one)."""
+    return 0.0 if affine is None else float(np.linalg.norm(np.asarray(affine)[:3, :2], axis=0).mean())
+
+
 def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLike | None = None,
         config: dict[str, Any] | None = None, **options: Any) -> tuple[Tensor, dict[str, Any]]:
     """Run ``method`` on ``problem``: the image (K, H, W) in the problem's units and the run's facts.
@@ -228,7 +233,7 @@ def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLik
     seed = general.get("seed", settings["seed"])
     device = problem.data.device
     loaded = _loaded(prior, device)
-    geometry = pixel_mismatch(in_plane_pixel_mm(problem.affine), content, loaded.folder or "(in memory)")
+    geometry = pixel_mismatch(_pixel_mm(problem.affine), content, loaded.folder or "(in memory)")
     problem, denoiser, prepared = problem.for_denoiser(loaded.denoiser())
     batch = auto_slice_batch(loaded, problem.slices, device, method == "dps") if slice_batch == "auto" else slice_batch
     evaluations: list[int] = []

@@ -38,11 +38,6 @@ from medprior.solvers.diffusion import DataConsistency
 from medprior.solvers.problem import InverseProblem, from_slices, to_slices
 
 
-def in_plane_pixel_mm(affine: np.ndarray | None) -> float:
-    """Mean in-plane voxel size (mm) of an image grid's affine (0 without one)."""
-    return 0.0 if affine is None else float(np.linalg.norm(np.asarray(affine)[:3, :2], axis=0).mean())
-
-
 def grid_affine(affine: np.ndarray, shape: tuple[int, int], new_shape: tuple[int, int]) -> np.ndarray:
     """The voxel-to-world matrix of the ``new_shape`` in-plane grid over the field of view of
     (``affine``, ``shape``): in-plane voxel columns scaled by ``shape / new_shape``, and pixel
@@ -86,7 +81,7 @@ def on_grid(measurement: Measurement, new_shape: tuple[int, int],
     """
     shape = tuple(int(n) for n in measurement.image_shape[:2])
     new_shape = tuple(int(n) for n in new_shape)
-    pixel = in_plane_pixel_mm(measurement.affine)
+    pixel = float(np.linalg.norm(np.asarray(measurement.affine)[:3, :2], axis=0).mean())
     if shape == new_shape:
         return measurement, {"grid": list(shape), "pixel_mm": round(pixel, 4),
                              "how": "the measurement is already on the prior's grid"}
