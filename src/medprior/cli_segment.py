@@ -65,7 +65,7 @@ def add_commands(commands: argparse._SubParsersAction, config: dict[str, Any]) -
     segment.add_argument("--model", help=f"segmentation model folder (e.g. priors/{config['models']['diffusion']}); "
                                          "its method is the model's")
     segment.add_argument("--method", choices=SEGMENT_METHODS.names(),
-                         help="; ".join(f"{m.name}: {m.summary}" for m in SEGMENT_METHODS.methods.values())
+                         help=SEGMENT_METHODS.help()
                          + " (threshold needs no --model)")
     segment.add_argument("--input", required=True, help="HECKTOR cases: flat, or imagesTr/imagesTs folders")
     segment.add_argument("--output", required=True, help="submission folder to write (flat)")

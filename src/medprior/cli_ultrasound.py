@@ -106,7 +106,7 @@ def add_commands(commands: argparse._SubParsersAction, config: dict[str, Any]) -
                                  "and haze RF where the method estimates them")
     dehaze.add_argument("beamformed", help="zea .hdf5 from `medprior beamform`")
     dehaze.add_argument("--method", required=True, choices=DEHAZE_METHODS.names(),
-                        help="; ".join(f"{m.name}: {m.summary}" for m in DEHAZE_METHODS.methods.values()))
+                        help=DEHAZE_METHODS.help())
     dehaze.add_argument("--out", required=True, help="zea .hdf5 to write")
     dehaze.add_argument("--tissue-prior", help=f"diffusion: tissue prior folder (e.g. priors/{config['models']['tissue']})")
     dehaze.add_argument("--haze-prior", help=f"diffusion: haze prior folder (e.g. priors/{config['models']['haze']})")

@@ -85,6 +85,11 @@ class Registry:
                      if (family is None or method.family == family)
                      and (modality is None or modality in method.modalities))
 
+    def help(self) -> str:
+        """``name: summary`` of every method, for an argparse help text (``%`` escaped, as argparse
+        formats help with ``%``)."""
+        return "; ".join(f"{m.name}: {m.summary}" for m in self.methods.values()).replace("%", "%%")
+
     def for_modality(self, name: str, modality: str | None, source: Any = None) -> Method:
         """The method, refused (InputError naming ``source``) where it does not apply to ``modality``."""
         method = self[name]
