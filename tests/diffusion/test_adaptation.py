@@ -14,7 +14,7 @@ from medprior.diffusion.adaptation import (LowRankConv2d, LowRankLinear, Tweedie
 from medprior.diffusion.orientation import FlippedDenoiser
 from medprior.diffusion.priors import SlicePrior2D
 from medprior.physics.operator import LinearOperator
-from medprior.solvers.diffusion import dds, mbir
+from medprior.solvers.diffusion import dds, mbir, reddiff
 from medprior.solvers.problem import InverseProblem
 
 SIZE = 16
@@ -155,7 +155,7 @@ def test_adaptation_goes_through_the_orientation_wrapper_and_refuses_closed_form
         add_adapters(gaussian, rank=2)
 
 
-@pytest.mark.parametrize("solver", [dds, mbir])
+@pytest.mark.parametrize("solver", [dds, mbir, reddiff])
 def test_solvers_adapt_on_request_and_hand_back_the_adapters(solver):
     x, y = stack(2)
     problem = InverseProblem(RandomRays(), y)

@@ -1008,7 +1008,8 @@ for method, param, name in (("dds", "steps=0", "steps"), ("dds", "steps=-3", "st
                             ("reddiff", "lam=-1", "lam"), ("dds", "adapt=lora", "adapt"), ("dds", "adapt=1", "adapt"),
                             ("dds", "adapt_rank=0", "adapt_rank"), ("mbir", "adapt_lr=0", "adapt_lr"),
                             ("dds", "adapt_lr=nan", "adapt_lr"), ("dds", "adapt_every=0", "adapt_every"),
-                            ("mbir", "adapt_layers=encoder", "adapt_layers"),
+                            ("mbir", "adapt_layers=encoder", "adapt_layers"), ("reddiff", "adapt=all", "adapt"),
+                            ("reddiff", "adapt_iterations=51", "adapt_iterations"),
                             ("dps", "adapt=d3ip", "adapt")):
     row(f"recon-{method}-param-{param}", P,
         ["recon", "{t}/ct64.h5", "--method", method, "--prior", "{t}/ct_prior", "--param", "steps=1",
@@ -1275,6 +1276,9 @@ row("recon-dds", G, [*DDS_CT, "--out", "{t}/r.nii.gz"], uses=U_DDS, code=0,
     creates=("r.nii.gz", "r.nii.gz.provenance.json"))
 row("recon-dds-adapted", G, [*DDS_CT, "--param", "adapt=d3ip", "--out", "{t}/r.nii.gz"], uses=U_DDS, code=0,
     creates=("r.nii.gz", "r.nii.gz.provenance.json", "r.adapters.safetensors"))
+row("recon-reddiff-adapted", G, ["recon", "{t}/ct64.h5", "--method", "reddiff", "--prior", "{t}/ct_prior", "--param",
+                                 "steps=2", "--param", "adapt=ddip", "--device", "cpu", "--out", "{t}/r.nii.gz"],
+    uses=U_DDS, code=0, creates=("r.nii.gz", "r.nii.gz.provenance.json", "r.adapters.safetensors"))
 row("recon-dds-resampled", G, ["recon", "{t}/ct.h5", *DDS, "--resample", "prior", "--out", "{t}/r.nii.gz"],
     uses=("ct.h5", "ct_prior"), code=0, creates=("r.nii.gz", "r.nii.gz.provenance.json"))
 row("recon-replaces-its-earlier-output", G, ["recon", "{t}/ct.h5", "--method", "tv", "--tv-iterations", "2",

@@ -38,9 +38,9 @@ evaluations per slice (NFE; DPS costs two when the stack needs more than one sli
   ``L = ||A^T A||``: the paper's SNR-inverse weight ``lam sigma / alpha`` times
   ``eps_hat - eps = alpha / sigma (u - x0_hat)``.
 
-DDS and DiffusionMBIR can adapt the prior to the measurement while sampling (``adapt="d3ip"`` or
-``"ddip"``, :class:`Adapt`): their Tweedie estimates then come from low-rank adapters on the network
-that learn the estimate's data misfit (:mod:`medprior.diffusion.adaptation`, DDIP / D3IP).
+DDS, DiffusionMBIR and RED-diff can adapt the prior to the measurement while sampling
+(``adapt="d3ip"`` or ``"ddip"``, :class:`Adapt`): their Tweedie estimates then come from low-rank
+adapters on the network that learn the estimate's data misfit (:mod:`medprior.diffusion.adaptation`, DDIP / D3IP).
 
 The z-direction differences are non-periodic (:class:`~medprior.physics.finite_difference.FiniteDifference`
 with ``axes=("z",)``, zero past the last slice).
@@ -157,11 +157,11 @@ class Adapt:
     every: int
     layers: str = "all"
 
-    def start(self, denoiser: Denoiser, consistency: DataConsistency, slice_batch: int) -> TweedieAdaptation | None:
-        """Fresh adapters for one sampling run (None without adaptation)."""
+    def start(self, denoiser: Denoiser, operator: LinearOperator, y: Tensor, slice_batch: int) -> TweedieAdaptation | None:
+        """Fresh adapters for one sampling run on ``y = A x`` (None without adaptation)."""
         if self.mode == "none":
             return None
-        return TweedieAdaptation(denoiser, consistency.operator, consistency.y, mode=self.mode, rank=self.rank,
+        return TweedieAdaptation(denoiser, operator, y, mode=self.mode, rank=self.rank,
                                  lr=self.lr, iterations=self.iterations, layers=self.layers,
                                  slice_batch=slice_batch)
 
@@ -213,7 +213,7 @@ def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: fl
     for sample in range(samples):
         name = settings.label("DDS" if samples == 1 else f"DDS {sample + 1}/{samples}")
         consistency = DataConsistency(problem.operator, problem.data, cg_iterations=cg_iterations, lam=lam, rho=rho)
-        adaptation = settings.start(denoiser, consistency, slice_batch)
+        adaptation = settings.start(denoiser, problem.operator, problem.data, slice_batch)
         x = noise_like(consistency.aty, generator)
         for index, ((t, abar_t), (s, abar_s)) in enumerate(_grid(denoiser, steps, progress, name)):
             x0 = _estimate(denoiser, adaptation, x, t, slice_batch, settings.now(index, steps))
@@ -245,7 +245,7 @@ def mbir(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: 
     settings = Adapt(adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every, adapt_layers)
     problem, denoiser, _ = problem.for_denoiser(denoiser)
     consistency = DataConsistency(problem.operator, problem.data, cg_iterations=cg_iterations, lam=lam, rho=rho)
-    adaptation = settings.start(denoiser, consistency, slice_batch)
+    adaptation = settings.start(denoiser, problem.operator, problem.data, slice_batch)
     x = noise_like(consistency.aty, generator)
     for index, ((t, abar_t), (s, abar_s)) in enumerate(_grid(denoiser, steps, progress, settings.label("DiffusionMBIR"))):
         x0 = _estimate(denoiser, adaptation, x, t, slice_batch, settings.now(index, steps))
@@ -307,30 +307,40 @@ def dps(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: f
 
 
 def reddiff(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, lr: float = 0.1,
-            lam: float = 0.25, slice_batch: int = 16, generator: torch.Generator | None = None,
-            progress: bool = False) -> Tensor:
+            lam: float = 0.25, adapt: str = "none", adapt_rank: int = 4, adapt_lr: float = 3e-4,
+            adapt_iterations: int = 4, adapt_every: int = 10, adapt_layers: str = "all", slice_batch: int = 16,
+            generator: torch.Generator | None = None, progress: bool = False,
+            adapted: Callable[[TweedieAdaptation], None] | None = None) -> Tensor:
     """RED-diff: Adam on ``u`` (K, H, W) with the SNR-weighted denoiser regulariser; returns the image
     (K, H, W) in the problem's units.
 
     Starts from the problem's start image (the normalised FBP / CG-SENSE image), zeros without one.
+    With adaptation the regulariser's Tweedie estimates ``x0_hat(x_t)`` come from the adapted
+    network, trained on their own data misfit as in :func:`dds`.
 
     Args:
         lr: Adam step size (in the prior's units, images span [-1, 1]).
         lam: regulariser weight relative to the data term normalised by ``||A^T A||``.
         Others as :func:`dds`.
     """
-    _check("reddiff", slice_batch, steps=steps, lr=lr, lam=lam)
+    _check("reddiff", slice_batch, steps=steps, lr=lr, lam=lam, adapt=adapt, adapt_rank=adapt_rank,
+           adapt_lr=adapt_lr, adapt_iterations=adapt_iterations, adapt_every=adapt_every, adapt_layers=adapt_layers)
+    settings = Adapt(adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every, adapt_layers)
     problem, denoiser, _ = problem.for_denoiser(denoiser)
     operator, start = problem.operator, problem.start
     aty = operator.adjoint(problem.data)
     scale = normal_norm(operator, aty)
+    adaptation = settings.start(denoiser, operator, problem.data, slice_batch)
     u = torch.zeros_like(aty) if start is None else start.to(aty).clone()
     u.requires_grad_()
     optimizer = torch.optim.Adam([u], lr=lr)
-    for (t, abar_t), _ in _grid(denoiser, steps, progress, "RED-diff"):
+    for index, ((t, abar_t), _) in enumerate(_grid(denoiser, steps, progress, settings.label("RED-diff"))):
         with torch.no_grad():
             x_t = math.sqrt(abar_t) * u + math.sqrt(1 - abar_t) * noise_like(u, generator)
-            x0 = denoise_slices(denoiser, x_t, t, slice_batch)
+        x0 = _estimate(denoiser, adaptation, x_t, t, slice_batch, settings.now(index, steps))
+        with torch.no_grad():
             u.grad = (operator.normal(u) - aty) / scale + lam * (u - x0)
         optimizer.step()
+    if adaptation is not None and adapted is not None:
+        adapted(adaptation)
     return problem.image(u.detach())
