@@ -105,6 +105,19 @@ def test_a_low_rank_convolution_is_the_convolution_with_the_merged_kernel():
         merged.bias.copy_(conv.bias + adapted.bias_offset)
     x = torch.randn(2, 5, 9, 9)
     assert torch.allclose(adapted(x), merged(x), atol=1e-5)
+    with torch.no_grad():  # the path that merges the kernel itself
+        assert torch.allclose(adapted(x), merged(x), atol=1e-5)
+
+
+def test_a_low_rank_projection_without_gradients_is_the_one_with_them():
+    torch.manual_seed(0)
+    adapted = LowRankLinear(nn.Linear(6, 5), rank=2)
+    nn.init.normal_(adapted.up.weight)
+    nn.init.normal_(adapted.bias_offset)
+    x = torch.randn(3, 6)
+    with torch.no_grad():
+        merged = adapted(x)
+    assert torch.allclose(adapted(x), merged, atol=1e-5) and adapted(x).requires_grad
 
 
 def test_shared_adapters_get_the_same_gradient_however_the_slices_are_batched():

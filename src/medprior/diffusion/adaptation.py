@@ -43,7 +43,8 @@ class LowRankConv2d(nn.Module):
     """``conv(x) + up(down(x)) + bias_offset``: a frozen convolution with a rank-``r`` update.
 
     ``down`` has the convolution's kernel, stride and padding with ``r`` output channels (Kaiming
-    start), ``up`` is 1 x 1 from ``r`` to the output channels, zero at the start.
+    start), ``up`` is 1 x 1 from ``r`` to the output channels, zero at the start. Without gradients
+    the update is merged into the kernel and applied as one convolution.
     """
 
     def __init__(self, conv: nn.Conv2d, rank: int) -> None:
@@ -57,7 +58,13 @@ class LowRankConv2d(nn.Module):
         self.bias_offset = nn.Parameter(torch.zeros(conv.out_channels, device=conv.weight.device))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.base(x) + self.up(self.down(x)) + self.bias_offset[:, None, None]
+        if torch.is_grad_enabled():
+            return self.base(x) + self.up(self.down(x)) + self.bias_offset[:, None, None]
+        # without gradients, one convolution with the merged kernel W + sum_r up[:, r] down[r] (the
+        # same map; the unadapted sampling steps then cost what the prior's do)
+        weight = self.base.weight + torch.einsum("or,rikl->oikl", self.up.weight[:, :, 0, 0], self.down.weight)
+        bias = self.bias_offset if self.base.bias is None else self.base.bias + self.bias_offset
+        return self.base._conv_forward(x, weight, bias)
 
 
 class LowRankLinear(nn.Module):
@@ -73,7 +80,10 @@ class LowRankLinear(nn.Module):
         self.bias_offset = nn.Parameter(torch.zeros(linear.out_features, device=linear.weight.device))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.base(x) + self.up(self.down(x)) + self.bias_offset
+        if torch.is_grad_enabled():
+            return self.base(x) + self.up(self.down(x)) + self.bias_offset
+        bias = self.bias_offset if self.base.bias is None else self.base.bias + self.bias_offset
+        return nn.functional.linear(x, self.base.weight + self.up.weight @ self.down.weight, bias)
 
 
 def add_adapters(denoiser: Denoiser, rank: int, layers: str = "all") -> tuple[Denoiser, list[nn.Parameter]]:
