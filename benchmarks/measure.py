@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -58,6 +60,26 @@ def timing_device(parser: argparse.ArgumentParser, spec: str) -> tuple[torch.dev
     except ValueError as error:
         parser.error(f"--device: {error}")
     return device, (torch.cuda.synchronize if device.type == "cuda" else (lambda: None))
+
+
+def command_peak_mb(arguments: list[str], threads: int | None = None) -> float:
+    """Peak resident memory (MB, the process's ``VmHWM``, so torch's import included) of
+    ``medprior ARGUMENTS`` run in a fresh Python process; it must exit 0.
+
+    A fresh process is what a user's job is, and it has no allocator cache from earlier work, which
+    an in-process RSS difference (:class:`PeakRSS`) reads as zero. Not ``ru_maxrss``: Linux carries
+    it across ``exec`` from the forked copy of this (large) process.
+    """
+    probe = ("import sys\n"
+             "from medprior.cli import main\n"
+             "status = main(sys.argv[1:])\n"
+             "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))")
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    done = subprocess.run([sys.executable, "-c", probe + "\nsys.exit(status)", *arguments, "-q"], env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"medprior {' '.join(arguments)} failed: {done.stderr.strip()}")
+    return int(done.stdout.split()[-1]) / 1024
 
 
 def median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None], warmup_s: float = 1.0) -> float:

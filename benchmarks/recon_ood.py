@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from measure import machine_info, write_report
 from medprior.diffusion.prior_file import read_prior_json
@@ -131,8 +132,17 @@ def main() -> None:
     parser.add_argument("--ct-prior", default="priors/ct_slices")
     parser.add_argument("--mri-prior", default="priors/brain_slices")
     parser.add_argument("--figures", type=Path, help="folder for one figure per set and setting")
+    parser.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                        help="a diffusion method's parameter for every run of it, adapted or not (dds.steps=200)")
     args = parser.parse_args()
     sets = list(args.sets) + (list(IN_DISTRIBUTION) if args.in_distribution else [])
+    diffusion_options: dict[str, dict[str, object]] = {}
+    for given in args.param:
+        key, _, value = given.partition("=")
+        method, _, name = key.partition(".")
+        if not (value and name):
+            parser.error(f"--param needs METHOD.NAME=VALUE, got {given!r}")
+        diffusion_options.setdefault(method, {})[name] = yaml.safe_load(value)
 
     rows, runs_by_set, per_case = [], {}, {}
     for name in sets:
@@ -153,7 +163,8 @@ def main() -> None:
                 images: dict[str, np.ndarray] = {}
                 runs.append(run_case(volume, modality, parameters, methods, prior, min(args.slices, volume.shape[2]),
                                      size, args.tv_lambdas_ct if modality == "CT" else args.tv_lambdas_mri,
-                                     images=images if args.figures and not names else None))
+                                     images=images if args.figures and not names else None,
+                                     diffusion_options=diffusion_options))
                 if args.figures and not names:
                     figure(args.figures / f"{name}_{setting}.png", images.pop("truth"), images,
                            (-1000.0, 1000.0) if modality == "CT" else None)
@@ -173,7 +184,7 @@ def main() -> None:
                 "worst_case_minus_tv_db": min(gain_tv),
                 "time_ratio_to_unadapted": statistics.mean(run[method]["seconds"] / run[plain]["seconds"] for run in runs)}
     report = {"benchmark": "diffusion reconstruction out of distribution, with and without adaptation",
-              "cases": args.cases, "slices": args.slices, "sets": sets, "per_case_psnr": per_case, "bars": bars,
+              "cases": args.cases, "slices": args.slices, "diffusion_options": diffusion_options, "sets": sets, "per_case_psnr": per_case, "bars": bars,
               "runs": runs_by_set, "rows": rows, **machine_info(torch.device("cuda" if torch.cuda.is_available() else "cpu"))}
     write_report(args.out, report)
     args.out.with_suffix(".md").write_text(markdown_table(rows) + "\n")
