@@ -119,3 +119,18 @@ def test_pet_hot_spot_sits_on_the_label_in_world_space(case):
     pet_com = (pts[hot] * values[hot, None]).sum(0) / values[hot].sum()
     assert np.linalg.norm(pet_com - label_com) < 1.0 * np.linalg.norm(pet.spacing)
     assert np.all(np.abs(pet_com - label_com) < np.asarray(pet.spacing))
+
+
+def test_the_body_extent_slice_by_slice_equals_the_extent_of_all_voxel_positions():
+    from medprior.io import Volume
+    from medprior.io.resample import voxel_centres_mm
+    from medprior.tasks.petct_cases import _world_extent
+    rng = np.random.default_rng(3)
+    affine = np.array([[0.9, 0.1, 0.0, -20.0], [-0.1, 0.8, 0.3, 5.0], [0.05, 0.0, 2.5, -40.0], [0, 0, 0, 1]])
+    mask = rng.random((12, 10, 7)) > 0.8
+    low, high = _world_extent(Volume(np.zeros(mask.shape, np.float32), affine), mask)
+    points = voxel_centres_mm(affine, mask.shape)[mask]
+    np.testing.assert_allclose(low, points.min(0))
+    np.testing.assert_allclose(high, points.max(0))
+    none_low, none_high = _world_extent(Volume(np.zeros(mask.shape, np.float32), affine), np.zeros_like(mask))
+    assert np.isinf(none_low).all() and np.isinf(none_high).all()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import affine_transform, map_coordinates
 
 from medprior.io.volume import Volume
 
@@ -36,8 +36,20 @@ def voxel_centres_mm(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return index @ affine[:3, :3].T + affine[:3, 3]
 
 
+def sample_on_grid(volume: Volume, affine: np.ndarray, shape: tuple[int, ...], *, order: int = 1, fill: float = 0.0,
+                   outside: str = "constant") -> np.ndarray:
+    """``volume`` at the voxel centres of the grid (``affine``, ``shape``): a float32 ``shape`` array.
+
+    What :func:`sample_at_world` gives at :func:`voxel_centres_mm`, but through the one affine map
+    from the grid's voxels to the volume's (``scipy.ndimage.affine_transform``), so no world
+    coordinates are stored: on a 512 x 512 x 200 CT grid they would take 1.2 GB.
+    """
+    to_voxel = np.linalg.inv(volume.affine) @ np.asarray(affine, dtype=np.float64)
+    values = affine_transform(volume.data, to_voxel, output_shape=tuple(shape), order=order, mode=outside, cval=fill)
+    return values.astype(np.float32)
+
+
 def resample_like(volume: Volume, reference: Volume, *, order: int = 1, fill: float = 0.0) -> Volume:
     """``volume`` resampled onto ``reference``'s grid (world positions kept, no registration)."""
-    points = voxel_centres_mm(reference.affine, reference.shape)
-    return Volume(sample_at_world(volume, points, order=order, fill=fill), reference.affine,
-                  volume.modality, dict(volume.metadata))
+    return Volume(sample_on_grid(volume, reference.affine, reference.shape, order=order, fill=fill),
+                  reference.affine, volume.modality, dict(volume.metadata))

@@ -28,7 +28,7 @@ import torch
 from medprior.errors import InputError
 from medprior.io import Volume
 from medprior.io.nifti import load_nifti
-from medprior.io.resample import resample_like, sample_at_world, voxel_centres_mm
+from medprior.io.resample import resample_like, sample_on_grid
 
 SEGMENTATION_CLASSES = {1: "GTVp", 2: "GTVn"}
 BODY_HU = -500.0
@@ -111,6 +111,18 @@ def _world_points(volume: Volume, mask: np.ndarray) -> np.ndarray:
     return index @ volume.affine[:3, :3].T + volume.affine[:3, 3]
 
 
+def _world_extent(volume: Volume, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World bounding box (low, high; mm, each (3,)) of the voxels in ``mask``; +-inf without any.
+    Slice by slice along the last axis, so only one slice's points are held (a 512 x 512 x 200 body
+    mask has tens of millions of voxels)."""
+    low, high = np.full(3, np.inf), np.full(3, -np.inf)
+    for k in np.flatnonzero(mask.any(axis=(0, 1))):
+        index = np.argwhere(mask[:, :, k]).astype(np.float64)
+        points = index @ volume.affine[:3, :2].T + (volume.affine[:3, 2] * k + volume.affine[:3, 3])
+        low, high = np.minimum(low, points.min(0)), np.maximum(high, points.max(0))
+    return low, high
+
+
 def head_neck_box(case: PetCtCase, grid: WorkingGrid) -> np.ndarray:
     """The 4x4 affine of the working grid of ``case``: CT axes, ``grid.spacing_mm`` voxels.
 
@@ -119,10 +131,9 @@ def head_neck_box(case: PetCtCase, grid: WorkingGrid) -> np.ndarray:
     PET as the run of 4 mm axial bins from the top whose area above :data:`BRAIN_SUV` exceeds
     :data:`BRAIN_AREA_MM2`; without a brain in the field of view, at the top of the body.
     """
-    body = _world_points(case.ct, case.ct.data > BODY_HU)
-    if body.shape[0] == 0:
+    low, high = _world_extent(case.ct, case.ct.data > BODY_HU)
+    if not np.isfinite(low).all():
         raise InputError(case.ct.metadata.get("source"), f"no voxel above {BODY_HU:g} HU: not a CT of a body")
-    low, high = body.min(0), body.max(0)
     brain_bottom = _brain_bottom(case.pet, high[2], low[2])
     top = high[2] if brain_bottom is None else brain_bottom + grid.brain_margin_mm
     directions = case.ct.affine[:3, :3] / np.asarray(case.ct.spacing)
@@ -151,11 +162,6 @@ def _brain_bottom(pet: Volume, top: float, bottom: float) -> float | None:
     return float(bins[last] - width)
 
 
-def on_grid(volume: Volume, affine: np.ndarray, shape: tuple[int, ...], *, order: int, fill: float) -> np.ndarray:
-    """``volume`` sampled at the voxel centres of the grid (``affine``, ``shape``): float32 array."""
-    return sample_at_world(volume, voxel_centres_mm(affine, shape), order=order, fill=fill)
-
-
 def normalise_pet(suv: np.ndarray, suv_scale: float) -> np.ndarray:
     """SUV -> [-1, 1): ``2 (1 - exp(-SUV / suv_scale)) - 1``."""
     return (2.0 * (1.0 - np.exp(-np.maximum(suv, 0.0) / suv_scale)) - 1.0).astype(np.float32)
@@ -170,8 +176,8 @@ def normalise_ct(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
 def network_inputs(case: PetCtCase, grid: WorkingGrid) -> tuple[torch.Tensor, np.ndarray]:
     """The (2, *grid.shape) float32 tensor [PET, CT] in [-1, 1] on the case's working grid, and its affine."""
     affine = head_neck_box(case, grid)
-    pet = normalise_pet(on_grid(case.pet, affine, grid.shape, order=1, fill=0.0), grid.suv_scale)
-    ct = normalise_ct(on_grid(case.ct, affine, grid.shape, order=1, fill=-1000.0), grid.ct_window)
+    pet = normalise_pet(sample_on_grid(case.pet, affine, grid.shape, order=1, fill=0.0), grid.suv_scale)
+    ct = normalise_ct(sample_on_grid(case.ct, affine, grid.shape, order=1, fill=-1000.0), grid.ct_window)
     return torch.from_numpy(np.stack([pet, ct])), affine
 
 
@@ -185,7 +191,7 @@ def training_example(case: PetCtCase, grid: WorkingGrid) -> torch.Tensor:
     if case.label is None:
         raise InputError(case.case_id, "a training case needs its label")
     inputs, affine = network_inputs(case, grid)
-    label = on_grid(case.label, affine, grid.shape, order=0, fill=0.0)
+    label = sample_on_grid(case.label, affine, grid.shape, order=0, fill=0.0)
     return torch.cat([label_channels(np.rint(label)), inputs])
 
 
@@ -197,8 +203,7 @@ def mirror_axis(affine: np.ndarray) -> int:
 def probabilities_on_ct(probabilities: np.ndarray, affine: np.ndarray, ct: Volume) -> np.ndarray:
     """Class probabilities (3, *working shape) -> (3, *ct.shape) on the CT grid (trilinear; background 1
     outside the box), renormalised to sum to 1."""
-    points = voxel_centres_mm(ct.affine, ct.shape)
-    out = np.stack([sample_at_world(Volume(p.astype(np.float32), affine), points, order=1, fill=float(c == 0))
-                    for c, p in enumerate(probabilities)])
+    out = np.stack([sample_on_grid(Volume(p.astype(np.float32), affine), ct.affine, ct.shape, order=1,
+                                   fill=float(c == 0)) for c, p in enumerate(probabilities)])
     out = np.clip(out, 0.0, 1.0)        # rounding of the interpolation
     return out / np.maximum(out.sum(0, keepdims=True), 1e-12)

@@ -32,7 +32,7 @@ import numpy as np
 
 from medprior.errors import InputError
 from medprior.io.measurement import Measurement
-from medprior.io.resample import sample_at_world, voxel_centres_mm
+from medprior.io.resample import sample_on_grid
 from medprior.io.volume import Volume
 from medprior.solvers.diffusion import DataConsistency
 from medprior.solvers.problem import InverseProblem, from_slices, to_slices
@@ -123,9 +123,8 @@ def back_to_grid(image: np.ndarray, affine: np.ndarray, target_affine: np.ndarra
     """``image`` (I, J, K) on the grid ``affine`` linearly interpolated at the voxel centres of
     (``target_affine``, ``target_shape``), in world mm; the border half pixel takes the nearest
     value. Float32 ``target_shape``."""
-    points = voxel_centres_mm(np.asarray(target_affine, np.float64), tuple(target_shape))
-    return sample_at_world(Volume(np.asarray(image, np.float32), np.asarray(affine, np.float64)), points,
-                           outside="nearest")
+    return sample_on_grid(Volume(np.asarray(image, np.float32), np.asarray(affine, np.float64)), target_affine,
+                          tuple(target_shape), outside="nearest")
 
 
 def consistent_on_grid(problem: InverseProblem, image: np.ndarray, iterations: int) -> np.ndarray:
