@@ -30,7 +30,8 @@ from measure import machine_info, write_report
 from medprior.devices import resolve_device
 from medprior.diffusion.prior_file import load_prior
 from medprior.tables import markdown_table
-from medprior.tasks.dehaze import bmode, dehaze, reference_level
+from medprior.physics.beamform import bmode, reference_level
+from medprior.tasks.dehaze import dehaze
 from medprior.tasks.dehaze_report import score_frame
 from medprior.tasks.echo_frames import CardiacScan, beamform, frame_gamma, hazy_pair, simulate_frame
 

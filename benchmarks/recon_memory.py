@@ -26,7 +26,7 @@ from medprior.diffusion.priors import SlicePrior2D
 from medprior.diffusion.schedule import VPSchedule
 from medprior.phantoms import ct_body
 from medprior.tasks import recon
-from medprior.tasks.recon_methods import RECON_METHODS
+from medprior.methods import RECON_METHODS
 
 
 def random_prior(size: int, folder: Path, template: str) -> Path:

@@ -38,7 +38,7 @@ from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING
 from medprior.tables import markdown_table
 from medprior.tasks import recon
 from medprior.tasks.data import same_field_of_view
-from medprior.tasks.recon_methods import RECON_METHODS
+from medprior.methods import RECON_METHODS
 
 CT_SETTINGS = {"sv8": {"views": 8}, "la90": {"views": 90, "arc_deg": 90.0}}
 MRI_SETTINGS = {"x8": {"acceleration": 8, "center_fraction": 0.08, "coils": 8, "snr_db": 30.0}}

@@ -48,7 +48,8 @@ from medprior.phantoms.petct import petct_head_neck
 from medprior.tables import markdown_table
 from medprior.tasks.data import petct_grids
 from medprior.tasks.petct_cases import SEGMENTATION_CLASSES, PetCtCase, pet_on_ct
-from medprior.tasks.segment import SEGMENT_METHODS, Segmentation, ensemble_on_ct, segment_case
+from medprior.methods import SEGMENT_METHODS
+from medprior.tasks.segment import Segmentation, ensemble_on_ct, segment_case
 from medprior.tasks.segment_report import uncertainty_band
 
 SPLITS = {

@@ -7,7 +7,7 @@ import yaml
 
 from medprior.config import defaults, load_config, validate_config
 from medprior.errors import InputError
-from medprior.tasks.recon_methods import RECON_METHODS
+from medprior.methods import RECON_METHODS
 
 
 def test_defaults_fill_every_level():

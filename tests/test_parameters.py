@@ -30,8 +30,9 @@ from medprior.solvers import admm_tv, cg_sense
 from medprior.solvers.cg import conjugate_gradient
 from medprior.solvers.diffusion import dds, mbir, reddiff
 from medprior.solvers.problem import InverseProblem
-from medprior.tasks import data, priors, recon, synthesis
-from medprior.tasks.recon_methods import RECON_METHODS, check_options
+from medprior.tasks import data, priors, recon, recon_report, synthesis
+from medprior.methods import RECON_METHODS
+from medprior.tasks.recon_methods import check_options
 
 ROOT = Path(__file__).resolve().parent.parent
 CT_PRIOR = ROOT / "priors" / "ct_slices"
@@ -339,9 +340,9 @@ def test_evaluation_windows_name_the_parameter(files, tmp_path):
     volume = str(files["volume"])
     for window in [(1, 1), (2, 1), (NAN, 1), (0, INF), (1,)]:
         with raises("window"):
-            recon.evaluate_files(volume, volume, tmp_path / "e.json", window=window)
+            recon_report.evaluate_files(volume, volume, tmp_path / "e.json", window=window)
         with raises("window"):
-            recon.comparison_figure(volume, [volume], tmp_path / "f.png", window=window)
+            recon_report.comparison_figure(volume, [volume], tmp_path / "f.png", window=window)
     assert not any(tmp_path.iterdir())
 
 

@@ -15,9 +15,7 @@ from medprior.cli import build_parser
 from medprior.config import defaults
 from medprior.errors import InputError, ParameterError
 from medprior.registry import Method, Registry
-from medprior.tasks.dehaze import DEHAZE_METHODS
-from medprior.tasks.recon_methods import RECON_METHODS
-from medprior.tasks.segment import SEGMENT_METHODS
+from medprior.methods import DEHAZE_METHODS, RECON_METHODS, SEGMENT_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,11 +65,11 @@ def test_the_rules_route_every_method_by_its_family(tmp_path):
 
 def test_the_readme_table_is_the_registry():
     assert RECON_METHODS.markdown() in (ROOT / "README.md").read_text(), \
-        "regenerate the README's method table: python -m medprior.tasks.recon_methods"
+        "regenerate the README's method table: python -m medprior.methods recon"
     assert DEHAZE_METHODS.markdown() in (ROOT / "README.md").read_text(), \
-        "regenerate the README's dehazing table: python -m medprior.tasks.dehaze"
+        "regenerate the README's dehazing table: python -m medprior.methods dehaze"
     assert SEGMENT_METHODS.markdown() in (ROOT / "README.md").read_text(), \
-        "regenerate the README's segmentation table: python -m medprior.tasks.segment"
+        "regenerate the README's segmentation table: python -m medprior.methods segment"
 
 
 def test_the_segmentation_schema_and_cli_are_the_registry():
@@ -108,3 +106,25 @@ def test_a_new_task_registers_its_methods_the_same_way():
     assert registry.names() == ("only",) and registry.names(modality="MR") == ()
     assert registry.parameters("only", "CT") == {"cg_iterations": defaults()["recon"]["solver"]["cg_iterations"]}
     assert "| only | classical | CT | cg_iterations=20 (>= 1) | a toy |" in registry.markdown()
+
+
+def test_every_method_names_a_function_that_imports():
+    import medprior.solvers.diffusion as diffusion_solvers
+    from medprior.tasks import dehaze, recon_methods, segment
+    expected = {("recon", "tv"): recon_methods.tv, ("recon", "dds"): diffusion_solvers.dds,
+                ("dehaze", "nlm"): dehaze.nlm, ("segment", "threshold"): segment.pet_threshold}
+    for registry in (RECON_METHODS, DEHAZE_METHODS, SEGMENT_METHODS):
+        for method in registry.methods.values():
+            assert isinstance(method.run, str) and callable(method.runner), (registry.task, method.name)
+            if (registry.task, method.name) in expected:
+                assert method.runner is expected[registry.task, method.name]
+
+
+def test_parsing_and_scoring_do_not_import_monai():
+    """The registries name their functions by import path so that the CLI's parser, and the commands
+    that run no network, start without MONAI (seconds per workflow job)."""
+    code = ("import sys; from medprior.cli import build_parser; build_parser(); "
+            "from medprior.tasks import recon, dehaze_report, segment_report; "
+            "print(sorted(m for m in ('monai', 'medprior.diffusion.networks') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

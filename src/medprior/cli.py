@@ -14,6 +14,10 @@ message``) by verbosity, given before or after the subcommand (``medprior -v rec
 when stderr is a terminal (a log file or pipe gets no carriage-return noise, and a failure leaves its
 one error line alone); ``-v`` also INFO (e.g. each solver's iterations and final residual); ``-vv``
 also DEBUG (e.g. the residual of every solver iteration).
+
+Imports: a task's module is imported by the handler that runs it, so that parsing, ``--help`` and the
+commands that run no network (scoring, figures, checks: most jobs of a workflow) do not pay for
+importing MONAI (several seconds per process; :mod:`medprior.methods` gives the choices and help).
 """
 
 from __future__ import annotations
@@ -30,14 +34,14 @@ import numpy as np
 
 import medprior
 from medprior import cli_segment, cli_ultrasound, logs, progress
+from medprior.checks import schema_property
 from medprior.cli_support import check_device, flags, named_options, parameter
 from medprior.config import defaults
 from medprior.errors import DivergenceError, InputError, MedpriorError, ParameterError
 from medprior.io import Volume, load, save, ultrasound
 from medprior.io.outputs import Output, command_outputs
-from medprior.challenges import brasyn, hecktor
-from medprior.tasks import data, priors, recon, synthesis
-from medprior.tasks.recon_methods import RECON_METHODS
+from medprior.methods import RECON_METHODS
+from medprior.tasks import data
 
 EXIT_INPUT_ERROR = 2
 EXIT_DIVERGED = 1
@@ -104,6 +108,7 @@ def _phantom_members(args: argparse.Namespace) -> list[Output]:
 
 def _config_data(args: argparse.Namespace) -> list[Path]:
     """The data files a prior config names: inputs of the commands that read the config."""
+    from medprior.tasks import priors
     return priors.data_files(args.config)
 
 
@@ -119,6 +124,7 @@ _SIMULATION_OPTIONS = {"arc_deg": "--arc", "start_deg": "--start",
 
 
 def _simulate(args: argparse.Namespace) -> str:
+    from medprior.tasks import recon
     if args.modality == "ct":
         parameters = {"views": args.views, "arc_deg": args.arc, "start_deg": args.start, "photons": args.photons}
     else:
@@ -147,6 +153,7 @@ def _number_or_name(text: str) -> int | float | str:
 
 
 def _recon(args: argparse.Namespace) -> str:
+    from medprior.tasks import recon_methods
     if RECON_METHODS[args.method].family == "diffusion":
         check_device(args.device)
         parameters = dict(parameter(p, names=True) for p in args.param)
@@ -157,7 +164,7 @@ def _recon(args: argparse.Namespace) -> str:
                  "device": args.device, "resample": args.resample}
         options = {key: value for key, value in given.items() if value is not None}
         with named_options(**flags("slice_batch", "seed"), **named):  # e.g. steps beyond the prior's schedule
-            recon.reconstruct_file(args.measurement, args.method, args.out, prior=args.prior, **options, **parameters)
+            recon_methods.reconstruct_file(args.measurement, args.method, args.out, prior=args.prior, **options, **parameters)
     else:
         if args.resample == "prior":
             raise ParameterError("--resample", f"applies to the diffusion methods; {args.method} reconstructs on the "
@@ -165,7 +172,7 @@ def _recon(args: argparse.Namespace) -> str:
         given = {key: getattr(args, key) for key in RECON_METHODS.options("classical")
                  if getattr(args, key) is not None}
         with named_options(**flags(*given)):
-            recon.reconstruct_file(args.measurement, args.method, args.out, **given)
+            recon_methods.reconstruct_file(args.measurement, args.method, args.out, **given)
     return f"wrote {args.out}"
 
 
@@ -181,21 +188,25 @@ def _evaluate(args: argparse.Namespace) -> str:
     if absent:
         raise InputError(None, f"evaluate {args.kind} needs {' and '.join(absent)}")
     if args.kind == "synthesis":
+        from medprior.tasks import synthesis
         scores = synthesis.evaluate_submission(args.submission, args.truth, args.out, cases_dir=args.cases)["mean"]
     else:
+        from medprior.tasks import recon_report
         with named_options(window="--window"):
-            scores = recon.evaluate_files(args.reference, args.estimate, args.out, window=args.window)
+            scores = recon_report.evaluate_files(args.reference, args.estimate, args.out, window=args.window)
     return " ".join(f"{key}={value:.4g}" for key, value in scores.items() if isinstance(value, float))
 
 
 def _figure(args: argparse.Namespace) -> str:
+    from medprior.tasks import recon_report
     with named_options(window="--window", names="--names"):
-        recon.comparison_figure(args.reference, args.estimates, args.out, names=args.names, window=args.window,
+        recon_report.comparison_figure(args.reference, args.estimates, args.out, names=args.names, window=args.window,
                                 title=args.title)
     return f"wrote {args.out}"
 
 
 def _train_prior(args: argparse.Namespace) -> str:
+    from medprior.tasks import priors
     check_device(args.device)
     with named_options(time_budget_s="--time-budget"):
         written = priors.train_from_config(args.config, args.out, workdir=args.workdir,
@@ -204,6 +215,7 @@ def _train_prior(args: argparse.Namespace) -> str:
 
 
 def _sample(args: argparse.Namespace) -> str:
+    from medprior.tasks import priors
     check_device(args.device)
     with named_options(**flags("n", "steps", "sampler", "eta", "seed", "batch_size")):  # checked before the prior loads
         priors.sample_prior(args.prior, args.out, n=args.n, steps=args.steps, sampler=args.sampler, eta=args.eta,
@@ -212,6 +224,7 @@ def _sample(args: argparse.Namespace) -> str:
 
 
 def _check_prior(args: argparse.Namespace) -> str:
+    from medprior.tasks import priors
     check_device(args.device)
     report = priors.check_prior(args.prior, args.config, args.out, figure=args.figure, device=args.device)
     return "\n".join(f"{name:<12} histogram intersection {report[name]['histogram_intersection']:.3f}  "
@@ -220,6 +233,7 @@ def _check_prior(args: argparse.Namespace) -> str:
 
 
 def _synthesize(args: argparse.Namespace) -> str:
+    from medprior.tasks import synthesis
     check_device(args.device)
     with named_options(**flags("steps", "sampler", "seed")):
         written = synthesis.synthesize(args.model, args.input, args.output, steps=args.steps, sampler=args.sampler,
@@ -228,6 +242,7 @@ def _synthesize(args: argparse.Namespace) -> str:
 
 
 def _check_submission(args: argparse.Namespace) -> str:
+    from medprior.challenges import brasyn, hecktor
     if args.challenge == "hecktor":
         checked = hecktor.check_hecktor_submission(args.submission, args.cases)
         return f"{args.submission}: a valid HECKTOR submission ({len(checked)} cases)"
@@ -236,12 +251,14 @@ def _check_submission(args: argparse.Namespace) -> str:
 
 
 def _brasyn_split(args: argparse.Namespace) -> str:
+    from medprior.challenges import brasyn
     with named_options(seed="--seed"):
         dropped = brasyn.drop_contrasts(args.cases, args.out, args.truth, seed=args.seed)
     return f"dropped one contrast of each of {len(dropped)} cases: inputs in {args.out}, truth in {args.truth}"
 
 
 def _fit_histogram_mean(args: argparse.Namespace) -> str:
+    from medprior.tasks import synthesis
     return f"wrote {synthesis.fit_histogram_mean(args.config, args.out)}"
 
 
@@ -254,6 +271,7 @@ def _named_folder(text: str) -> tuple[str, str]:
 
 
 def _synthesis_figure(args: argparse.Namespace) -> str:
+    from medprior.tasks import synthesis
     submissions = dict(args.submission)
     return f"wrote {synthesis.case_figure(args.case, args.cases, args.truth, submissions, args.out)}"
 
@@ -279,7 +297,8 @@ def _add_synthesis_commands(commands: argparse._SubParsersAction, config: dict) 
     synthesize.add_argument("--output", required=True, help="submission folder to write (flat)")
     synthesize.add_argument("--steps", type=int, default=config["steps"],
                             help=f"network evaluations per case (default {config['steps']})")
-    synthesize.add_argument("--sampler", choices=synthesis.SAMPLERS, default=config["sampler"])
+    synthesize.add_argument("--sampler", choices=schema_property("synthesis.sampler")["enum"],
+                            default=config["sampler"])
     synthesize.add_argument("--seed", type=int, default=config["seed_sampling"])
     synthesize.add_argument("--device", default=config["device"], help="auto, cpu or cuda[:N]")
     synthesize.set_defaults(run=_synthesize, reads=("model", "input"), writes={"output": "folder"})
@@ -359,7 +378,8 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
         measure.add_argument("--photons", type=float, default=ct_setting["photons"],
                              help="ct: incident photons per ray (0 = noiseless)")
         measure.add_argument("--acceleration", type=float, default=mri_setting["acceleration"], help="mri")
-        measure.add_argument("--mask", choices=tuple(recon.MASKS), default=mri_setting["mask"], help="mri: line pattern")
+        measure.add_argument("--mask", choices=schema_property("recon.mri.settings[].mask")["enum"],
+                             default=mri_setting["mask"], help="mri: line pattern")
         measure.add_argument("--center-fraction", type=float, default=mri_setting["center_fraction"],
                              help="mri: fully sampled centre")
         measure.add_argument("--coils", type=int, default=config["mri"]["coils"], help="mri: receive coils")
@@ -439,6 +459,7 @@ def _fill_defaults(args: argparse.Namespace) -> None:
         args.seed = kind_defaults["seed"] if args.seed is None else args.seed
         args.size = kind_defaults["size"] if args.size is None else args.size
     if args.command == "train-prior":
+        from medprior.tasks import priors
         args.out = args.out or f"{defaults()['workdir_results']}/priors/{priors.load_prior_config(args.config)['name']}"
         args.workdir = args.workdir or f"{args.out}.work"  # resumable state: outside the output transaction
         work = Path(args.workdir).resolve()

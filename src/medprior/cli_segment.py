@@ -1,7 +1,7 @@
 """The segmentation subcommands of ``medprior``: ``hecktor-split``, ``segment``, ``evaluate
 segmentation`` (a handler of ``evaluate``) and ``segmentation-figure``. Each parses arguments and calls one task
-(:mod:`medprior.tasks.segment`, :mod:`medprior.tasks.segment_report`); the transaction over the
-outputs is :mod:`medprior.cli`'s."""
+(:mod:`medprior.tasks.segment_report`, and :mod:`medprior.tasks.segment`, which imports MONAI and is imported
+by its handler, see :mod:`medprior.cli`); the transaction over the outputs is :mod:`medprior.cli`'s."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from medprior.challenges.hecktor_split import GROUPINGS, split_hecktor_folder
 from medprior.cli_support import check_device, named_options, parameter
 from medprior.errors import InputError, ParameterError
 from medprior.io import write_json
-from medprior.tasks.segment import SEGMENT_METHODS, segment_folder
+from medprior.methods import SEGMENT_METHODS
 from medprior.tasks.segment_report import evaluate_segmentation, segmentation_figure
 
 
 def _segment(args: argparse.Namespace) -> str:
+    from medprior.tasks.segment import segment_folder  # imports MONAI: only where a method runs
     check_device(args.device)
     options: dict[str, Any] = dict(parameter(p, names=True) for p in args.param)
     if args.samples is not None:

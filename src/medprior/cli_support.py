@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from medprior.devices import resolve_device
 from medprior.errors import InputError, ParameterError
 
 
@@ -48,6 +47,7 @@ def parameter(text: str, names: bool = False) -> tuple[str, float | int | str]:
 def check_device(spec: str | None) -> None:
     """A bad ``--device`` is an input error (exit 2), found before any work starts."""
     if spec is not None:
+        from medprior.devices import resolve_device  # imports torch: only for the commands that use a device
         try:
             resolve_device(spec)
         except ValueError as error:

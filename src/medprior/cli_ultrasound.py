@@ -1,7 +1,8 @@
 """The ultrasound subcommands of ``medprior``: ``simulate us``, ``beamform``,
 ``dehaze``, ``evaluate dehazing`` (a handler of ``evaluate``) and ``dehazing-figure``. Each parses
-arguments and calls one task (:mod:`medprior.tasks.ultrasound`, :mod:`medprior.tasks.dehaze`,
-:mod:`medprior.tasks.dehaze_report`); the transaction over the outputs is :mod:`medprior.cli`'s."""
+arguments and calls one task (:mod:`medprior.tasks.ultrasound`, :mod:`medprior.tasks.dehaze_report`, and
+:mod:`medprior.tasks.dehaze`, which imports MONAI and is imported by its handler, see :mod:`medprior.cli`);
+the transaction over the outputs is :mod:`medprior.cli`'s."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from medprior.checks import require_seed
 from medprior.cli_support import check_device, flags, named_options, parameter
 from medprior.errors import InputError, ParameterError
 from medprior.io import write_json
-from medprior.tasks.dehaze import DEHAZE_METHODS, dehaze_file
+from medprior.methods import DEHAZE_METHODS
 from medprior.tasks.dehaze_report import dehazing_figure, evaluate_dehazing
 from medprior.tasks.echo_frames import HAZE_MODELS, CardiacScan
 from medprior.tasks.ultrasound import beamform_file, simulate_case
@@ -45,6 +46,7 @@ def _beamform(args: argparse.Namespace) -> str:
 
 
 def _dehaze(args: argparse.Namespace) -> str:
+    from medprior.tasks.dehaze import dehaze_file  # imports MONAI: only where a method runs
     check_device(args.device)
     options: dict[str, Any] = dict(parameter(p, names=True) for p in args.param)
     named = {name: f"--param {name}" for name in options}

@@ -1,6 +1,4 @@
 """Image-quality metrics: PSNR, MSE, NMSE, MAE, 3D SSIM and per-axis 2D SSIM, plus CT intensity windows;
-and statistics of a set of images against a reference set (:func:`image_statistics`: intensity
-histograms and distributions, radially averaged power spectra), which check a prior's samples;
 and the ultrasound dehazing scores of the DehazingEcho2025 challenge: gCNR and CNR between two
 regions of one image, and the two-sample Kolmogorov-Smirnov statistic (:func:`region_ks`);
 and segmentation scores of HECKTOR 2022 (per-case :func:`dice`, :func:`aggregated_dice`,
@@ -36,7 +34,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from skimage.metrics import structural_similarity
 
 from medprior.errors import InputError, ParameterError
@@ -272,49 +269,6 @@ def image_metrics(reference: Any, estimate: Any, data_range: float | None = None
             "nmse": nmse(ref, est, mask), "mae": mae(ref, est, mask)}
 
 
-def radial_power_spectrum(images: torch.Tensor) -> torch.Tensor:
-    """Mean radially averaged power spectrum of (N, H, W) images: (R,) for integer radii 0..min(H, W)//2 - 1."""
-    images = images.double()
-    power = torch.fft.fftshift(torch.fft.fft2(images - images.mean(dim=(1, 2), keepdim=True)), dim=(1, 2))
-    power = power.abs().pow(2).mean(0)
-    height, width = power.shape
-    yy, xx = torch.meshgrid(torch.arange(height) - height // 2, torch.arange(width) - width // 2, indexing="ij")
-    radius = torch.sqrt(yy.double() ** 2 + xx.double() ** 2).round().long().flatten()
-    bins = min(height, width) // 2
-    keep = radius < bins
-    total = torch.zeros(bins, dtype=torch.float64).index_add_(0, radius[keep], power.flatten()[keep])
-    count = torch.zeros(bins, dtype=torch.float64).index_add_(0, radius[keep], torch.ones_like(power.flatten()[keep]))
-    return total / count
-
-
-def image_statistics(images: torch.Tensor, reference: torch.Tensor, scale: float = 1.0) -> dict[str, float]:
-    """How close a set of images is to a reference set, both (N, H, W) in [-1, 1].
-
-    ``histogram_intersection``: sum of min of the two 64-bin intensity histograms (1 = identical);
-    ``wasserstein``: 1-Wasserstein distance of the intensity distributions, times ``scale``
-    (data units per normalised unit); ``spectrum_db``: mean absolute difference of the radially
-    averaged power spectra, in dB, over the non-zero radii; means and standard deviations.
-    """
-    values, ref_values = images.flatten().double(), reference.flatten().double()
-    edges = torch.linspace(-1, 1, 65, dtype=torch.float64)
-    hist = torch.histogram(values.clamp(-1, 1), edges).hist / values.numel()
-    ref_hist = torch.histogram(ref_values.clamp(-1, 1), edges).hist / ref_values.numel()
-    quantiles = torch.linspace(0.0005, 0.9995, 2000, dtype=torch.float64)
-    wasserstein = (_quantile(values, quantiles) - _quantile(ref_values, quantiles)).abs().mean()
-    spectrum, ref_spectrum = radial_power_spectrum(images), radial_power_spectrum(reference)
-    spectrum_db = (10 * torch.log10(spectrum[1:] / ref_spectrum[1:])).abs().mean()
-    return {"histogram_intersection": float(torch.minimum(hist, ref_hist).sum()),
-            "wasserstein": float(wasserstein) * scale, "spectrum_db": float(spectrum_db),
-            "mean": float(values.mean()) * scale, "std": float(values.std()) * scale,
-            "reference_mean": float(ref_values.mean()) * scale, "reference_std": float(ref_values.std()) * scale,
-            "images": int(images.shape[0])}
-
-
-def _quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    step = max(1, values.numel() // 2 ** 23)
-    return torch.quantile(values[::step], q)
-
-
 # ------------------------------------------------------------------ ultrasound contrast (DehazingEcho2025)
 
 def _real_finite(value: Any, name: str) -> np.ndarray:
@@ -546,7 +500,8 @@ def hd95(truth: Any, prediction: Any, label: int, spacing: float | Sequence[floa
     in_true, in_pred = true == label, pred == label
     if not in_true.any() or not in_pred.any():
         return float("nan") if not in_true.any() and not in_pred.any() else float("inf")
-    from monai.metrics import compute_hausdorff_distance  # imported here: monai takes ~1 s to import
+    import torch
+    from monai.metrics import compute_hausdorff_distance  # imported here: torch and MONAI take seconds to import
     with warnings.catch_warnings():  # monai 1.5/1.6 warns about its own internal use of a deprecated argument
         warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*", category=FutureWarning)
         one_hot_pred, one_hot_true = torch.from_numpy(in_pred)[None, None], torch.from_numpy(in_true)[None, None]

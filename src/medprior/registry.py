@@ -1,17 +1,19 @@
 """Method registries: a task's methods, each with its family, modalities and parameters, in one place.
 
-A :class:`Method` names the function that runs it and where its parameters live in the config
+A :class:`Method` names the function that runs it (as ``"module:function"``, imported when the method
+runs, so that the registries, and the CLI's choices and help that read them, load without torch or
+MONAI) and where its parameters live in the config
 schema (``config.schema.yaml``: names, defaults, ranges, descriptions), plus per-modality overrides
 of those defaults. A :class:`Registry` resolves a method's parameters once (schema or config
 values, then the modality's overrides, then what the caller gave, each checked against the
 schema's range); the CLI's choices and help, the Snakemake rules' wildcard constraints, the schema's
 method enums (checked by a test) and the README's method tables (:meth:`Registry.markdown`) read it.
-Reconstruction registers its methods in :mod:`medprior.tasks.recon_methods`; dehazing and
-segmentation will register theirs the same way.
+The tasks' registries are in :mod:`medprior.methods`.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,8 @@ class Method:
         name: what the CLI, the config and the rules call it.
         family: e.g. ``classical`` or ``diffusion``.
         modalities: the modalities it applies to (``"CT"``, ``"MR"``, ...).
-        run: the function that runs it (its signature is the task's convention).
+        run: the function that runs it (its signature is the task's convention), or its import path
+            ``"package.module:function"``, imported by :attr:`runner` when the method first runs.
         section: dotted schema path of the mapping that holds its parameters (``recon.solver``).
         uses: the keys of ``section`` it uses (None: all of them); the others are accepted and ignored
             (several methods may share one section, as the CLI's options do).
@@ -41,12 +44,20 @@ class Method:
     name: str
     family: str
     modalities: tuple[str, ...]
-    run: Callable[..., Any]
+    run: Callable[..., Any] | str
     section: str
     uses: tuple[str, ...] | None = None
     overrides: Mapping[str, str] = field(default_factory=dict)
     rename: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     summary: str = ""
+
+    @property
+    def runner(self) -> Callable[..., Any]:
+        """The function that runs the method (imported here where :attr:`run` names it)."""
+        if callable(self.run):
+            return self.run
+        module, _, name = self.run.partition(":")
+        return getattr(importlib.import_module(module), name)
 
     def accepted(self) -> tuple[str, ...]:
         """Every parameter name the method's section holds."""

@@ -19,8 +19,9 @@ from medprior.diffusion.priors import SlicePrior2D
 from medprior.errors import InputError, ParameterError
 from medprior.io.ultrasound import read_zea, read_zea_derived, read_zea_extras
 from medprior.metrics import gcnr, psnr, region_ks
-from medprior.tasks.dehaze import (DEHAZE_METHODS, bmode, dehaze, dehaze_file, local_gaussian_bmode,
-                                   reference_level)
+from medprior.methods import DEHAZE_METHODS
+from medprior.physics.beamform import bmode, reference_level
+from medprior.tasks.dehaze import dehaze, dehaze_file, local_gaussian_bmode
 from medprior.tasks.dehaze_report import evaluate_dehazing
 from medprior.tasks.echo_frames import CardiacScan
 from medprior.tasks.ultrasound import beamform_file, read_beamformed, simulate_case

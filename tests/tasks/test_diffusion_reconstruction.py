@@ -18,7 +18,7 @@ from medprior.errors import InputError
 from medprior.io.measurement import write_measurement
 from medprior.phantoms import brain_mri, ct_body
 from medprior.tasks import recon
-from medprior.tasks.recon_methods import RECON_METHODS
+from medprior.methods import RECON_METHODS
 
 
 def reconstruct(measurement, method, prior, **options):

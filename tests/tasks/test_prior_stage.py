@@ -13,7 +13,7 @@ from medprior.diffusion.prior_file import read_prior_json
 from medprior.errors import InputError
 from medprior.io import save
 from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING
-from medprior import metrics
+from medprior.diffusion import sample_statistics
 from medprior.tasks import datasets, priors
 from medprior.tasks.data import same_field_of_view
 
@@ -189,8 +189,8 @@ def test_cli_bad_prior_dir_and_config_exit_2_without_output(tmp_path, capsys):
 def test_statistics_tell_matching_images_from_noise():
     generator = torch.Generator().manual_seed(0)
     smooth = torch.nn.functional.avg_pool2d(torch.rand(40, 1, 36, 36, generator=generator), 5, 1)[:, 0] * 2 - 1
-    same = metrics.image_statistics(smooth[:20], smooth[20:])
-    noise = metrics.image_statistics(torch.rand(20, 32, 32, generator=generator) * 2 - 1, smooth[20:])
+    same = sample_statistics.image_statistics(smooth[:20], smooth[20:])
+    noise = sample_statistics.image_statistics(torch.rand(20, 32, 32, generator=generator) * 2 - 1, smooth[20:])
     assert same["histogram_intersection"] > 0.9 and same["spectrum_db"] < 1.0
     assert noise["histogram_intersection"] < 0.6 and noise["spectrum_db"] > 5
 
@@ -198,5 +198,5 @@ def test_statistics_tell_matching_images_from_noise():
 def test_radial_power_spectrum_of_a_single_frequency_peaks_at_its_radius():
     grid = torch.arange(32, dtype=torch.float64)
     wave = torch.cos(2 * torch.pi * 5 * grid / 32)[None, :, None].expand(1, 32, 32)
-    spectrum = metrics.radial_power_spectrum(wave)
+    spectrum = sample_statistics.radial_power_spectrum(wave)
     assert int(spectrum.argmax()) == 5

@@ -25,7 +25,7 @@ from medprior.solvers import dds
 from medprior.solvers.problem import InverseProblem, from_slices
 from medprior.tasks import recon
 from medprior.tasks.problems import HOUNSFIELD, ct_problem, mri_problem, problem_from_measurement
-from medprior.tasks.recon_methods import RECON_METHODS
+from medprior.methods import RECON_METHODS
 from dense_operator import Dense
 
 PRIORS = Path(__file__).resolve().parents[2] / "priors"
@@ -121,9 +121,10 @@ def test_a_reconstruction_enters_each_task_module_once(tmp_path):
             if here.startswith("medprior.tasks.") and here != caller:
                 entries[here] = entries.get(here, 0) + 1
 
+    reconstruct_file = recon.reconstruct_file  # looked up before tracing: recon imports it on first use
     sys.setprofile(trace)
     try:
-        recon.reconstruct_file(measurement, "dds", tmp_path / "dds.nii.gz", prior=PRIORS / "ct_slices", steps=1)
+        reconstruct_file(measurement, "dds", tmp_path / "dds.nii.gz", prior=PRIORS / "ct_slices", steps=1)
     finally:
         sys.setprofile(None)
     assert entries == {"medprior.tasks.recon_methods": 1, "medprior.tasks.problems": 1,

@@ -9,7 +9,7 @@ from medprior.errors import InputError
 from medprior.io import Volume
 from medprior.io.measurement import read_measurement, write_measurement
 from medprior.phantoms import brain_mri, ct_body
-from medprior.tasks import recon
+from medprior.tasks import recon, recon_report
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,6 @@ def test_wrong_method_is_an_input_error(ct_volume):
 
 def test_evaluate_resamples_reference_onto_estimate_grid(ct_volume):
     slab = recon.central_slab(ct_volume, 2)
-    scores = recon.evaluate(ct_volume, Volume(slab.data, slab.affine, "CT"), window=(-1000, 1000))
+    scores = recon_report.evaluate(ct_volume, Volume(slab.data, slab.affine, "CT"), window=(-1000, 1000))
     assert scores["psnr"] == np.inf or scores["psnr"] > 100
     assert scores["ssim"] == pytest.approx(1.0)

@@ -20,8 +20,8 @@ from medprior.phantoms.petct import petct_head_neck
 from medprior.tasks.data import petct_grids
 from medprior.tasks.petct_cases import (PetCtCase, WorkingGrid, head_neck_box, label_channels, normalise_pet,
                                         pet_on_ct, probabilities_on_ct)
-from medprior.tasks.segment import (SEGMENT_METHODS, ensemble_on_ct, pet_threshold, sample_probabilities,
-                                    segment_case)
+from medprior.methods import SEGMENT_METHODS
+from medprior.tasks.segment import ensemble_on_ct, pet_threshold, sample_probabilities, segment_case
 from medprior.tasks.segment_report import evaluate_segmentation
 
 CT_SIZE = (48, 48, 36)

@@ -2,7 +2,7 @@
 # central slab, area-averaged to the slice priors' size), run the classical baselines and the
 # diffusion solvers, score them against the simulated slab and draw one comparison figure per case
 # and setting. Needs prior_path from priors.smk.
-from medprior.tasks.recon_methods import RECON_METHODS
+from medprior.methods import RECON_METHODS
 
 RECON = config["recon"]
 RECON_CT = {s["name"]: s for s in RECON["ct"]["settings"]}

@@ -12,8 +12,9 @@ each pixel's aperture are read.
 The result is beamformed RF (or IQ) on the grid: a Cartesian one (:func:`cartesian_grid`) or a sector
 (:func:`polar_grid`, radius first), which :func:`scan_convert` resamples onto Cartesian pixels.
 :func:`envelope` (the magnitude of the analytic signal along depth), :func:`demodulate` (IQ
-baseband), :func:`log_compress` (B-mode dB) and mu-law companding (:func:`compand`, :func:`expand`,
-mu = 255) make images of it.
+baseband), :func:`log_compress` (B-mode dB against the image's maximum), :func:`bmode` (B-mode dB
+against a given reference, such as a frame's :func:`reference_level`) and mu-law companding
+(:func:`compand`, :func:`expand`, mu = 255) make images of it.
 """
 
 from __future__ import annotations
@@ -271,6 +272,18 @@ def log_compress(envelope_image: Tensor, dynamic_range_db: float = 60.0) -> Tens
     """B-mode in dB relative to the image maximum, clipped at ``-dynamic_range_db``."""
     peak = envelope_image.max().clamp_min(torch.finfo(envelope_image.dtype).tiny)
     return (20 * torch.log10(envelope_image.clamp_min(0) / peak + 1e-30)).clamp_min(-dynamic_range_db)
+
+
+def bmode(rf: Tensor, reference: float, dynamic_range: float) -> np.ndarray:
+    """B-mode (n_r, n_lines) in dB of beamformed RF: its envelope along depth over ``reference``, in
+    ``[-dynamic_range, 0]``."""
+    decibels = 20 * torch.log10(envelope(rf, 0).double() / reference + 1e-30)
+    return decibels.clamp(-dynamic_range, 0).numpy().astype(np.float32)
+
+
+def reference_level(hazy: Tensor) -> float:
+    """The B-mode reference of a frame: its largest envelope value."""
+    return float(envelope(hazy, 0).max().clamp_min(1e-30))
 
 
 def compand(x: Tensor, mu: float = MU_LAW) -> Tensor:

@@ -1,6 +1,6 @@
 """The dehazing stage: beamformed frames in, dehazed B-mode images (and haze estimates) out.
 
-Methods (:data:`DEHAZE_METHODS`, parameters in the schema's ``dehaze.<method>``):
+Methods (:data:`medprior.methods.DEHAZE_METHODS`, parameters in the schema's ``dehaze.<method>``):
 
 - ``diffusion``: joint posterior sampling of tissue and haze with two diffusion priors on the
   companded beamformed RF (Stevens et al. 2024; :mod:`medprior.solvers.joint_sampling`); priors
@@ -47,8 +47,8 @@ from medprior.diffusion.prior_file import load_prior, prior_modality, read_prior
 from medprior.diffusion.priors import Prior
 from medprior.errors import InputError, ParameterError
 from medprior.io.ultrasound import write_zea
-from medprior.physics.beamform import envelope, expand
-from medprior.registry import Method, Registry
+from medprior.physics.beamform import bmode, envelope, expand, reference_level
+from medprior.methods import DEHAZE_METHODS
 from medprior.solvers.joint_sampling import joint_posterior_sampling
 from medprior.solvers.speckle import bm3d_bmode, nlm_bmode
 from medprior.tasks.echo_frames import depth_channel, prior_scale, to_prior
@@ -63,13 +63,6 @@ class Dehazed:
     bmode: np.ndarray
     tissue: Tensor | None = None
     haze: Tensor | None = None
-
-
-def bmode(rf: Tensor, reference: float, dynamic_range: float) -> np.ndarray:
-    """B-mode (n_r, n_lines) in dB of beamformed RF: its envelope along depth over ``reference``, in
-    ``[-dynamic_range, 0]``."""
-    decibels = 20 * torch.log10(envelope(rf, 0).double() / reference + 1e-30)
-    return decibels.clamp(-dynamic_range, 0).numpy().astype(np.float32)
 
 
 def local_gaussian_bmode(hazy: Tensor, tissue: Tensor, haze: Tensor, reference: float, dynamic_range: float,
@@ -96,12 +89,7 @@ def local_gaussian_bmode(hazy: Tensor, tissue: Tensor, haze: Tensor, reference: 
     return np.clip(decibels, -dynamic_range, 0).astype(np.float32)
 
 
-def reference_level(hazy: Tensor) -> float:
-    """The B-mode reference of a frame: its largest envelope value."""
-    return float(envelope(hazy, 0).max().clamp_min(1e-30))
-
-
-def _diffusion(frame: Tensor, models: dict[str, Prior], *, reference: float, dynamic_range: float, steps: int,
+def joint_diffusion(frame: Tensor, models: dict[str, Prior], *, reference: float, dynamic_range: float, steps: int,
                start: float, lam: float, kappa: float, gamma: float, eta: float, gradient: str, samples: int,
                estimate: str, window_depth: int, window_lines: int, batch: int, seed: int,
                progress: bool = False) -> Dehazed:
@@ -129,7 +117,7 @@ def _diffusion(frame: Tensor, models: dict[str, Prior], *, reference: float, dyn
 
 
 @torch.no_grad()
-def _supervised(frame: Tensor, models: dict[str, Prior], *, reference: float, dynamic_range: float, batch: int,
+def supervised_network(frame: Tensor, models: dict[str, Prior], *, reference: float, dynamic_range: float, batch: int,
                 progress: bool = False) -> Dehazed:
     network = models["supervised"]
     scale = prior_scale(frame)
@@ -146,24 +134,16 @@ def _supervised(frame: Tensor, models: dict[str, Prior], *, reference: float, dy
     return Dehazed(bmode=bmode(x[0], reference, dynamic_range), tissue=x)
 
 
-def _bm3d(hazy_bmode: np.ndarray, dynamic_range: float, *, sigma: float | None) -> Dehazed:
+def bm3d(hazy_bmode: np.ndarray, dynamic_range: float, *, sigma: float | None) -> Dehazed:
     return Dehazed(bmode=bm3d_bmode(hazy_bmode, dynamic_range, sigma=sigma).astype(np.float32))
 
 
-def _nlm(hazy_bmode: np.ndarray, dynamic_range: float, *, h: float | None, patch_size: int,
+def nlm(hazy_bmode: np.ndarray, dynamic_range: float, *, h: float | None, patch_size: int,
          patch_distance: int) -> Dehazed:
     return Dehazed(bmode=nlm_bmode(hazy_bmode, dynamic_range, h=h, patch_size=patch_size,
                                    patch_distance=patch_distance).astype(np.float32))
 
 
-DEHAZE_METHODS = Registry("dehaze", [
-    Method("diffusion", "diffusion", ("US",), _diffusion, "dehaze.diffusion",
-           summary="joint posterior sampling with a tissue and a haze prior (Stevens et al. 2024)"),
-    Method("supervised", "learned", ("US",), _supervised, "dehaze.supervised",
-           summary="the tissue prior's network trained on the same pairs to map hazy to clean"),
-    Method("bm3d", "classical", ("US",), _bm3d, "dehaze.bm3d", summary="BM3D of the B-mode image (bm3d package)"),
-    Method("nlm", "classical", ("US",), _nlm, "dehaze.nlm", summary="non-local means of the B-mode image (scikit-image)"),
-])
 MODELS = {"diffusion": ("tissue", "haze"), "supervised": ("supervised",)}
 """The trained models each learned method needs, by role."""
 CONDITIONS = {"tissue": ((), ("depth",)), "haze": ((), ("depth",)), "supervised": (("hazy",),)}
@@ -205,7 +185,7 @@ def dehaze(frame: Tensor, method: str, *, models: dict[str, Prior] | None = None
     diffusion method's samples, with their haze)."""
     parameters = DEHAZE_METHODS.parameters(method, "US", options)
     reference = reference_level(frame) if reference is None else reference
-    run: Callable[..., Dehazed] = DEHAZE_METHODS[method].run
+    run: Callable[..., Dehazed] = DEHAZE_METHODS[method].runner
     if method in MODELS:
         return run(frame, models or {}, reference=reference, dynamic_range=dynamic_range, progress=progress,
                    **parameters)
@@ -251,7 +231,3 @@ def dehaze_file(path: str | os.PathLike, method: str, out: str | os.PathLike, *,
         kept["haze"] = np.stack(hazes).astype(np.float32)
     return write_zea(dataclasses.replace(rf, metadata=metadata), out, image=np.stack(images),
                      beamformed=np.stack(tissues).astype(np.float32) if tissues else None, extras=kept)
-
-
-if __name__ == "__main__":  # the README's dehazing method table
-    print(DEHAZE_METHODS.markdown(), end="")

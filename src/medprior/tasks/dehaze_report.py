@@ -33,8 +33,7 @@ from medprior.errors import InputError  # noqa: E402
 from medprior.figures import save_figure  # noqa: E402
 from medprior.io.ultrasound import read_zea, read_zea_derived, read_zea_extras  # noqa: E402
 from medprior.metrics import cnr, gcnr, psnr, region_ks, ssim3d  # noqa: E402
-from medprior.physics.beamform import scan_convert  # noqa: E402
-from medprior.tasks.dehaze import bmode, reference_level  # noqa: E402
+from medprior.physics.beamform import bmode, reference_level, scan_convert  # noqa: E402
 from medprior.tasks.ultrasound import read_beamformed  # noqa: E402
 
 

@@ -31,6 +31,10 @@ from medprior.io.nifti import load_nifti
 from medprior.io.resample import resample_like, sample_on_grid
 
 SEGMENTATION_CLASSES = {1: "GTVp", 2: "GTVn"}
+UNCERTAINTY_FILES = {"probabilities": "__probabilities.nii.gz", "entropy": "__entropy.nii.gz",
+                     "variance": "__variance.nii.gz"}
+"""The uncertainty folder's files per case, ``<ID><suffix>``: class probabilities (I, J, K, 3), the
+predictive entropy (nats) and, for the diffusion ensemble, the sample variance of the foreground."""
 BODY_HU = -500.0
 """CT voxels above this are the body (its bounding box centres the working grid in plane)."""
 BRAIN_SUV = 3.0

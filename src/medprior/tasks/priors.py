@@ -9,7 +9,7 @@
 - sampling: :func:`sample_prior` (NIfTI and figure) and :func:`draw_samples`, with the checks of
   the numbers and memory before any work (:func:`check_sampling`, :func:`require_sampling_memory`);
 - check: :func:`check_prior` compares samples with held-out data by the image statistics of
-  :func:`medprior.metrics.image_statistics`.
+  :func:`medprior.diffusion.sample_statistics.image_statistics`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from medprior.diffusion.training import TrainingConfig, train_prior
 from medprior.errors import InputError
 from medprior.figures import sample_grid
 from medprior.io import atomic_path, write_json, write_sidecar
-from medprior.metrics import image_statistics
+from medprior.diffusion.sample_statistics import image_statistics
 from medprior.tasks.prior_geometry import training_geometry
 from medprior.tasks.datasets import (ANY_CONTRAST, ECHO_GENERATOR, PETCT_GENERATOR, condition_contrasts, examples,
                                      expand_patterns, tensor_sha256)

@@ -1,8 +1,8 @@
-"""The reconstruction stage: simulate measurements from volumes, reconstruct them, evaluate.
+"""The reconstruction stage: simulate measurements from volumes, reconstruct them.
 
-Reconstruction itself (:func:`reconstruct`, :func:`reconstruct_file`) lives with the method registry
-in :mod:`medprior.tasks.recon_methods` and is re-exported here; measurements become problems in
-:mod:`medprior.tasks.problems`. MRI simulations store the ESPIRiT coil maps every method then uses.
+Reconstruction itself (:func:`reconstruct`, :func:`reconstruct_file`) lives in
+:mod:`medprior.tasks.recon_methods` and is re-exported here; measurements become problems in
+:mod:`medprior.tasks.problems`; scores and figures are :mod:`medprior.tasks.recon_report`'s. MRI simulations store the ESPIRiT coil maps every method then uses.
 
 Volumes ``(I, J, K)`` meet the operators as slice batches ``(K, I, J)``: ``K`` (axial) is the
 batch axis. CT works in linear attenuation (1/mm, from HU with the voxel size as path length unit)
@@ -13,7 +13,6 @@ original world geometry.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from collections.abc import Sequence
@@ -22,13 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from medprior.checks import require_choice, require_memory, require_schema, require_seed, require_window
+from medprior.checks import require_choice, require_memory, require_schema, require_seed
 from medprior.errors import InputError, ParameterError
-from medprior.figures import reconstruction_figure
-from medprior.io import Volume, load, sidecar_path, write_json, write_sidecar
+from medprior.io import Volume, write_sidecar
 from medprior.io.measurement import Measurement, write_measurement
-from medprior.io.resample import resample_like
-from medprior.metrics import image_metrics
 from medprior.physics import (CartesianMRI, ParallelBeamCT, birdcage_sensitivities, complex_gaussian_noise,
                               gaussian_mask_1d, hu_to_attenuation, poisson_transmission_noise, random_mask_1d,
                               uniform_mask_1d)
@@ -36,9 +32,17 @@ from medprior.physics import acceleration as mask_acceleration
 from medprior.physics.ct_parallel import default_n_detectors
 from medprior.solvers.problem import DTYPE, from_slices, to_slices
 from medprior.tasks.problems import espirit_maps
-from medprior.tasks.recon_methods import reconstruct, reconstruct_file
 
-__all__ = ["reconstruct", "reconstruct_file"]  # reconstruction lives in recon_methods; simulation and scoring here
+_RECONSTRUCTION = ("reconstruct", "reconstruct_file")
+
+
+def __getattr__(name: str) -> Any:
+    """``recon.reconstruct`` and ``recon.reconstruct_file``, imported from :mod:`medprior.tasks.recon_methods`
+    on first use (PEP 562), so that simulating and scoring do not import MONAI."""
+    if name in _RECONSTRUCTION:
+        from medprior.tasks import recon_methods
+        return getattr(recon_methods, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def central_slab(volume: Volume, slices: int) -> Volume:
@@ -247,39 +251,3 @@ def save_measurement(measurement: Measurement, path: str | os.PathLike, *, sourc
     written = write_measurement(measurement, path)
     write_sidecar(written, config=measurement.metadata, seeds={"noise": measurement.metadata["seed"]}, inputs=[source])
     return written
-
-
-def evaluate(reference: Volume, estimate: Volume, *, window: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Image metrics of ``estimate`` against ``reference`` resampled onto its grid (world mm).
-
-    ``window`` clips both and sets the data range (e.g. a HU window); default ``[0, max(reference)]``.
-    """
-    window = require_window("window", window)
-    truth = resample_like(reference, estimate).data
-    low, high = window if window is not None else (0.0, float(truth.max()))
-    return image_metrics(truth, estimate.data, data_range=high - low, window=(low, high))
-
-
-def evaluate_files(reference: str | os.PathLike, estimate: str | os.PathLike, out: str | os.PathLike, *,
-                   window: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Evaluate two image files and write the metrics JSON (with the estimate's sidecar config)."""
-    window = require_window("window", window)
-    scores = evaluate(load(reference), load(estimate), window=window)
-    sidecar = sidecar_path(estimate)
-    provenance = json.loads(sidecar.read_text())["config"] if sidecar.is_file() else {}
-    write_json(out, {**scores, "window": window, "reference": str(reference), "estimate": str(estimate),
-                     "reconstruction": provenance})
-    return scores
-
-
-def comparison_figure(reference: str | os.PathLike, estimates: Sequence[str | os.PathLike], out: str | os.PathLike,
-                      *, names: Sequence[str] | None = None, window: tuple[float, float] | None = None,
-                      title: str = "") -> Path:
-    """PNG of the truth (on the first estimate's grid) and each estimate, with error maps."""
-    window = require_window("window", window)
-    names = list(names) if names else [Path(p).name for p in estimates]
-    if len(names) != len(estimates):
-        raise ParameterError("names", f"{len(names)} names given for {len(estimates)} estimates")
-    volumes = [load(p) for p in estimates]
-    truth = resample_like(load(reference), volumes[0])
-    return reconstruction_figure(truth, list(zip(names, volumes)), out, window=window, title=title)

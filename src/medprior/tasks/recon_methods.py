@@ -1,4 +1,4 @@
-"""The reconstruction methods: one registry (:data:`RECON_METHODS`) and how each runs on a problem.
+"""The reconstruction methods (:data:`medprior.methods.RECON_METHODS`) and how each runs on a problem.
 
 Classical (no prior): ``fbp`` (CT) and ``zerofill`` (MRI) are the problem's analytic inversion;
 ``cgsense`` (MRI) is CG on the normal equations; ``tv`` (both) is 3D anisotropic ADMM-TV started at
@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,8 @@ from medprior.io.measurement import Measurement, read_measurement
 from medprior.diffusion.networks import ACTIVATION_BYTES_PER_PIXEL_CHANNEL
 from medprior.diffusion.priors import Prior, SlicePrior2D
 from medprior.errors import InputError, ParameterError
-from medprior.registry import Method, Registry
-from medprior.solvers import admm_tv, cg_sense, dds, dps, mbir, reddiff
+from medprior.methods import RECON_METHODS
+from medprior.solvers import admm_tv, cg_sense
 from medprior.solvers.problem import InverseProblem, from_slices
 from medprior.tasks.prior_geometry import pixel_mismatch
 from medprior.tasks.problems import problem_from_measurement
@@ -54,46 +53,22 @@ REGRID_CG_ITERATIONS = 5
 log = logging.getLogger(__name__)
 
 
-def _analytic(problem: InverseProblem) -> Tensor:
+def analytic(problem: InverseProblem) -> Tensor:
     """FBP (CT) or zero-filled (MRI): the problem's direct inversion, as an image."""
     return problem.image(problem.direct)
 
 
-def _cgsense(problem: InverseProblem, *, cg_iterations: int) -> Tensor:
+def cgsense(problem: InverseProblem, *, cg_iterations: int) -> Tensor:
     return problem.image(cg_sense(problem.operator, problem.data, iterations=cg_iterations))
 
 
-def _tv(problem: InverseProblem, *, lam: float, rho: float, tv_iterations: int, tv_cg_iterations: int) -> Tensor:
+def tv(problem: InverseProblem, *, lam: float, rho: float, tv_iterations: int, tv_cg_iterations: int) -> Tensor:
     """3D anisotropic ADMM-TV from the analytic image, weights relative to its 99th magnitude percentile."""
     start = problem.direct.clamp_min(0) if problem.nonnegative else problem.direct
     scale = float(torch.quantile(start.abs().flatten()[:: max(1, start.numel() // 1_000_000)], 0.99)) or 1.0
     x = admm_tv(problem.operator, problem.data / scale, lam=lam, rho=rho, iterations=tv_iterations,
                 cg_iterations=tv_cg_iterations, x0=start / scale, nonnegative=problem.nonnegative)
     return problem.image(x * scale)
-
-
-def _diffusion(name: str, method: str, solver: Callable[..., Tensor]) -> Method:
-    return Method(method, "diffusion", ("CT", "MR"), solver, f"recon.diffusion.{method}",
-                  overrides={"MR": f"recon.diffusion.mri_overrides.{method}"}, summary=name)
-
-
-_TV_WEIGHTS = {"CT": {"ct_tv_lambda": "lam", "ct_tv_rho": "rho"}, "MR": {"mri_tv_lambda": "lam", "mri_tv_rho": "rho"}}
-
-RECON_METHODS = Registry("recon", [
-    Method("fbp", "classical", ("CT",), _analytic, "recon.solver", uses=(),
-           summary="filtered back-projection (ramp filter)"),
-    Method("zerofill", "classical", ("MR",), _analytic, "recon.solver", uses=(),
-           summary="zero-filled inverse FFT, coil-combined with the coil maps"),
-    Method("cgsense", "classical", ("MR",), _cgsense, "recon.solver", uses=("cg_iterations",),
-           summary="CG-SENSE: conjugate gradients on the normal equations"),
-    Method("tv", "classical", ("CT", "MR"), _tv, "recon.solver",
-           uses=("tv_iterations", "tv_cg_iterations", "ct_tv_lambda", "ct_tv_rho", "mri_tv_lambda", "mri_tv_rho"),
-           rename=_TV_WEIGHTS, summary="3D anisotropic total variation by ADMM (CG inner solves)"),
-    _diffusion("DDS (Chung, Lee, Ye 2024): CG data consistency on the Tweedie estimate", "dds", dds),
-    _diffusion("DiffusionMBIR (Chung et al. 2023): prior step, then z-TV ADMM", "mbir", mbir),
-    _diffusion("DPS (Chung et al. 2023): gradient of the residual through the network", "dps", dps),
-    _diffusion("RED-diff (Mardani et al. 2024): Adam on the image, denoiser regulariser", "reddiff", reddiff),
-])
 
 
 def check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +201,7 @@ def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLik
         raise ParameterError("resample", "applies to a measurement (reconstruct), not to a problem built already")
     parameters = RECON_METHODS.parameters(method, problem.modality, options, config)
     if entry.family != "diffusion":
-        return entry.run(problem, **parameters), {"method": method, "units": problem.units.unit, **parameters}
+        return entry.runner(problem, **parameters), {"method": method, "units": problem.units.unit, **parameters}
     content = check_prior(method, problem.modality, tuple(problem.operator.domain_shape), prior, parameters)
     settings = (config or defaults())["recon"]["diffusion"]
     slice_batch = general.get("slice_batch", settings["slice_batch"])
@@ -241,7 +216,7 @@ def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLik
     extra: dict[str, Any] = {"evaluations": evaluations.append} if method == "dps" else {}
     if parameters.get("adapt", "none") != "none":
         extra["adapted"] = adaptations.append
-    image = entry.run(problem, denoiser, slice_batch=batch, generator=torch.Generator().manual_seed(seed),
+    image = entry.runner(problem, denoiser, slice_batch=batch, generator=torch.Generator().manual_seed(seed),
                       progress=True, **parameters, **extra)
     nfe = sum(evaluations) if evaluations else parameters["steps"] * parameters.get("samples", 1)
     facts = {"method": method, "prior": loaded.folder or "(in memory)",
@@ -352,7 +327,3 @@ def adapters_name(output: str | os.PathLike) -> str:
     for suffix in (".nii.gz", ".nii"):
         name = name.removesuffix(suffix)
     return f"{name}.adapters.safetensors"
-
-
-if __name__ == "__main__":  # the README's method table
-    print(RECON_METHODS.markdown(), end="")

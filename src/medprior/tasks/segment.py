@@ -1,6 +1,6 @@
 """The segmentation stage: HECKTOR-style PET/CT cases in, GTVp / GTVn labels and uncertainty maps out.
 
-Methods (:data:`SEGMENT_METHODS`, parameters in the schema's ``segment.<method>``):
+Methods (:data:`medprior.methods.SEGMENT_METHODS`, parameters in the schema's ``segment.<method>``):
 
 - ``diffusion``: the conditional 3D diffusion model of Dong and Gong: a ``volume3d`` prior of the
   label channels (GTVp, GTVn in [-1, 1]) given PET and CT, x0 prediction, sampled ``samples`` times
@@ -44,15 +44,9 @@ from medprior.errors import InputError, ParameterError
 from medprior.io import Volume, atomic_path, write_sidecar
 from medprior.io.resample import resample_like
 from medprior.progress import progress_bar
-from medprior.registry import Method, Registry
-from medprior.tasks.petct_cases import (PetCtCase, WorkingGrid, head_neck_box, network_inputs, probabilities_on_ct,
-                                        read_case)
-
-UNCERTAINTY_FILES = {"probabilities": "__probabilities.nii.gz", "entropy": "__entropy.nii.gz",
-                     "variance": "__variance.nii.gz"}
-"""The uncertainty folder's files per case, ``<ID><suffix>``: class probabilities (I, J, K, 3), the
-predictive entropy (nats) and, for the diffusion ensemble, the sample variance of the foreground."""
-
+from medprior.methods import SEGMENT_METHODS
+from medprior.tasks.petct_cases import (UNCERTAINTY_FILES, PetCtCase, WorkingGrid, head_neck_box, network_inputs,
+                                        probabilities_on_ct, read_case)
 
 @dataclass
 class Segmentation:
@@ -102,7 +96,7 @@ def _windows(inputs: Tensor, model: Prior, predictor: Callable[[Tensor], Tensor]
 
 
 @torch.no_grad()
-def _diffusion(case: PetCtCase, model: Prior, *, samples: int, steps: int, sampler: str, overlap: float,
+def diffusion_ensemble(case: PetCtCase, model: Prior, *, samples: int, steps: int, sampler: str, overlap: float,
                box: list[int] | None, seed: int, progress: bool = False) -> Segmentation:
     inputs, affine = _working(case, model, box)
     generator = torch.Generator().manual_seed(seed)
@@ -131,7 +125,7 @@ def ensemble_on_ct(per_sample: Tensor, affine: np.ndarray, case: PetCtCase) -> S
 
 
 @torch.no_grad()
-def _network(case: PetCtCase, model: Prior, *, overlap: float, box: list[int] | None,
+def network_prediction(case: PetCtCase, model: Prior, *, overlap: float, box: list[int] | None,
              progress: bool = False) -> Segmentation:
     inputs, affine = _working(case, model, box)
 
@@ -172,15 +166,6 @@ def pet_threshold(case: PetCtCase, *, fraction: float, seed_suv: float, midline_
     return Segmentation(label, probabilities, np.zeros(shape, np.float32))
 
 
-SEGMENT_METHODS = Registry("segment", [
-    Method("diffusion", "diffusion", ("PET/CT",), _diffusion, "segment.diffusion",
-           summary="conditional 3D diffusion model of the label given PET and CT, ensemble of N samples (Dong and Gong)"),
-    Method("segresnet", "learned", ("PET/CT",), _network, "segment.segresnet",
-           summary="MONAI SegResNet, Dice + cross-entropy (the HECKTOR 2022 winner's family)"),
-    Method("unet", "learned", ("PET/CT",), _network, "segment.unet", summary="MONAI UNet, Dice + cross-entropy"),
-    Method("threshold", "classical", ("PET/CT",), pet_threshold, "segment.threshold",
-           summary="40 % of each region's SUVmax grown from automatic seeds, GTVp by the midline"),
-])
 MODEL_ARCHITECTURES = {"diffusion_unet": "diffusion", "segresnet": "segresnet", "unet": "unet"}
 
 
@@ -197,7 +182,7 @@ def model_method(model_dir: str | os.PathLike) -> str:
 def segment_case(case: PetCtCase, method: str, model: Prior | None, parameters: dict[str, Any],
                  progress: bool = False) -> Segmentation:
     """Run ``method`` (with its resolved ``parameters``) on one case; the model is None for ``threshold``."""
-    run = SEGMENT_METHODS[method].run
+    run = SEGMENT_METHODS[method].runner
     result = run(case, **parameters, progress=progress) if model is None else run(case, model, **parameters,
                                                                                    progress=progress)
     require_finite_output(case.case_id, result.probabilities, "the class probabilities")
@@ -260,7 +245,3 @@ def segment_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, 
               "device": device, "seconds_per_case": seconds}
     write_sidecar(output_dir, config=config, seeds={"sampling": parameters.get("seed")})
     return sorted(Path(output_dir).glob("*.nii.gz"))
-
-
-if __name__ == "__main__":  # the README's segmentation method table
-    print(SEGMENT_METHODS.markdown(), end="")

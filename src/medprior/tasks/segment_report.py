@@ -25,8 +25,7 @@ from medprior.errors import InputError
 from medprior.figures import save_figure
 from medprior.io.nifti import load_nifti
 from medprior.metrics import aggregated_dice, dice, expected_calibration_error, hd95, uncertainty_auroc
-from medprior.tasks.petct_cases import SEGMENTATION_CLASSES, read_case, read_truth
-from medprior.tasks.segment import UNCERTAINTY_FILES
+from medprior.tasks.petct_cases import SEGMENTATION_CLASSES, UNCERTAINTY_FILES, read_case, read_truth
 
 BAND_MM = 10.0
 
