@@ -77,7 +77,7 @@ rule dehaze:
         "logs/dehaze/dehaze/{dehaze_method}/{echo_frame}.log",
     benchmark:
         f"{RESULTS}/benchmarks/dehaze/{{dehaze_method}}/{{echo_frame}}.tsv"
-    threads: 2
+    threads: lambda wc: 2 if wc.dehaze_method == "diffusion" else 1  # the others pair on the 2 cores
     resources:
         gpu=1,
         runtime=30,
