@@ -22,7 +22,8 @@ _TV_WEIGHTS = {"CT": {"ct_tv_lambda": "lam", "ct_tv_rho": "rho"}, "MR": {"mri_tv
 def _diffusion_recon(method: str, solver: str, summary: str) -> Method:
     """A diffusion reconstruction method: the solver ``medprior.solvers.<solver>``, parameters in the
     schema's ``recon.diffusion.<method>`` with the MRI overrides of ``recon.diffusion.mri_overrides``."""
-    return Method(method, "diffusion", ("CT", "MR"), f"medprior.solvers.diffusion:{solver}", f"recon.diffusion.{method}",
+    return Method(method, "diffusion", ("CT", "MR"), f"medprior.solvers.diffusion:{solver}",
+                  f"recon.diffusion.{method}",
                   overrides={"MR": f"recon.diffusion.mri_overrides.{method}"}, summary=summary)
 
 
@@ -57,7 +58,8 @@ DEHAZE_METHODS = Registry("dehaze", [
 _SEGMENT = "medprior.tasks.segment"
 SEGMENT_METHODS = Registry("segment", [
     Method("diffusion", "diffusion", ("PET/CT",), f"{_SEGMENT}:diffusion_ensemble", "segment.diffusion",
-           summary="conditional 3D diffusion model of the label given PET and CT, ensemble of N samples (Dong and Gong)"),
+           summary="conditional 3D diffusion model of the label given PET and CT, ensemble of N samples "
+                   "(Dong and Gong)"),
     Method("segresnet", "learned", ("PET/CT",), f"{_SEGMENT}:network_prediction", "segment.segresnet",
            summary="MONAI SegResNet, Dice + cross-entropy (the HECKTOR 2022 winner's family)"),
     Method("unet", "learned", ("PET/CT",), f"{_SEGMENT}:network_prediction", "segment.unet",

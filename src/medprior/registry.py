@@ -2,12 +2,12 @@
 
 A :class:`Method` names the function that runs it (as ``"module:function"``, imported when the method
 runs, so that the registries, and the CLI's choices and help that read them, load without torch or
-MONAI) and where its parameters live in the config
-schema (``config.schema.yaml``: names, defaults, ranges, descriptions), plus per-modality overrides
-of those defaults. A :class:`Registry` resolves a method's parameters once (schema or config
-values, then the modality's overrides, then what the caller gave, each checked against the
-schema's range); the CLI's choices and help, the Snakemake rules' wildcard constraints, the schema's
-method enums (checked by a test) and the README's method tables (:meth:`Registry.markdown`) read it.
+MONAI) and where its parameters live in the config schema (``config.schema.yaml``: names, defaults,
+ranges, descriptions), plus per-modality overrides of those defaults. A :class:`Registry` resolves a
+method's parameters once (schema or config values, then the modality's overrides, then what the
+caller gave, each checked against the schema's range); the CLI's choices and help, the Snakemake
+rules' wildcard constraints, the schema's method enums (checked by a test) and the README's method
+tables (:meth:`Registry.markdown`) read it.
 The tasks' registries are in :mod:`medprior.methods`.
 """
 

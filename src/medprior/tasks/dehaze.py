@@ -90,9 +90,10 @@ def local_gaussian_bmode(hazy: Tensor, tissue: Tensor, haze: Tensor, reference: 
 
 
 def joint_diffusion(frame: Tensor, models: dict[str, Prior], *, reference: float, dynamic_range: float, steps: int,
-               start: float, lam: float, kappa: float, gamma: float, eta: float, gradient: str, samples: int,
-               estimate: str, window_depth: int, window_lines: int, batch: int, seed: int,
-               progress: bool = False) -> Dehazed:
+                    start: float, lam: float, kappa: float, gamma: float, eta: float, gradient: str, samples: int,
+                    estimate: str, window_depth: int, window_lines: int, batch: int, seed: int,
+                    progress: bool = False) -> Dehazed:
+    """The ``diffusion`` method: joint posterior sampling of tissue and haze (see the module docstring)."""
     tissue, haze = models["tissue"], models["haze"]
     scale = prior_scale(frame)
     y = to_prior(frame, scale)
@@ -118,7 +119,8 @@ def joint_diffusion(frame: Tensor, models: dict[str, Prior], *, reference: float
 
 @torch.no_grad()
 def supervised_network(frame: Tensor, models: dict[str, Prior], *, reference: float, dynamic_range: float, batch: int,
-                progress: bool = False) -> Dehazed:
+                       progress: bool = False) -> Dehazed:
+    """The ``supervised`` method: the regression-trained network maps the hazy frame to tissue RF."""
     network = models["supervised"]
     scale = prior_scale(frame)
     y = to_prior(frame, scale)
@@ -135,11 +137,13 @@ def supervised_network(frame: Tensor, models: dict[str, Prior], *, reference: fl
 
 
 def bm3d(hazy_bmode: np.ndarray, dynamic_range: float, *, sigma: float | None) -> Dehazed:
+    """The ``bm3d`` method on the hazy B-mode image (dB)."""
     return Dehazed(bmode=bm3d_bmode(hazy_bmode, dynamic_range, sigma=sigma).astype(np.float32))
 
 
 def nlm(hazy_bmode: np.ndarray, dynamic_range: float, *, h: float | None, patch_size: int,
-         patch_distance: int) -> Dehazed:
+        patch_distance: int) -> Dehazed:
+    """The ``nlm`` method on the hazy B-mode image (dB)."""
     return Dehazed(bmode=nlm_bmode(hazy_bmode, dynamic_range, h=h, patch_size=patch_size,
                                    patch_distance=patch_distance).astype(np.float32))
 

@@ -2,7 +2,8 @@
 
 Reconstruction itself (:func:`reconstruct`, :func:`reconstruct_file`) lives in
 :mod:`medprior.tasks.recon_methods` and is re-exported here; measurements become problems in
-:mod:`medprior.tasks.problems`; scores and figures are :mod:`medprior.tasks.recon_report`'s. MRI simulations store the ESPIRiT coil maps every method then uses.
+:mod:`medprior.tasks.problems`; scores and figures are :mod:`medprior.tasks.recon_report`'s. MRI
+simulations store the ESPIRiT coil maps every method then uses.
 
 Volumes ``(I, J, K)`` meet the operators as slice batches ``(K, I, J)``: ``K`` (axial) is the
 batch axis. CT works in linear attenuation (1/mm, from HU with the voxel size as path length unit)

@@ -59,6 +59,7 @@ def analytic(problem: InverseProblem) -> Tensor:
 
 
 def cgsense(problem: InverseProblem, *, cg_iterations: int) -> Tensor:
+    """CG-SENSE: conjugate gradients on the normal equations."""
     return problem.image(cg_sense(problem.operator, problem.data, iterations=cg_iterations))
 
 

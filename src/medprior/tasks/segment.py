@@ -48,6 +48,7 @@ from medprior.methods import SEGMENT_METHODS
 from medprior.tasks.petct_cases import (UNCERTAINTY_FILES, PetCtCase, WorkingGrid, head_neck_box, network_inputs,
                                         probabilities_on_ct, read_case)
 
+
 @dataclass
 class Segmentation:
     """One case's result on its CT grid: ``label`` uint8 (I, J, K), ``probabilities`` (3, I, J, K)
@@ -97,7 +98,9 @@ def _windows(inputs: Tensor, model: Prior, predictor: Callable[[Tensor], Tensor]
 
 @torch.no_grad()
 def diffusion_ensemble(case: PetCtCase, model: Prior, *, samples: int, steps: int, sampler: str, overlap: float,
-               box: list[int] | None, seed: int, progress: bool = False) -> Segmentation:
+                       box: list[int] | None, seed: int, progress: bool = False) -> Segmentation:
+    """The ``diffusion`` method: ``samples`` labels drawn from the model given PET and CT, their ensemble
+    on the CT grid."""
     inputs, affine = _working(case, model, box)
     generator = torch.Generator().manual_seed(seed)
 
@@ -126,7 +129,8 @@ def ensemble_on_ct(per_sample: Tensor, affine: np.ndarray, case: PetCtCase) -> S
 
 @torch.no_grad()
 def network_prediction(case: PetCtCase, model: Prior, *, overlap: float, box: list[int] | None,
-             progress: bool = False) -> Segmentation:
+                       progress: bool = False) -> Segmentation:
+    """The ``segresnet`` and ``unet`` methods: one softmax pass of the network, on the CT grid."""
     inputs, affine = _working(case, model, box)
 
     def predictor(window: Tensor) -> Tensor:
