@@ -82,7 +82,7 @@ TARGETS = ["results/recon/mri/BraTS-GLI-00012-000/x4/measurement.h5", "results/p
 # set-resources win over the rule's resources (brain_phantom mem; train_prior mem, runtime and partition).
 EXPECTED = {
     "brain_phantom": (1, 8000, 10, "cpu", None),
-    "simulate": (2, 8000, 20, "cpu", None),
+    "simulate": (1, 8000, 20, "cpu", None),
     "train_prior": (2, 32000, 240, "gpu", 1),
 }
 
