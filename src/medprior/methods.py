@@ -19,12 +19,13 @@ _RECON = "medprior.tasks.recon_methods"
 _TV_WEIGHTS = {"CT": {"ct_tv_lambda": "lam", "ct_tv_rho": "rho"}, "MR": {"mri_tv_lambda": "lam", "mri_tv_rho": "rho"}}
 
 
-def _diffusion_recon(method: str, solver: str, summary: str) -> Method:
-    """A diffusion reconstruction method: the solver ``medprior.solvers.<solver>``, parameters in the
-    schema's ``recon.diffusion.<method>`` with the MRI overrides of ``recon.diffusion.mri_overrides``."""
-    return Method(method, "diffusion", ("CT", "MR"), f"medprior.solvers.diffusion:{solver}",
-                  f"recon.diffusion.{method}",
-                  overrides={"MR": f"recon.diffusion.mri_overrides.{method}"}, summary=summary)
+def _diffusion_recon(method: str, summary: str) -> Method:
+    """A diffusion reconstruction method: the solver of the same name in :mod:`medprior.solvers.diffusion`,
+    parameters in the schema's ``recon.diffusion.<method>`` with the MRI overrides of
+    ``recon.diffusion.mri_overrides``."""
+    return Method(method, "diffusion", ("CT", "MR"), f"medprior.solvers.diffusion:{method}",
+                  f"recon.diffusion.{method}", overrides={"MR": f"recon.diffusion.mri_overrides.{method}"},
+                  summary=summary)
 
 
 RECON_METHODS = Registry("recon", [
@@ -37,10 +38,10 @@ RECON_METHODS = Registry("recon", [
     Method("tv", "classical", ("CT", "MR"), f"{_RECON}:tv", "recon.solver",
            uses=("tv_iterations", "tv_cg_iterations", "ct_tv_lambda", "ct_tv_rho", "mri_tv_lambda", "mri_tv_rho"),
            rename=_TV_WEIGHTS, summary="3D anisotropic total variation by ADMM (CG inner solves)"),
-    _diffusion_recon("dds", "dds", "DDS (Chung, Lee, Ye 2024): CG data consistency on the Tweedie estimate"),
-    _diffusion_recon("mbir", "mbir", "DiffusionMBIR (Chung et al. 2023): prior step, then z-TV ADMM"),
-    _diffusion_recon("dps", "dps", "DPS (Chung et al. 2023): gradient of the residual through the network"),
-    _diffusion_recon("reddiff", "reddiff", "RED-diff (Mardani et al. 2024): Adam on the image, denoiser regulariser"),
+    _diffusion_recon("dds", "DDS (Chung, Lee, Ye 2024): CG data consistency on the Tweedie estimate"),
+    _diffusion_recon("mbir", "DiffusionMBIR (Chung et al. 2023): prior step, then z-TV ADMM"),
+    _diffusion_recon("dps", "DPS (Chung et al. 2023): gradient of the residual through the network"),
+    _diffusion_recon("reddiff", "RED-diff (Mardani et al. 2024): Adam on the image, denoiser regulariser"),
 ])
 
 _DEHAZE = "medprior.tasks.dehaze"
