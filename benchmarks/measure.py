@@ -16,9 +16,17 @@ from pathlib import Path
 
 import torch
 
+from medprior.config import defaults
 from medprior.devices import resolve_device
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def default_prior(modality: str) -> str:
+    """The shipped prior folder the workflow reconstructs ``modality`` (``ct`` or ``mri``) with (the
+    schema's ``recon.diffusion.priors``), as a path that holds from any working directory."""
+    name = defaults()["recon"]["diffusion"]["priors"][modality]
+    return str(Path(__file__).resolve().parent.parent / "priors" / name)
 
 
 def rss_mb() -> float:

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import yaml
 
-from measure import machine_info, write_report
+from measure import default_prior, machine_info, write_report
 from medprior.diffusion.prior_file import read_prior_json
 from medprior.io import Volume, load
 from medprior.io.crop import crop_or_pad
@@ -129,8 +129,8 @@ def main() -> None:
                         help="adapted diffusion methods, <method>+<d3ip|ddip>")
     parser.add_argument("--tv-lambdas-ct", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0])
     parser.add_argument("--tv-lambdas-mri", type=float, nargs="+", default=[0.0003, 0.001, 0.003, 0.01])
-    parser.add_argument("--ct-prior", default="priors/ct_slices")
-    parser.add_argument("--mri-prior", default="priors/brain_slices")
+    parser.add_argument("--ct-prior", default=default_prior("ct"), help="default: the workflow's (%(default)s)")
+    parser.add_argument("--mri-prior", default=default_prior("mri"), help="default: the workflow's (%(default)s)")
     parser.add_argument("--figures", type=Path, help="folder for one figure per set and setting")
     parser.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
                         help="a diffusion method's parameter for every run of it, adapted or not (dds.steps=200)")

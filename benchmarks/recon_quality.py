@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from measure import machine_info, write_report
+from measure import default_prior, machine_info, write_report
 from medprior.diffusion.prior_file import read_prior_json
 from medprior.metrics import image_metrics
 from medprior.phantoms import brain_mri, ct_body
@@ -135,8 +135,8 @@ def main() -> None:
     parser.add_argument("--tv-lambdas-ct", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0],
                         help="CT TV weights tried per setting (relative to the image scale, as recon.solver)")
     parser.add_argument("--tv-lambdas-mri", type=float, nargs="+", default=[0.0003, 0.001, 0.003, 0.01])
-    parser.add_argument("--ct-prior", default="priors/ct_slices")
-    parser.add_argument("--mri-prior", default="priors/brain_slices")
+    parser.add_argument("--ct-prior", default=default_prior("ct"), help="default: the workflow's (%(default)s)")
+    parser.add_argument("--mri-prior", default=default_prior("mri"), help="default: the workflow's (%(default)s)")
     args = parser.parse_args()
 
     rows, gaps, runs_by_setting = [], {}, {}

@@ -27,7 +27,7 @@ TINY = {
         "mri": {"cases": 1, "slices": 4, "size": [32, 32], "coils": 4, "methods": ["zerofill", "cgsense", "tv", "mbir"],
                 "settings": [{"name": "x4", "acceleration": 4, "center_fraction": 0.25}]},
         "solver": {"tv_iterations": 10, "cg_iterations": 10},
-        "diffusion": {"priors": {"ct": "tiny_ct", "mri": "tiny_mri"}, "dds": {"steps": 3}, "mbir": {"steps": 2}},
+        "diffusion": {"priors": {"ct": "tiny_ct", "mri": "tiny_mri"}, "dds": {"steps": 3, "samples": 1}, "mbir": {"steps": 2}},
     },
 }
 

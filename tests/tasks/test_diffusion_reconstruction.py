@@ -58,9 +58,10 @@ def test_every_method_runs_on_ct_and_keeps_the_geometry(ct_volume, tmp_path, met
     assert volume.shape == (16, 16, 2) and volume.modality == "CT"
     np.testing.assert_allclose(volume.affine, measurement.affine)
     assert np.isfinite(volume.data).all()
-    assert facts["nfe_per_slice"] == (6 if method == "dps" else 3)  # DPS: forward + backward pass per batch
+    samples = defaults()["recon"]["diffusion"]["dds"]["samples"] if method == "dds" else 1
+    assert facts["nfe_per_slice"] == (6 if method == "dps" else 3 * samples)  # DPS: forward + backward pass per batch
     if method == "dds":
-        assert facts["lam"] == 0.0  # the MRI overrides stay out of CT
+        assert facts["lam"] == 0.0 and samples == 4  # the MRI overrides stay out of CT; CT averages 4 runs
 
 
 def test_mri_runs_through_the_known_phase_operator(tmp_path):
@@ -68,7 +69,7 @@ def test_mri_runs_through_the_known_phase_operator(tmp_path):
     measurement = recon.simulate_mri(truth, acceleration=4, coils=4, slices=2, size=(16, 16))
     prior = tiny_prior(tmp_path / "prior", normalization=Normalization("percentile", 0.5, 99.5))
     volume, facts = reconstruct(measurement, "dds", prior, steps=2)
-    assert facts["nfe_per_slice"] == 2 * defaults()["recon"]["diffusion"]["mri_overrides"]["dds"]["samples"] == 8
+    assert facts["nfe_per_slice"] == 2 * defaults()["recon"]["diffusion"]["dds"]["samples"] == 8  # 4 runs averaged
     assert volume.shape == (16, 16, 2) and volume.modality == "MR"
     assert (volume.data >= 0).all()
     assert facts["intensity_range"][1] > facts["intensity_range"][0]
@@ -94,10 +95,10 @@ def test_cli_diffusion_recon_and_its_errors(ct_volume, tmp_path):
         return subprocess.run([sys.executable, "-m", "medprior.cli", "recon", str(measurement), *args],
                               capture_output=True, text=True)
 
-    done = run("--method", "dds", "--prior", str(prior), "--param", "steps=2", "--out", str(out))
+    done = run("--method", "dds", "--prior", str(prior), "--param", "steps=2", "--param", "samples=3", "--out", str(out))
     assert done.returncode == 0, done.stderr
     sidecar = json.loads(out.with_name("dds.nii.gz.provenance.json").read_text())
-    assert sidecar["config"]["steps"] == 2 and sidecar["config"]["nfe_per_slice"] == 2
+    assert sidecar["config"]["steps"] == 2 and sidecar["config"]["nfe_per_slice"] == 6
     for args, message in [(("--method", "dds"), "needs a prior"),
                           (("--method", "dds", "--prior", str(prior), "--param", "steps"), "NAME=NUMBER"),
                           (("--method", "mbir", "--prior", str(tmp_path / "none")), "no such prior folder")]:

@@ -60,7 +60,6 @@ from medprior.tasks.datasets import ANY_CONTRAST, MISSING_VALUE, examples, netwo
 from medprior.diffusion.orientation import training_orientation
 from medprior.tasks.priors import draw_samples, load_prior_config
 
-SAMPLERS = ("ddim", "dpmpp")
 HISTOGRAM_FILE = "histogram_mean.json"
 QUANTILE_LEVELS = 1001  # reference quantiles per contrast: levels 0, 0.001, ..., 1
 UNIT_NORMALIZATION = Normalization("percentile", 0.5, 99.5)
