@@ -33,7 +33,8 @@ from medprior.tables import markdown_table
 from medprior.physics.beamform import bmode, reference_level
 from medprior.tasks.dehaze import dehaze
 from medprior.tasks.dehaze_report import score_frame
-from medprior.tasks.echo_frames import CardiacScan, beamform, frame_gamma, hazy_pair, simulate_frame
+from medprior.tasks.cardiac_scan import CardiacScan
+from medprior.tasks.echo_frames import beamform, frame_gamma, hazy_pair, simulate_frame
 
 SPLITS = {"in-distribution": ("multipath", (0.25, 0.75)), "strong haze": ("multipath", (1.0, 1.5)),
           "reverberation": ("reverberation", (0.25, 0.75))}

@@ -42,7 +42,8 @@ import pymust
 import torch
 
 from measure import machine_info, median_time, timing_device, write_report
-from medprior.physics.beamform import cartesian_grid, delay_and_sum
+from medprior.physics.beamform import delay_and_sum
+from medprior.physics.image_grids import cartesian_grid
 from medprior.physics.echoes import simulate_rf
 from medprior.physics.probes import PROBES, SOUND_SPEED, plane_wave_delays
 

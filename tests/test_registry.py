@@ -128,3 +128,12 @@ def test_parsing_and_scoring_do_not_import_monai():
             "print(sorted(m for m in ('monai', 'medprior.diffusion.networks') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_parsing_does_not_import_torch():
+    """The CLI's parser reads its defaults from NumPy-only modules and imports each task in its handler,
+    so every workflow job saves torch's import time (about 1.7 s) until its task needs it."""
+    code = ("import sys; from medprior.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'monai') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,7 +1,8 @@
 """The segmentation subcommands of ``medprior``: ``hecktor-split``, ``segment``, ``evaluate
 segmentation`` (a handler of ``evaluate``) and ``segmentation-figure``. Each parses arguments and calls one task
-(:mod:`medprior.tasks.segment_report`, and :mod:`medprior.tasks.segment`, which imports MONAI and is imported
-by its handler, see :mod:`medprior.cli`); the transaction over the outputs is :mod:`medprior.cli`'s."""
+(:mod:`medprior.tasks.segment_report`, :mod:`medprior.tasks.segment`), which its handler imports: they need
+torch (and segmenting MONAI), which parsing does not (see :mod:`medprior.cli`); the transaction over the
+outputs is :mod:`medprior.cli`'s."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from medprior.cli_support import check_device, named_options, parameter
 from medprior.errors import InputError, ParameterError
 from medprior.io import write_json
 from medprior.methods import SEGMENT_METHODS
-from medprior.tasks.segment_report import evaluate_segmentation, segmentation_figure
 
 
 def _segment(args: argparse.Namespace) -> str:
@@ -37,6 +37,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     absent = [f"--{name}" for name in ("submission", "cases") if getattr(args, name) is None]
     if absent:
         raise InputError(None, f"evaluate segmentation needs {' and '.join(absent)}")
+    from medprior.tasks.segment_report import evaluate_segmentation
     scores = evaluate_segmentation(args.submission, args.cases, args.uncertainty)
     write_json(args.out, scores)
     return scores["aggregate"]
@@ -54,6 +55,7 @@ def _figure(args: argparse.Namespace) -> str:
     names = args.names or [f"method {n + 1}" for n in range(len(args.submissions))]
     if len(names) != len(args.submissions):
         raise ParameterError("--names", f"gives {len(names)} names for {len(args.submissions)} submissions")
+    from medprior.tasks.segment_report import segmentation_figure
     segmentation_figure(args.case, args.cases, list(zip(names, args.submissions)), args.out,
                         uncertainty=args.uncertainty)
     return f"wrote {args.out}"

@@ -1,7 +1,8 @@
 """The ultrasound subcommands of ``medprior``: ``simulate us``, ``beamform``,
 ``dehaze``, ``evaluate dehazing`` (a handler of ``evaluate``) and ``dehazing-figure``. Each parses
-arguments and calls one task (:mod:`medprior.tasks.ultrasound`, :mod:`medprior.tasks.dehaze_report`, and
-:mod:`medprior.tasks.dehaze`, which imports MONAI and is imported by its handler, see :mod:`medprior.cli`);
+arguments and calls one task (:mod:`medprior.tasks.ultrasound`, :mod:`medprior.tasks.dehaze_report` and
+:mod:`medprior.tasks.dehaze`), which its handler imports: they need torch (and dehazing MONAI), which
+parsing does not (see :mod:`medprior.cli`);
 the transaction over the outputs is :mod:`medprior.cli`'s."""
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from medprior.cli_support import check_device, flags, named_options, parameter
 from medprior.errors import InputError, ParameterError
 from medprior.io import write_json
 from medprior.methods import DEHAZE_METHODS
-from medprior.tasks.dehaze_report import dehazing_figure, evaluate_dehazing
-from medprior.tasks.echo_frames import HAZE_MODELS, CardiacScan
-from medprior.tasks.ultrasound import beamform_file, simulate_case
+from medprior.tasks.cardiac_scan import HAZE_MODELS, CardiacScan
 
 
 def _simulate_us(args: argparse.Namespace) -> str:
     """``medprior simulate us``: a simulated hazy acquisition and its truth (zea files)."""
+    from medprior.tasks.ultrasound import simulate_case
     with named_options(**flags("seed", "gamma", "haze")):
         require_seed("seed", args.seed)
         if not 0 <= args.gamma <= 10:
@@ -30,6 +30,7 @@ def _simulate_us(args: argparse.Namespace) -> str:
 
 
 def _beamform(args: argparse.Namespace) -> str:
+    from medprior.tasks.ultrasound import beamform_file
     check_device(args.device)
     depth = None if args.depth is None else (args.depth[0] * 1e-3, args.depth[1] * 1e-3)
     if depth is not None and not 0 < depth[0] < depth[1] < float("inf"):
@@ -64,6 +65,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     absent = [f"--{name}" for name in ("estimate", "hazy", "truth") if getattr(args, name) is None]
     if absent:
         raise InputError(None, f"evaluate dehazing needs {' and '.join(absent)}")
+    from medprior.tasks.dehaze_report import evaluate_dehazing
     scores = evaluate_dehazing(args.estimate, args.hazy, args.truth)
     write_json(args.out, scores)
     return scores["mean"]
@@ -73,6 +75,7 @@ def _figure(args: argparse.Namespace) -> str:
     names = args.names or [f"method {n + 1}" for n in range(len(args.dehazed))]
     if len(names) != len(args.dehazed):
         raise ParameterError("--names", f"gives {len(names)} names for {len(args.dehazed)} dehazed files")
+    from medprior.tasks.dehaze_report import dehazing_figure
     dehazing_figure(args.hazy, args.truth, list(zip(names, args.dehazed)), args.out, title=args.title)
     return f"wrote {args.out}"
 

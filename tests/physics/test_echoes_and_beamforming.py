@@ -9,8 +9,8 @@ import torch
 import pytest
 from scipy.ndimage import map_coordinates
 
-from medprior.physics.beamform import (cartesian_grid, compand, delay_and_sum, demodulate, envelope, expand,
-                                       log_compress, polar_axes, polar_grid, scan_convert)
+from medprior.physics.beamform import compand, delay_and_sum, demodulate, envelope, expand, log_compress, scan_convert
+from medprior.physics.image_grids import cartesian_grid, polar_axes, polar_grid
 from medprior.physics.echoes import pulse_sigma, simulate_rf
 from medprior.physics.probes import PROBES, SOUND_SPEED, diverging_wave_delays, plane_wave_delays, virtual_source
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from medprior.physics.beamform import cartesian_grid, delay_and_sum, envelope
+from medprior.physics.beamform import delay_and_sum, envelope
+from medprior.physics.image_grids import cartesian_grid
 from medprior.physics.echoes import simulate_rf
 from medprior.physics.probes import PROBES, SOUND_SPEED, plane_wave_delays
 

@@ -1368,7 +1368,7 @@ def us_input(name: str) -> Path:
     import atexit
     import tempfile
     from medprior.tasks.dehaze import dehaze_file
-    from medprior.tasks.echo_frames import CardiacScan
+    from medprior.tasks.cardiac_scan import CardiacScan
     from medprior.tasks.ultrasound import beamform_file, simulate_case
     if "" not in _US_CACHE:
         _US_CACHE[""] = Path(tempfile.mkdtemp(prefix="medprior-robustness-us-"))

@@ -23,7 +23,7 @@ from medprior.methods import DEHAZE_METHODS
 from medprior.physics.beamform import bmode, reference_level
 from medprior.tasks.dehaze import dehaze, dehaze_file, local_gaussian_bmode
 from medprior.tasks.dehaze_report import evaluate_dehazing
-from medprior.tasks.echo_frames import CardiacScan
+from medprior.tasks.cardiac_scan import CardiacScan
 from medprior.tasks.ultrasound import beamform_file, read_beamformed, simulate_case
 
 SMALL = CardiacScan(depth=(5e-3, 30e-3), n_lines=24, sector_deg=50, anatomy_scale=0.28, transmits=1)

@@ -12,8 +12,9 @@ import torch
 from medprior.errors import InputError, ParameterError
 from medprior.io.ultrasound import read_zea, read_zea_derived, read_zea_extras, write_zea
 from medprior.physics.beamform import expand
-from medprior.tasks.echo_frames import (CardiacScan, beamform, depth_channel, frame_gamma, hazy_pair, rms,
-                                        simulate_frame, training_patches)
+from medprior.tasks.cardiac_scan import CardiacScan
+from medprior.tasks.echo_frames import (beamform, depth_channel, frame_gamma, hazy_pair, rms, simulate_frame,
+                                        training_patches)
 from medprior.tasks.ultrasound import beamform_file, read_beamformed, simulate_case
 
 SMALL = CardiacScan(depth=(5e-3, 30e-3), n_lines=24, sector_deg=50, anatomy_scale=0.28, transmits=1)

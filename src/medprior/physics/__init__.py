@@ -1,18 +1,34 @@
-"""Linear forward models with exact adjoints: CT (parallel and fan beam) and MRI (Cartesian, SENSE)."""
+"""Linear forward models with exact adjoints: CT (parallel and fan beam) and MRI (Cartesian, SENSE).
+
+The names below are imported from their modules on first use (PEP 562): the operators need torch, and
+the package also holds NumPy-only modules (:mod:`medprior.physics.image_grids`,
+:mod:`medprior.physics.probes`, :mod:`medprior.physics.haze`) that the CLI reads while parsing,
+without importing torch.
+"""
 
 from __future__ import annotations
 
-from medprior.physics.coils import birdcage_sensitivities, complex_gaussian_noise, estimate_sensitivities
-from medprior.physics.ct import (MU_WATER_PER_MM, FanBeamCT, ParallelBeamCT, attenuation_to_hu, hu_to_attenuation,
-                                 limited_angle_angles, poisson_transmission_noise, sparse_view_angles)
-from medprior.physics.finite_difference import FiniteDifference
-from medprior.physics.masks import (acceleration, gaussian_mask_1d, poisson_disc_mask, random_mask_1d,
-                                    uniform_mask_1d)
-from medprior.physics.mri import CartesianMRI, CartesianMRI3D, fftnc, ifftnc
-from medprior.physics.operator import ComposedOperator, LinearOperator, ScaledOperator, adjoint_mismatch, inner
+from importlib import import_module
+from typing import Any
 
-__all__ = ["MU_WATER_PER_MM", "CartesianMRI", "CartesianMRI3D", "ComposedOperator", "FanBeamCT", "FiniteDifference",
-           "LinearOperator", "ParallelBeamCT", "ScaledOperator", "acceleration", "adjoint_mismatch",
-           "attenuation_to_hu", "birdcage_sensitivities", "complex_gaussian_noise", "estimate_sensitivities", "fftnc",
-           "gaussian_mask_1d", "hu_to_attenuation", "ifftnc", "inner", "limited_angle_angles", "poisson_disc_mask",
-           "poisson_transmission_noise", "random_mask_1d", "sparse_view_angles", "uniform_mask_1d"]
+_MODULE_OF = {
+    "birdcage_sensitivities": "coils", "complex_gaussian_noise": "coils", "estimate_sensitivities": "coils",
+    "MU_WATER_PER_MM": "ct", "FanBeamCT": "ct", "ParallelBeamCT": "ct", "attenuation_to_hu": "ct",
+    "hu_to_attenuation": "ct", "limited_angle_angles": "ct", "poisson_transmission_noise": "ct",
+    "sparse_view_angles": "ct",
+    "FiniteDifference": "finite_difference",
+    "acceleration": "masks", "gaussian_mask_1d": "masks", "poisson_disc_mask": "masks", "random_mask_1d": "masks",
+    "uniform_mask_1d": "masks",
+    "CartesianMRI": "mri", "CartesianMRI3D": "mri", "fftnc": "mri", "ifftnc": "mri",
+    "ComposedOperator": "operator", "LinearOperator": "operator", "ScaledOperator": "operator",
+    "adjoint_mismatch": "operator", "inner": "operator",
+}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    """One of :data:`__all__`, from its module."""
+    if name in _MODULE_OF:
+        return getattr(import_module(f"medprior.physics.{_MODULE_OF[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,8 +9,8 @@ the pulse-echo delay ``t_tx(x) + |x - p_r| / c - t_init`` (the same transmit arr
 Geometry is float32 in samples (1e-4 sample of rounding at 2000 samples); only the elements of
 each pixel's aperture are read.
 
-The result is beamformed RF (or IQ) on the grid: a Cartesian one (:func:`cartesian_grid`) or a sector
-(:func:`polar_grid`, radius first), which :func:`scan_convert` resamples onto Cartesian pixels.
+The result is beamformed RF (or IQ) on the grid: a Cartesian one or a sector (radius first; both of
+:mod:`medprior.physics.image_grids`), which :func:`scan_convert` resamples onto Cartesian pixels.
 :func:`envelope` (the magnitude of the analytic signal along depth), :func:`demodulate` (IQ
 baseband), :func:`log_compress` (B-mode dB against the image's maximum), :func:`bmode` (B-mode dB
 against a given reference, such as a frame's :func:`reference_level`) and mu-law companding
@@ -30,47 +30,12 @@ from medprior.physics.probes import SOUND_SPEED
 MU_LAW = 255.0
 
 
-def cartesian_grid(x_range: tuple[float, float], z_range: tuple[float, float], spacing: float) -> np.ndarray:
-    """Pixel centres ``(n_z, n_x, 3)`` m of a Cartesian grid over ``x_range`` x ``z_range`` (m, inclusive
-    starts) at ``spacing`` (m), y = 0; depth ``z`` along the first axis."""
-    xs = np.arange(x_range[0], x_range[1] + spacing / 2, spacing)
-    zs = np.arange(z_range[0], z_range[1] + spacing / 2, spacing)
-    grid = np.zeros((zs.size, xs.size, 3))
-    grid[..., 0], grid[..., 2] = xs[None, :], zs[:, None]
-    return grid
-
-
-def polar_axes(angle_range: tuple[float, float], depth_range: tuple[float, float], n_angles: int,
-               depth_spacing: float) -> tuple[np.ndarray, np.ndarray]:
-    """The angles ``(n_theta,)`` rad (``n_angles`` evenly from ``angle_range[0]`` to ``angle_range[1]``) and
-    radii ``(n_r,)`` m (from ``depth_range[0]`` by ``depth_spacing``, up to ``depth_range[1]`` inclusive)
-    of :func:`polar_grid`."""
-    if n_angles < 2 or not angle_range[1] > angle_range[0] or not depth_spacing > 0:
-        raise ValueError(f"a polar grid needs n_angles >= 2, an increasing angle range and depth_spacing > 0, got "
-                         f"{n_angles}, {angle_range}, {depth_spacing}")
-    radii = np.arange(depth_range[0], depth_range[1] + depth_spacing / 2, depth_spacing)
-    return np.linspace(angle_range[0], angle_range[1], n_angles), radii
-
-
-def polar_grid(angle_range: tuple[float, float], depth_range: tuple[float, float], n_angles: int,
-               depth_spacing: float, origin: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
-    """Pixel centres ``(n_r, n_theta, 3)`` m of a sector (the phased array's image): radius ``r`` along the
-    first axis, angle ``theta`` (rad, from the z axis towards +x) along the second, ``x = r sin(theta)``,
-    ``z = r cos(theta)`` from ``origin`` (m), y = 0. Axes as :func:`polar_axes`; beamform on it with
-    :func:`delay_and_sum`, then :func:`scan_convert` the image to a Cartesian one."""
-    angles, radii = polar_axes(angle_range, depth_range, n_angles, depth_spacing)
-    grid = np.zeros((radii.size, angles.size, 3))
-    grid[..., 0] = radii[:, None] * np.sin(angles)[None, :]
-    grid[..., 2] = radii[:, None] * np.cos(angles)[None, :]
-    return grid + np.asarray(origin, dtype=np.float64)
-
-
 def scan_convert(image: Tensor, angles: np.ndarray, radii: np.ndarray, x: np.ndarray, z: np.ndarray,
                  fill: float = 0.0, origin: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Tensor:
-    """A sector image ``(..., n_r, n_theta)`` on evenly spaced ``radii`` (m) and ``angles`` (rad) (those of
-    :func:`polar_axes`) resampled onto the Cartesian pixels ``x`` (n_x,) x ``z`` (n_z,) m: ``(..., n_z, n_x)``,
-    bilinear in (r, theta) at each pixel's ``r = |p - origin|``, ``theta = atan2(x - x_o, z - z_o)``, and
-    ``fill`` outside the sector. Same dtype and device as ``image``."""
+    """A sector image ``(..., n_r, n_theta)`` on evenly spaced ``radii`` (m) and ``angles`` (rad) (those
+    of :func:`medprior.physics.image_grids.polar_axes`) resampled onto the Cartesian pixels ``x`` (n_x,)
+    x ``z`` (n_z,) m: ``(..., n_z, n_x)``, bilinear in (r, theta) at each pixel's ``r = |p - origin|``,
+    ``theta = atan2(x - x_o, z - z_o)``, and ``fill`` outside the sector. Same dtype and device as ``image``."""
     radii, angles = np.asarray(radii, dtype=np.float64), np.asarray(angles, dtype=np.float64)
     n_r, n_theta = image.shape[-2:]
     if (n_r, n_theta) != (radii.size, angles.size) or n_r < 2 or n_theta < 2:

@@ -26,8 +26,10 @@ from medprior.checks import require_float, require_memory
 from medprior.devices import resolve_device
 from medprior.errors import InputError, ParameterError
 from medprior.io.ultrasound import RFData, read_rf, read_zea, read_zea_derived, read_zea_extras, write_zea
-from medprior.physics.beamform import cartesian_grid, delay_and_sum
-from medprior.tasks.echo_frames import HAZE_MODELS, REGIONS, CardiacScan, beamform, haze_gain, simulate_frame
+from medprior.physics.beamform import delay_and_sum
+from medprior.physics.image_grids import cartesian_grid
+from medprior.tasks.cardiac_scan import HAZE_MODELS, REGIONS, CardiacScan
+from medprior.tasks.echo_frames import beamform, haze_gain, simulate_frame
 
 
 def _scan_record(scan: CardiacScan) -> dict[str, Any]:
