@@ -1,10 +1,10 @@
 """Simulated echocardiography frames: tissue and haze channel data, beamformed RF, hazy / clean pairs.
 
-A :class:`~medprior.tasks.cardiac_scan.CardiacScan` is the acquisition: a phased array (P4-2v by default), diverging waves, a
-sector of ``n_lines`` lines on a polar grid sampled at the RF sampling interval along depth (so the
-beamformed RF keeps its oscillation). A frame (:func:`simulate_frame`) is a schematic apical view
-(:func:`medprior.phantoms.ultrasound.apical_view`) turned into about 10 scatterers per resolution
-cell, and the haze of one model (:mod:`medprior.physics.haze`), each simulated as its own RF
+A :class:`~medprior.tasks.cardiac_scan.CardiacScan` is the acquisition: a phased array (P4-2v by
+default), diverging waves, a sector of ``n_lines`` lines on a polar grid sampled at the RF sampling
+interval along depth (so the beamformed RF keeps its oscillation). A frame (:func:`simulate_frame`)
+is a schematic apical view (:func:`medprior.phantoms.ultrasound.apical_view`) turned into about 10
+scatterers per resolution cell, and the haze of one model (:mod:`medprior.physics.haze`), each simulated as its own RF
 acquisition, so that tissue and haze are known apart. :func:`beamform` makes beamformed RF on the
 polar grid with time-gain compensation (the round-trip attenuation and the spherical spreading
 undone, so uniform tissue is uniformly bright at every depth).
