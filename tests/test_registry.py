@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -120,20 +121,22 @@ def test_every_method_names_a_function_that_imports():
                 assert method.runner is expected[registry.task, method.name]
 
 
+def _loaded_after(statements: str, modules: tuple[str, ...]) -> list[str]:
+    """Those of ``modules`` that a fresh interpreter has imported after running ``statements``."""
+    code = f"import sys; {statements}; print(sorted(m for m in {modules!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return ast.literal_eval(done.stdout)
+
+
 def test_parsing_and_scoring_do_not_import_monai():
     """The registries name their functions by import path so that the CLI's parser, and the commands
     that run no network, start without MONAI (seconds per workflow job)."""
-    code = ("import sys; from medprior.cli import build_parser; build_parser(); "
-            "from medprior.tasks import recon, dehaze_report, segment_report; "
-            "print(sorted(m for m in ('monai', 'medprior.diffusion.networks') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    statements = ("from medprior.cli import build_parser; build_parser(); "
+                  "from medprior.tasks import recon, dehaze_report, segment_report")
+    assert _loaded_after(statements, ("monai", "medprior.diffusion.networks")) == []
 
 
 def test_parsing_does_not_import_torch():
     """The CLI's parser reads its defaults from NumPy-only modules and imports each task in its handler,
     so every workflow job saves torch's import time (about 1.7 s) until its task needs it."""
-    code = ("import sys; from medprior.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('torch', 'monai') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    assert _loaded_after("from medprior.cli import build_parser; build_parser()", ("torch", "monai")) == []
