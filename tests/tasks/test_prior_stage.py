@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 
 from medprior.cli import main
 from medprior.diffusion.prior_file import read_prior_json
@@ -94,13 +95,53 @@ def test_one_model_for_any_missing_contrast_gets_four_examples_per_volume(tmp_pa
         torch.testing.assert_close(examples[k, [1 + c for c in others]], examples[others, 0])
 
 
+def test_a_slice_prior_of_any_contrast_learns_every_contrasts_slices(tmp_path):
+    """Contrast `any` on a slice prior: unconditional, and its examples are the four one-contrast
+    configs' examples interleaved (slice s of contrast k is example 4 s + k)."""
+    brain = {"phantom": {"generator": "brain_mri", "seeds": [5], "size": [48, 48, 30]}, "min_foreground": 0.0}
+    normalization = {"kind": "percentile", "low": 0.5, "high": 99.5}
+    config = priors.load_prior_config(write_config(tmp_path, name="tiny_any", normalization=normalization,
+                                                   data={**brain, "contrast": "any"}))
+    examples, _, _ = datasets.examples(config, "train")
+    assert examples.shape == (120, 1, 16, 16) and priors.build_prior(config).condition_channels == 0
+    for k, contrast in enumerate(datasets.BRATS_CONTRASTS):
+        single = priors.load_prior_config(write_config(tmp_path, name=f"tiny_{contrast}", normalization=normalization,
+                                                       data={**brain, "contrast": contrast}))
+        torch.testing.assert_close(examples[k::4], datasets.examples(single, "train")[0])
+
+
+def test_training_can_start_from_a_prior_built_the_same_way(tmp_path):
+    """``init``: the weights of another prior start the run (a learning rate of 1e-9 leaves them
+    as they were), it is recorded, and a prior of another network is refused by name."""
+    first = tmp_path / "first"
+    assert main(["train-prior", "--config", str(write_config(tmp_path)), "--out", str(first), "--device", "cpu"]) == 0
+    tuned = tmp_path / "tuned"
+    config = write_config(tmp_path, name="tuned", init=str(first),
+                          training={**TINY["training"], "steps": 2, "learning_rate": 1e-9})
+    assert main(["train-prior", "--config", str(config), "--out", str(tuned), "--device", "cpu"]) == 0
+    start, end = (load_file(folder / "weights.safetensors") for folder in (first, tuned))
+    for name in start:
+        torch.testing.assert_close(end[name], start[name], rtol=0, atol=1e-6)
+    assert read_prior_json(tuned)["training"]["init"] == {"prior": str(first),
+                                                          "sha256": read_prior_json(first)["weights"]["sha256"]}
+    other = write_config(tmp_path, name="other", init=str(first), network={**TINY["network"], "channels": [8, 8]})
+    with pytest.raises(InputError, match="init: the prior .*first differs from this config in network"):
+        priors.train_from_config(other, tmp_path / "other", progress=False)
+    with pytest.raises(InputError, match="no/such/prior"):
+        priors.train_from_config(write_config(tmp_path, name="lost", init="no/such/prior"), tmp_path / "lost",
+                                 progress=False)
+    assert not (tmp_path / "other").exists() and not (tmp_path / "lost").exists()
+
+
 @pytest.mark.parametrize("change, message", [
     ({"image_size": [16, 16, 16]}, "image_size"),
     ({"data": {"files": {"train": ["nothing/*.nii.gz"]}}}, "matches nothing"),
     ({"data": {}}, "exactly one"),
     ({"data": {"phantom": {"generator": "ct_body", "seeds": [1]}, "conditions": ["t1n"]}}, "conditions"),
     ({"training": {"steps": 0}}, "training.steps"),
-    ({"data": {"phantom": {"generator": "brain_mri", "seeds": [1]}, "contrast": "any"}}, "`any` is for wavelet3d"),
+    ({"kind": "wavelet3d", "image_size": [16, 16, 8],
+      "data": {"phantom": {"generator": "brain_mri", "seeds": [1]}, "contrast": "any", "conditions": ["t1n"]}},
+     "`any` is for brain data without data.conditions"),
     ({"kind": "wavelet3d", "image_size": [16, 16, 8],
       "data": {"phantom": {"generator": "brain_mri", "seeds": [1]}, "conditions": ["depth"]}}, "only the contrasts"),
 ])

@@ -67,7 +67,9 @@ def condition_contrasts(config: dict[str, Any]) -> list[str]:
     data = config["data"]
     if config["kind"] == "volume3d":
         return list(PETCT_CONDITIONS)
-    return list(BRATS_CONTRASTS) if data["contrast"] == ANY_CONTRAST else list(data["conditions"])
+    if data["contrast"] == ANY_CONTRAST:
+        return list(BRATS_CONTRASTS) if config["kind"] == "wavelet3d" else []
+    return list(data["conditions"])
 
 
 def _petct_cases(config: dict[str, Any], split: str) -> Iterator[PetCtCase]:
@@ -105,7 +107,7 @@ def _petct_examples(config: dict[str, Any], split: str) -> Iterator[tuple[str, t
 
 def _volumes(config: dict[str, Any], split: str) -> Iterator[tuple[str, list[Volume]]]:
     """(name, [target, *conditions]) per volume of the ``train`` or ``holdout`` split (contrast
-    ``any``: the four contrasts)."""
+    ``any``: the four contrasts; a slice2d prior takes each as a target)."""
     data = config["data"]
     contrasts = list(BRATS_CONTRASTS) if data["contrast"] == ANY_CONTRAST else [data["contrast"], *data["conditions"]]
     if "phantom" in data:
@@ -192,6 +194,8 @@ def _to_examples(config: dict[str, Any], normalization: Normalization, volumes: 
     channels = torch.stack([normalization.apply(torch.from_numpy(np.ascontiguousarray(v.data, np.float32)))
                             for v in volumes])  # (C, I, J, K)
     slices = channels.movedim(1 + config["axis"], 0)  # (S, C, h, w)
+    if config["data"]["contrast"] == ANY_CONTRAST:  # every contrast's slice is an example of its own
+        slices = slices.reshape(-1, 1, *slices.shape[-2:])
     augmentation = config.get("training", {}).get("augmentation")
     size = augmentation["source_size"] if augmentation and split == "train" else config["image_size"]
     slices = F.interpolate(slices, size=tuple(size), mode="area")

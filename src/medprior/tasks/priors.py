@@ -94,9 +94,9 @@ def load_prior_config(path: str | os.PathLike) -> dict[str, Any]:
     if not echo and set(data["conditions"]) - set(BRATS_CONTRASTS):
         raise InputError(path, "config key data.conditions: brain data take only the contrasts "
                                + ", ".join(BRATS_CONTRASTS) + " as conditions")
-    if data["contrast"] == ANY_CONTRAST and (kind != "wavelet3d" or data["conditions"]):
-        raise InputError(path, "config key data.contrast: `any` is for wavelet3d priors without data.conditions "
-                               "(the four contrasts are the conditions)")
+    if data["contrast"] == ANY_CONTRAST and (echo or data["conditions"]):
+        raise InputError(path, "config key data.contrast: `any` is for brain data without data.conditions (wavelet3d: "
+                               "the four contrasts are the conditions; slice2d: every contrast's slices are examples)")
     config.setdefault("parametrization", "x0" if kind == "wavelet3d" else "eps")
     return config
 
@@ -122,10 +122,25 @@ def build_prior(config: dict[str, Any]) -> Prior:
 
 
 def data_files(config_path: str | os.PathLike) -> list[Path]:
-    """The files and folders a prior config reads (its ``data.files``; none for phantom data), so a
-    command can keep its outputs off them."""
-    files = load_prior_config(config_path)["data"].get("files") or {}
-    return expand_patterns([*files.get("train", []), *files.get("holdout", [])], config_path)
+    """The files and folders a prior config reads (its ``data.files``, none for phantom data, and the
+    ``init`` prior), so a command can keep its outputs off them."""
+    config = load_prior_config(config_path)
+    files = config["data"].get("files") or {}
+    start = [Path(config["init"])] if "init" in config else []
+    return [*expand_patterns([*files.get("train", []), *files.get("holdout", [])], config_path), *start]
+
+
+def _start_from(prior: Prior, directory: str, config_path: str | os.PathLike) -> dict[str, str]:
+    """Load the weights of the prior folder ``directory`` into ``prior`` (fine-tuning starts from them);
+    InputError naming the config when that prior is not built as this one. Returns its provenance."""
+    start = load_prior(directory, device="cpu")
+    ours, theirs = prior.description(), start.description()
+    differ = sorted(key for key in ours if ours[key] != theirs.get(key))
+    if differ:
+        raise InputError(config_path, f"config key init: the prior {directory} differs from this config in "
+                                      f"{', '.join(differ)}; training can start only from a prior built the same way")
+    prior.network.load_state_dict(start.network.state_dict())
+    return {"prior": str(directory), "sha256": read_prior_json(directory)["weights"]["sha256"]}
 
 
 def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *, workdir: str | os.PathLike | None = None,
@@ -146,6 +161,7 @@ def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *,
     data, names, orientation = examples(config, "train")
     torch.manual_seed(training["seed"])  # the initial weights, so a run is reproducible end to end
     prior = build_prior(config)
+    start = _start_from(prior, config["init"], config_path) if "init" in config else None
     channels = prior.channels
     targets, conditions = data[:, :channels], (data[:, channels:] if data.shape[1] > channels else None)
     workdir = Path(workdir) if workdir is not None else Path(f"{out}.work")
@@ -155,6 +171,7 @@ def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *,
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "config": {k: v for k, v in config.items() if k != "source"},
         "config_file": str(config_path),
+        **({"init": start} if start else {}),
         "orientation": orientation,
         **({"geometry": geometry} if (geometry := training_geometry(config)) else {}),
         "data": {"volumes": names, "examples": int(data.shape[0]), "sha256": tensor_sha256(data),
