@@ -183,3 +183,30 @@ def test_solvers_adapt_on_request_and_hand_back_the_adapters(solver):
     assert torch.equal(plain, again)    # the prior itself is unchanged by adapting
     with pytest.raises(ValueError, match="adapt"):
         solver(problem, denoiser, steps=4, adapt="lora")
+
+
+def test_dds_learns_one_adapter_set_in_its_first_run_and_keeps_it_for_the_others(monkeypatch):
+    """Averaging 3 runs costs the Adam steps of one (steps 0, 2 and the last of 4, 4 iterations each),
+    hands back one adapter set, and the later runs use it: they are not the plain prior's runs."""
+    x, y = stack(2)
+    problem = InverseProblem(RandomRays(), y)
+    denoiser = prior().denoiser()
+    taken = []
+    step = TweedieAdaptation._step
+    monkeypatch.setattr(TweedieAdaptation, "_step", lambda self, *args: (taken.append(1), step(self, *args)))
+    kept = []
+
+    def adapted_dds(samples: int, generator: torch.Generator) -> torch.Tensor:
+        torch.manual_seed(0)  # the adapters' initial weights
+        return dds(problem, denoiser, steps=4, samples=samples, adapt="d3ip", adapt_lr=1e-2, adapt_every=2,
+                   generator=generator, adapted=kept.append)
+
+    first = adapted_dds(1, torch.Generator().manual_seed(0))
+    assert len(taken) == 12 and len(kept) == 1
+    three = adapted_dds(3, torch.Generator().manual_seed(0))
+    assert len(taken) == 24 and len(kept) == 2
+    generator = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(adapted_dds(1, generator), first)
+    later_plain = dds(problem, denoiser, steps=4, samples=2, generator=generator)
+    difference = (3 * three - first - 2 * later_plain).abs().max() / later_plain.abs().max()
+    assert difference > 0.01

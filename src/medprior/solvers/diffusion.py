@@ -197,32 +197,34 @@ def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: fl
         samples: independent DDS runs averaged (a Monte Carlo posterior mean; each run draws its
             own noise from ``generator``); costs ``samples * steps`` network evaluations per slice.
         adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every, adapt_layers: adaptation of the prior to the
-            measurement while sampling (:class:`Adapt`); each sample starts from the prior again.
+            measurement while sampling (:class:`Adapt`). One adapter set serves the volume (D3IP): it
+            is learnt during the first run and kept, without further steps, by the others, so that
+            adaptation costs about one run's extra time whatever ``samples``.
         slice_batch: slices per network call (bounds the peak memory).
         generator: seeds the start and the re-noising.
         progress: tqdm bar over the steps (one per sample).
-        adapted: called with each sample's :class:`~medprior.diffusion.adaptation.TweedieAdaptation`
-            at its end (to keep the adapter weights).
+        adapted: called with the :class:`~medprior.diffusion.adaptation.TweedieAdaptation` at the
+            end of the first run (to keep the adapter weights).
     """
     _check("dds", slice_batch, steps=steps, eta=eta, cg_iterations=cg_iterations, lam=lam, rho=rho,
            admm_iterations=admm_iterations, samples=samples, adapt=adapt, adapt_rank=adapt_rank, adapt_lr=adapt_lr,
            adapt_iterations=adapt_iterations, adapt_every=adapt_every, adapt_layers=adapt_layers)
     settings = Adapt(adapt, adapt_rank, adapt_lr, adapt_iterations, adapt_every, adapt_layers)
     problem, denoiser, _ = problem.for_denoiser(denoiser)
+    adaptation = settings.start(denoiser, problem.operator, problem.data, slice_batch)
     total = None
     for sample in range(samples):
         name = settings.label("DDS" if samples == 1 else f"DDS {sample + 1}/{samples}")
         consistency = DataConsistency(problem.operator, problem.data, cg_iterations=cg_iterations, lam=lam, rho=rho)
-        adaptation = settings.start(denoiser, problem.operator, problem.data, slice_batch)
         x = noise_like(consistency.aty, generator)
         for index, ((t, abar_t), (s, abar_s)) in enumerate(_grid(denoiser, steps, progress, name)):
-            x0 = _estimate(denoiser, adaptation, x, t, slice_batch, settings.now(index, steps))
+            x0 = _estimate(denoiser, adaptation, x, t, slice_batch, sample == 0 and settings.now(index, steps))
             x0_consistent = consistency(x0, admm_iterations)
             if s is None:
                 break
             eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
             x = ddim_step(x, x0_consistent, eps, abar_t, abar_s, eta, generator)
-        if adaptation is not None and adapted is not None:
+        if sample == 0 and adaptation is not None and adapted is not None:
             adapted(adaptation)
         total = x0_consistent if total is None else total + x0_consistent
     return problem.image(total / samples)

@@ -224,8 +224,8 @@ def run(problem: InverseProblem, method: str, *, prior: Prior | str | os.PathLik
              "slice_batch": batch, "nfe_per_slice": nfe, **prepared, "seed": seed, "units": problem.units.unit,
              **geometry, **parameters}
     if adaptations:
-        facts["adapter_weights"] = {f"sample{n}.set{k}.{name}": tensor for n, adaptation in enumerate(adaptations)
-                                    for k, adapted in enumerate(adaptation.denoisers)
+        (adaptation,) = adaptations  # one adapter set (or one per slice, DDIP) serves the volume
+        facts["adapter_weights"] = {f"set{k}.{name}": tensor for k, adapted in enumerate(adaptation.denoisers)
                                     for name, tensor in adapter_state(adapted).items()}
     return image, facts
 
