@@ -1,5 +1,5 @@
 """A measurement on the prior's matrix over the same field of view: hand-computed grids, exact
-sinograms of block images, exact k-space crops, linear interpolation back, and the reconstruction
+sinograms of block images, exact k-space crops, linear and Fourier interpolation back, and the reconstruction
 and CLI that use them."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from medprior.physics.mri import fftnc
 from medprior.solvers import zero_filled
 from medprior.tasks.problems import ct_problem, problem_from_measurement
 from medprior.tasks.recon_methods import reconstruct
-from medprior.tasks.regrid import back_to_grid, consistent_on_grid, grid_affine, on_grid
+from medprior.tasks.regrid import (back_to_grid, back_to_measured_grid, consistent_on_grid, fourier_resize, grid_affine,
+                                   on_grid)
 
 
 def test_the_new_grid_keeps_the_centre_pixel_and_the_field_of_view():
@@ -96,6 +97,38 @@ def test_back_to_grid_is_exact_on_linear_images_and_the_identity_on_one_grid(rng
     np.testing.assert_allclose(fine[inside], (3.0 * world[..., 0] - 2.0 * world[..., 1] + 1.0)[inside], atol=1e-4)
     image = rng.normal(size=(8, 8, 2)).astype(np.float32)
     np.testing.assert_allclose(back_to_grid(image, np.eye(4), np.eye(4), image.shape), image, atol=1e-6)
+
+
+@pytest.mark.parametrize("coarse, fine", [(16, 40), (15, 45), (16, 45)])
+def test_fourier_resize_is_exact_on_images_the_coarse_grid_holds(coarse, fine):
+    """A wave of whole cycles over the field of view below the coarse grid's Nyquist limit, sampled
+    at the voxel centres of both grids (grid_affine's centring), comes back exactly, and back again."""
+    measured = np.diag([1.0, 1.0, 2.0, 1.0])
+    affine = grid_affine(measured, (fine, fine), (coarse, coarse))
+
+    def wave(grid_affine_, n):
+        x, y = np.moveaxis(voxel_centres_mm(grid_affine_, (n, n, 2))[..., :2], -1, 0)
+        return 5 + np.cos(2 * np.pi * (3 * x + 2 * y) / fine + 0.4) + 0.5 * np.sin(2 * np.pi * 7 * x / fine)
+
+    np.testing.assert_allclose(fourier_resize(wave(affine, coarse), (fine, fine)), wave(measured, fine), atol=1e-5)
+    np.testing.assert_allclose(fourier_resize(wave(measured, fine), (coarse, coarse)), wave(affine, coarse), atol=1e-5)
+
+
+def test_mri_goes_back_by_fourier_and_ct_by_linear_interpolation(rng):
+    image = rng.normal(size=(16, 16, 1)).astype(np.float32)
+    maps = np.ones((1, 1, 32, 32), np.complex64)
+    geometry = {"operator": "CartesianMRI", "image_shape": [32, 32], "coils": 1, "calibration_lines": 12}
+    mri = Measurement("MR", np.zeros((1, 1, 32, 32), np.complex64), geometry, (32, 32, 1), np.eye(4),
+                      {"mask": np.ones((32, 32), bool), "coil_maps": maps}, {})
+    affine = on_grid(mri, (16, 16))[0].affine
+    back, how = back_to_measured_grid(image, affine, mri)
+    np.testing.assert_array_equal(back, fourier_resize(image, (32, 32)))
+    assert "k-space" in how
+    ct = _ct_measurement(np.zeros((32, 32, 1)), 1.0)
+    affine = on_grid(ct, (16, 16))[0].affine
+    back, how = back_to_measured_grid(image, affine, ct)
+    np.testing.assert_array_equal(back, back_to_grid(image, affine, ct.affine, ct.image_shape))
+    assert how == "linear interpolation"
 
 
 def test_the_last_cg_step_fits_the_data_better_and_zero_iterations_change_nothing(rng):

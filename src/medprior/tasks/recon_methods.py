@@ -44,7 +44,7 @@ from medprior.solvers import admm_tv, cg_sense
 from medprior.solvers.problem import InverseProblem, from_slices
 from medprior.tasks.prior_geometry import pixel_mismatch
 from medprior.tasks.problems import problem_from_measurement
-from medprior.tasks.regrid import back_to_grid, consistent_on_grid, on_grid
+from medprior.tasks.regrid import back_to_measured_grid, consistent_on_grid, on_grid
 
 GENERAL_DIFFUSION_OPTIONS = ("slice_batch", "seed", "device", "resample")
 """Options of every diffusion method besides its parameters (schema ``recon.diffusion``)."""
@@ -256,8 +256,8 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
         The Volume on the measurement's grid (CT in HU, MRI magnitude); its ``metadata["reconstruction"]``
         holds the run's facts (parameters, network evaluations, intensity range, ``resampled``: what
         the regridding did, ...), and with
-        ``adapt`` its ``metadata["adapters"]`` the adapter weights (``sample<n>.set<k>.<layer>``: one
-        set per volume with d3ip, per slice with ddip; :mod:`medprior.diffusion.adaptation`).
+        ``adapt`` its ``metadata["adapters"]`` the adapter weights (``set<k>.<layer>``: one set per
+        volume with d3ip, per slice with ddip; :mod:`medprior.diffusion.adaptation`).
     """
     options = check_options(method, options)
     measured, regridded = source, None
@@ -284,8 +284,8 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
     data = from_slices(image)
     if regridded is not None and "measured_grid" in regridded:
         iterations = facts.get("cg_iterations", REGRID_CG_ITERATIONS)
-        data = consistent_on_grid(problem_from_measurement(measured, device=where),
-                                  back_to_grid(data, affine, measured.affine, measured.image_shape), iterations)
+        data, regridded["back_to_measured_grid"] = back_to_measured_grid(data, affine, measured)
+        data = consistent_on_grid(problem_from_measurement(measured, device=where), data, iterations)
         affine = measured.affine
         regridded["cg_iterations_on_measured_grid"] = iterations
     if regridded is not None:

@@ -15,8 +15,11 @@ where the physics allows it exactly:
 Both keep the scanner's centre where it was: the rotation centre of CT and the phase origin of
 centred Fourier transforms are pixel ``(N // 2, N // 2)`` of an ``N x N`` grid, so that pixel of
 the new grid is put on the same world point (a sub-pixel shift of the grid when N is even; the
-affine records it). :func:`back_to_grid` interpolates the result (linear, in world mm) onto the
-measurement's own grid, so it is scored and written like any other reconstruction, and
+affine records it). :func:`back_to_measured_grid` puts the result back onto the measurement's own
+grid, so it is scored and written like any other reconstruction: MRI by zero-padding its centred
+spectrum (:func:`fourier_resize`, the inverse of the crop: every frequency the prior's grid holds is
+kept as it is; linear interpolation would damp the upper ones, 1.1 dB lost on an ideally reconstructed
+T2w brain at 240 x 240 from 128 x 128), CT by linear interpolation in world mm (:func:`back_to_grid`); and
 :func:`consistent_on_grid` then runs a few CG iterations on the measurement's own normal equations
 from it: the finer grid takes back from the data what the prior's grid could not hold (MRI: the
 k-space the crop left out). On pydicom's real CT slices and the demo bodies at 8 views and at 90
@@ -125,6 +128,27 @@ def back_to_grid(image: np.ndarray, affine: np.ndarray, target_affine: np.ndarra
     value. Float32 ``target_shape``."""
     return sample_on_grid(Volume(np.asarray(image, np.float32), np.asarray(affine, np.float64)), target_affine,
                           tuple(target_shape), outside="nearest")
+
+
+def fourier_resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``image`` (I, J, K) on another in-plane matrix ``shape`` over the same field of view, by
+    zero-padding (or cropping) the centred 2D spectrum of each slice (DC at pixel ``n // 2``, as
+    :func:`on_grid` puts it); the mean is kept. Real part, float32 ``(*shape, K)``."""
+    axes = (0, 1)
+    spectrum = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(np.asarray(image, np.float64), axes=axes), axes=axes),
+                               axes=axes)
+    resized = _crop_or_pad(_crop_or_pad(spectrum, shape[0], 0), shape[1], 1)
+    out = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(resized, axes=axes), axes=axes), axes=axes).real
+    return (out * (shape[0] * shape[1] / (image.shape[0] * image.shape[1]))).astype(np.float32)
+
+
+def back_to_measured_grid(image: np.ndarray, affine: np.ndarray, measured: Measurement) -> tuple[np.ndarray, str]:
+    """``image`` (I, J, K) on the grid ``affine`` that :func:`on_grid` made from ``measured``, put
+    back onto the measurement's own grid, and how: MRI by :func:`fourier_resize`, CT by
+    :func:`back_to_grid`."""
+    if measured.geometry["operator"] == "ParallelBeamCT":
+        return back_to_grid(image, affine, measured.affine, measured.image_shape), "linear interpolation"
+    return fourier_resize(image, tuple(measured.image_shape[:2])), "centred k-space zero-padded"
 
 
 def consistent_on_grid(problem: InverseProblem, image: np.ndarray, iterations: int) -> np.ndarray:
