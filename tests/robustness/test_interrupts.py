@@ -99,7 +99,7 @@ CASES = {
                 ["segment", "--method", "threshold", "--input", "{t}/big", "--device", "cpu", "--output", "{t}/seg",
                  "--uncertainty", "{t}/unc"],
                 ".", ("seg", "seg/*", "seg.provenance.json", "seg.json", "unc", "unc/*", "unc.provenance.json",
-                      "unc.json")),
+                      "unc.json"), "entry"),
     "simulate-us": ((), None, ["simulate", "us", "--seed", "1", "--out", "{t}/h.hdf5", "--truth-out", "{t}/tr.hdf5"],
                     ["simulate", "us", "--seed", "2", "--out", "{t}/h.hdf5", "--truth-out", "{t}/tr.hdf5"],
                     ".", ("h.hdf5", "tr.hdf5"), "entry"),
