@@ -19,7 +19,9 @@ affine records it). :func:`back_to_measured_grid` puts the result back onto the 
 grid, so it is scored and written like any other reconstruction: MRI by zero-padding its centred
 spectrum (:func:`fourier_resize`, the inverse of the crop: every frequency the prior's grid holds is
 kept as it is; linear interpolation would damp the upper ones, 1.1 dB lost on an ideally reconstructed
-T2w brain at 240 x 240 from 128 x 128), CT by linear interpolation in world mm (:func:`back_to_grid`); and
+T2w brain at 240 x 240 from 128 x 128, 0.4 dB on DDS with ``priors/brain_slices_mixed``; a prior that
+invents those frequencies loses by it instead: ``priors/brain_slices`` 0.9 dB on the MNI152 T1
+template), CT by linear interpolation in world mm (:func:`back_to_grid`); and
 :func:`consistent_on_grid` then runs a few CG iterations on the measurement's own normal equations
 from it: the finer grid takes back from the data what the prior's grid could not hold (MRI: the
 k-space the crop left out). On pydicom's real CT slices and the demo bodies at 8 views and at 90
