@@ -34,11 +34,13 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+import torch
 
 from medprior.errors import InputError
 from medprior.io.measurement import Measurement
 from medprior.io.resample import sample_on_grid
 from medprior.io.volume import Volume
+from medprior.physics.mri import fftnc, ifftnc
 from medprior.solvers.diffusion import DataConsistency
 from medprior.solvers.problem import InverseProblem, from_slices, to_slices
 
@@ -134,14 +136,12 @@ def back_to_grid(image: np.ndarray, affine: np.ndarray, target_affine: np.ndarra
 
 def fourier_resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """``image`` (I, J, K) on another in-plane matrix ``shape`` over the same field of view, by
-    zero-padding (or cropping) the centred 2D spectrum of each slice (DC at pixel ``n // 2``, as
-    :func:`on_grid` puts it); the mean is kept. Real part, float32 ``(*shape, K)``."""
-    axes = (0, 1)
-    spectrum = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(np.asarray(image, np.float64), axes=axes), axes=axes),
-                               axes=axes)
-    resized = _crop_or_pad(_crop_or_pad(spectrum, shape[0], 0), shape[1], 1)
-    out = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(resized, axes=axes), axes=axes), axes=axes).real
-    return (out * (shape[0] * shape[1] / (image.shape[0] * image.shape[1]))).astype(np.float32)
+    zero-padding (or cropping) the centred 2D spectrum of each slice (:func:`~medprior.physics.mri.fftnc`:
+    DC at pixel ``n // 2``, as :func:`on_grid` puts it); the mean is kept. Real part, float32 ``(*shape, K)``."""
+    spectrum = fftnc(torch.from_numpy(np.asarray(image, np.float64)), (0, 1)).numpy()
+    resized = torch.from_numpy(_crop_or_pad(_crop_or_pad(spectrum, shape[0], 0), shape[1], 1))
+    out = ifftnc(resized, (0, 1)).real.numpy()
+    return (out * np.sqrt(shape[0] * shape[1] / (image.shape[0] * image.shape[1]))).astype(np.float32)
 
 
 def back_to_measured_grid(image: np.ndarray, affine: np.ndarray, measured: Measurement) -> tuple[np.ndarray, str]:
