@@ -133,14 +133,15 @@ def data_files(config_path: str | os.PathLike) -> list[Path]:
 def _start_from(prior: Prior, directory: str, config_path: str | os.PathLike) -> dict[str, str]:
     """Load the weights of the prior folder ``directory`` into ``prior`` (fine-tuning starts from them);
     InputError naming the config when that prior is not built as this one. Returns its provenance."""
-    start = load_prior(directory, device="cpu")
+    content = read_prior_json(directory)
+    start = load_prior(directory, device="cpu", content=content)
     ours, theirs = prior.description(), start.description()
     differ = sorted(key for key in ours if ours[key] != theirs.get(key))
     if differ:
         raise InputError(config_path, f"config key init: the prior {directory} differs from this config in "
                                       f"{', '.join(differ)}; training can start only from a prior built the same way")
     prior.network.load_state_dict(start.network.state_dict())
-    return {"prior": str(directory), "sha256": read_prior_json(directory)["weights"]["sha256"]}
+    return {"prior": str(directory), "sha256": content["weights"]["sha256"]}
 
 
 def train_from_config(config_path: str | os.PathLike, out: str | os.PathLike, *, workdir: str | os.PathLike | None = None,
