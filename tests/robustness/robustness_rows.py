@@ -955,6 +955,19 @@ row("train-prior-training-volume-truncated", I, [*TRAIN, "--out", "{t}/p"], uses
     build=nifti("ct.nii.gz", "truncated"), names=("ct.nii.gz",))
 row("train-prior-training-pattern-matches-nothing", I, [*TRAIN, "--out", "{t}/p"], uses=U_TRAIN,
     build=replace_text("train.yaml", "/ct.nii.gz", "/nothing-*.nii.gz"), names=("nothing-*.nii.gz",))
+
+def init_from(folder: str) -> Build:
+    """train.yaml's ``init`` (the prior training starts from) set to the row's ``folder``."""
+    def build(t: Path) -> None:
+        edit_yaml("train.yaml", set_key("init", str(t / folder)))(t)
+    return build
+
+
+for what, folder, names in (("missing-folder", "no_prior", ("no_prior",)),
+                            ("other-network", "ct_prior", ("train.yaml", "init", "network")),
+                            ("weights-hash-mismatch", "ct_prior_badsha", ("ct_prior_badsha", "sha256"))):
+    row(f"train-prior-config-init-{what}", I, [*TRAIN, "--out", "{t}/p"], uses=(*U_TRAIN, "ct_prior", "ct_prior_badsha"),
+        build=init_from(folder), names=names)
 row("fit-histogram-mean-config-contrast-not-any", I, [*FIT, "--out", "{t}/h"], uses=U_FIT,
     build=edit_yaml("hist.yaml", set_key("data.contrast", "t2f")), names=("hist.yaml",))
 row("fit-histogram-mean-training-case-nan", I, [*FIT, "--out", "{t}/h"], uses=U_FIT,
