@@ -70,7 +70,8 @@ def run_case(volume, modality: str, setting: dict[str, Any], methods: list[str],
     while sampling: ``<method>+<mode>``, e.g. ``dds+d3ip``) for one volume in one setting, measured
     at ``size`` (None: the volume's own matrix, which the diffusion methods reconstruct on the prior's
     grid, ``resample="prior"``); with ``images``, each method's image (and the ``truth``) goes there.
-    ``diffusion_options``: per diffusion method, options that replace its defaults (``{"dds": {"steps": 200}}``)."""
+    ``diffusion_options``: per diffusion method, options that replace its defaults (``{"dds": {"steps": 200}}``;
+    ``{"dds": {"resample": "pixel"}}`` for the volume's own matrix)."""
     if modality == "CT":
         measurement = recon.simulate_ct(volume, slices=slices, size=size, seed=0, **setting)
         window, data_range = (-1000.0, 1000.0), 2000.0
@@ -83,8 +84,8 @@ def run_case(volume, modality: str, setting: dict[str, Any], methods: list[str],
     for method, options in runs:
         start = time.perf_counter()
         name, _, adapt = method.split("@")[0].partition("+")
-        options = {**options, **(diffusion_options or {}).get(name, {}), **({"adapt": adapt} if adapt else {}),
-                   **({"resample": "prior"} if size is None and name in DIFFUSION else {})}
+        options = {**options, **({"resample": "prior"} if size is None and name in DIFFUSION else {}),
+                   **(diffusion_options or {}).get(name, {}), **({"adapt": adapt} if adapt else {})}
         estimate = recon.reconstruct(measurement, name, prior=prior if name in DIFFUSION else None, **options)
         nfe = estimate.metadata["reconstruction"].get("nfe_per_slice", 0)  # classical methods: none
         seconds = time.perf_counter() - start

@@ -166,7 +166,7 @@ def _recon(args: argparse.Namespace) -> str:
         with named_options(**flags("slice_batch", "seed"), **named):  # e.g. steps beyond the prior's schedule
             recon_methods.reconstruct_file(args.measurement, args.method, args.out, prior=args.prior, **options, **parameters)
     else:
-        if args.resample == "prior":
+        if args.resample in ("prior", "pixel"):
             raise ParameterError("--resample", f"applies to the diffusion methods; {args.method} reconstructs on the "
                                                "measurement's own grid")
         given = {key: getattr(args, key) for key in RECON_METHODS.options("classical")
@@ -408,10 +408,12 @@ def _add_recon_commands(commands: argparse._SubParsersAction, config: dict) -> N
                              help=f"diffusion: slices per network call, or auto (default {diffusion['slice_batch']})")
     reconstruct.add_argument("--seed", type=int, help=f"diffusion: random seed (default {diffusion['seed']})")
     reconstruct.add_argument("--device", help=f"diffusion: auto, cpu or cuda[:N] (default {diffusion['device']})")
-    reconstruct.add_argument("--resample", choices=("none", "prior"),
+    reconstruct.add_argument("--resample", choices=("none", "prior", "pixel"),
                              help="diffusion: prior = reconstruct on the prior's matrix over the measurement's field of "
                                   "view (CT: the operator's pixel size; MRI: k-space cropped or zero-padded), the result "
-                                  f"interpolated back onto the measurement's grid (default {diffusion['resample']})")
+                                  "interpolated back onto the measurement's grid; pixel = the same on the matrix whose "
+                                  "pixels are of the size the prior learned, its network run there "
+                                  f"(default {diffusion['resample']})")
     reconstruct.set_defaults(run=_recon, reads=("measurement", "prior"), writes={"out": "file"})
 
     evaluate = commands.add_parser("evaluate", help="recon: PSNR, SSIM (3D and per axis), NMSE, MAE of one image; "

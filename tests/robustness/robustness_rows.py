@@ -1033,8 +1033,9 @@ for option, value in (("--slice-batch", "0"), ("--slice-batch", "-1"), ("--slice
         names=(option,))
 row("recon-dds--resample=coarse", P, [*DDS_CT, "--resample", "coarse", "--out", "{t}/r.nii.gz"], uses=U_DDS,
     names=("--resample",))
-row("recon-fbp--resample=prior", P, [*FBP, "--resample", "prior", "--out", "{t}/r.nii.gz"], uses=("ct.h5",),
-    names=("--resample",))
+for mode in ("prior", "pixel"):
+    row(f"recon-fbp--resample={mode}", P, [*FBP, "--resample", mode, "--out", "{t}/r.nii.gz"], uses=("ct.h5",),
+        names=("--resample",))
 for low, high in (("1000", "-1000"), ("5", "5"), ("nan", "1000"), ("nan", "nan"), ("0", "inf")):
     row(f"evaluate--window={low},{high}", P, [*EVR, "--window", low, high, "--out", "{t}/e.json"], uses=U_EVR,
         names=("--window",))
@@ -1292,8 +1293,9 @@ row("recon-dds-adapted", G, [*DDS_CT, "--param", "adapt=d3ip", "--out", "{t}/r.n
 row("recon-reddiff-adapted", G, ["recon", "{t}/ct64.h5", "--method", "reddiff", "--prior", "{t}/ct_prior", "--param",
                                  "steps=2", "--param", "adapt=ddip", "--device", "cpu", "--out", "{t}/r.nii.gz"],
     uses=U_DDS, code=0, creates=("r.nii.gz", "r.nii.gz.provenance.json", "r.adapters.safetensors"))
-row("recon-dds-resampled", G, ["recon", "{t}/ct.h5", *DDS, "--resample", "prior", "--out", "{t}/r.nii.gz"],
-    uses=("ct.h5", "ct_prior"), code=0, creates=("r.nii.gz", "r.nii.gz.provenance.json"))
+for mode in ("prior", "pixel"):
+    row(f"recon-dds-resampled-{mode}", G, ["recon", "{t}/ct.h5", *DDS, "--resample", mode, "--out", "{t}/r.nii.gz"],
+        uses=("ct.h5", "ct_prior"), code=0, creates=("r.nii.gz", "r.nii.gz.provenance.json"))
 row("recon-replaces-its-earlier-output", G, ["recon", "{t}/ct.h5", "--method", "tv", "--tv-iterations", "2",
                                              "--out", "{t}/r.nii.gz"], uses=("ct.h5",), build=RECON_GOOD, code=0,
     changes=("r.nii.gz", "r.nii.gz.provenance.json"))

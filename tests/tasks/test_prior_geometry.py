@@ -13,7 +13,8 @@ import yaml
 
 from medprior.cli import main
 from medprior.diffusion.prior_file import read_prior_json
-from medprior.tasks.prior_geometry import pixel_mismatch, prior_geometry, training_geometry
+from medprior.errors import InputError
+from medprior.tasks.prior_geometry import pixel_matrix, pixel_mismatch, prior_geometry, training_geometry
 from medprior.tasks.priors import load_prior_config
 
 
@@ -70,3 +71,34 @@ def test_the_reconstruction_records_the_mismatch(tmp_path):
                  "--device", "cpu", "--out", str(tmp_path / "r.nii.gz"), "-q"]) == 0
     facts = json.loads((tmp_path / "r.nii.gz.provenance.json").read_text())["config"]
     assert facts["pixel_mm"] == pytest.approx(1.3) and "4.6 times smaller" in facts["geometry_warning"]
+
+
+CT_MIXED = {"training": {"geometry": {"pixel_mm": [6.0, 6.0], "pixel_mm_range": [1.5, 6.0]}}}
+BRAIN_MIXED = {"training": {"geometry": {"pixel_mm": [1.875, 1.875], "pixel_mm_range": [0.9375, 1.875]}}}
+CT_ONE_SIZE = {"training": {"geometry": {"pixel_mm": [6.0, 6.0]}}}
+
+
+@pytest.mark.parametrize("shape, pixel, content, multiple, expected", [
+    ((512, 512), 0.48, CT_MIXED, 4, (160, 160)),     # 245.76 mm / 1.5 = 163.8 -> down to 160 (1.536 mm)
+    ((128, 128), 0.66, CT_MIXED, 4, (56, 56)),       # 84.48 / 1.5 = 56.3 -> 56 (1.509 mm)
+    ((256, 256), 1.5, CT_MIXED, 4, (256, 256)),      # learned pixels: the grid as it is
+    ((64, 64), 8.0, CT_MIXED, 4, (88, 88)),          # 512 / 6 = 85.3 -> up to 88 (5.82 mm)
+    ((128, 128), 2.0, CT_ONE_SIZE, 4, (40, 40)),     # 256 / 6 = 42.7 -> down to 40 (6.4 mm)
+    ((233, 233), 1.0, BRAIN_MIXED, 8, (240, 240)),   # in range, rounded up to a multiple of 8 (0.971 mm)
+    ((256, 128), 0.5, BRAIN_MIXED, 8, (128, 64)),    # 2:1 kept, 1 mm pixels
+    ((256, 232), 1.0, BRAIN_MIXED, 8, (256, 232)),
+])
+def test_pixel_matrix_moves_the_pixels_into_the_range_the_prior_learned(shape, pixel, content, multiple, expected):
+    assert pixel_matrix(shape, pixel, content, multiple) == expected
+    low, high = (content["training"]["geometry"].get("pixel_mm_range") or [6.0, 6.0])
+    new_pixel = shape[0] * pixel / expected[0]
+    assert expected[0] * shape[1] == expected[1] * shape[0]  # square pixels
+    assert all(n % multiple == 0 for n in expected)
+    assert new_pixel >= low - 1e-9 or pixel >= low  # never finer than learned, unless measured so
+
+
+def test_pixel_matrix_refuses_a_prior_without_geometry_and_sides_no_matrix_near_holds():
+    with pytest.raises(InputError, match="m.h5.*does not record"):
+        pixel_matrix((64, 64), 1.0, {"training": {}}, 4, "m.h5")
+    with pytest.raises(InputError, match="m.h5.*240 x 233.*1920 x 1864"):
+        pixel_matrix((240, 233), 1.0, BRAIN_MIXED, 8, "m.h5")

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from medprior.cli import main
+from medprior.diffusion.prior_file import load_prior
 from medprior.errors import InputError, ParameterError
 from medprior.io.measurement import Measurement
 from medprior.io.resample import voxel_centres_mm
@@ -168,6 +169,18 @@ def test_reconstruct_on_the_prior_grid_returns_the_measurement_grid():
     problem = ct_problem(measurement.data, measurement.arrays["angles_deg"], image_shape=(128, 128), pixel_size_mm=3.0)
     with pytest.raises(ParameterError, match="resample"):
         reconstruct(problem, "dds", prior="priors/ct_slices", resample="prior")
+
+
+def test_reconstruct_at_the_prior_pixel_size_runs_its_network_on_that_matrix():
+    measurement = _ct_measurement(np.full((128, 128, 1), -1000.0), 2.0, views=8)  # 256 mm field of view
+    prior = load_prior("priors/ct_slices", "cpu")  # learned 6 mm pixels only
+    volume = reconstruct(measurement, "dds", prior=prior, steps=2, device="cpu", resample="pixel")
+    assert volume.shape == (128, 128, 1) and np.allclose(volume.affine, measurement.affine)
+    facts = volume.metadata["reconstruction"]["resampled"]
+    assert facts["resample"] == "pixel" and facts["grid"] == [40, 40] and facts["pixel_mm"] == 6.4  # 256 / 6 -> 40
+    assert prior.image_size == (64, 64)  # the caller's prior is left as it was
+    at_prior = reconstruct(measurement, "dds", prior=prior, steps=2, device="cpu", resample="prior")
+    assert at_prior.metadata["reconstruction"]["resampled"]["grid"] == [64, 64]
 
 
 def test_cli_resamples_and_says_so(tmp_path, capsys):

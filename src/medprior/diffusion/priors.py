@@ -18,6 +18,7 @@ samplers and inverse solvers see.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -31,6 +32,12 @@ from medprior.diffusion.schedule import VPSchedule
 from medprior.wavelets import dwt3, idwt3
 
 LOW_PASS_SCALE = 3.0
+
+
+def unet_downsampling(network_spec: dict[str, Any]) -> int:
+    """The factor a UNet of ``network_spec`` (prior.json ``network``) divides a side of its input by:
+    2 per level below the first."""
+    return 2 ** (len(network_spec["channels"]) - 1)
 
 
 class Prior(nn.Module):
@@ -74,11 +81,33 @@ class Prior(nn.Module):
         """Grid orientation of the training volumes (``"LPS"``), set when loaded; None if unknown."""
         self.folder: str | None = None
         """The folder a loaded prior came from (as given to ``load_prior``); None for a new one."""
-        factor = 2 ** (len(self.network_spec["channels"]) - 1)
-        if any(size % factor for size in self.latent_shape(1)[2:]):
+        self._check_size()
+
+    @property
+    def downsampling(self) -> int:
+        """The factor the network's levels divide a side of its input by (its sides must be multiples of it)."""
+        return unet_downsampling(self.network_spec)
+
+    def _check_size(self) -> None:
+        if any(size % self.downsampling for size in self.latent_shape(1)[2:]):
             raise ValueError(f"{self.kind} prior: image_size {self.image_size} gives a network input of "
-                             f"{self.latent_shape(1)[2:]}, which must be divisible by {factor} "
+                             f"{self.latent_shape(1)[2:]}, which must be divisible by {self.downsampling} "
                              f"({len(self.network_spec['channels'])} UNet levels)")
+
+    def on_matrix(self, image_size: tuple[int, ...] | list[int]) -> Prior:
+        """This prior, the same network and weights, for images of ``image_size`` (the UNet is
+        convolutional, so it runs on any sides that are multiples of :attr:`downsampling`; what it
+        learned holds where the pixels are of the size it learned). ``self`` is left as it is.
+
+        Raises:
+            ValueError: sides the network cannot take.
+        """
+        resized = copy.copy(self)  # a shallow copy: the network is shared, only the matrix differs
+        resized.image_size = tuple(int(s) for s in image_size)
+        if len(resized.image_size) != self.spatial_dims:
+            raise ValueError(f"{self.kind} prior: image_size {resized.image_size} needs {self.spatial_dims} sizes")
+        resized._check_size()
+        return resized
 
     def encode(self, images: Tensor) -> Tensor:
         """Normalised images (B, C, *image_size) -> diffusion space."""

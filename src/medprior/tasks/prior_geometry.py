@@ -13,10 +13,12 @@ reconstruction warns in one line beyond :data:`PIXEL_RATIO_WARNING`.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
 
+from medprior.errors import InputError
 from medprior.io import load
 from medprior.phantoms.brain import BRATS_SHAPE, BRATS_SPACING
 from medprior.phantoms.ct import CT_BODY_SHAPE, CT_BODY_SPACING, CT_HEAD_SHAPE, CT_HEAD_SPACING
@@ -78,6 +80,51 @@ def prior_geometry(content: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def learned_pixel_range(geometry: dict[str, Any]) -> tuple[float, float]:
+    """(smallest, largest) in-plane pixel in mm of a prior's training slices (equal without augmentation)."""
+    low, high = geometry.get("pixel_mm_range") or [float(np.mean(geometry["pixel_mm"]))] * 2
+    return float(low), float(high)
+
+
+def pixel_matrix(shape: tuple[int, int], pixel_mm: float, content: dict[str, Any], multiple: int,
+                 source: str | None = None) -> tuple[int, int]:
+    """The in-plane matrix over the field of view of a ``shape`` grid of ``pixel_mm`` pixels whose
+    pixels are the size the prior learned (prior.json ``content``), each side a multiple of
+    ``multiple`` (the network's down-sampling), the pixels kept square.
+
+    Pixels within the learned range stay as they are (the matrix rounded up to the multiple: a
+    233 x 233 grid of 1 mm becomes 240 x 240 of 0.971 mm); finer ones are coarsened to the range's
+    smallest pixel (the matrix rounded down, so no pixel is finer than the prior saw), coarser ones
+    refined to its largest (rounded up). Example: 512 x 512 of 0.48 mm with a prior of 1.5-6 mm and
+    multiple 4 gives 160 x 160 (1.536 mm).
+
+    Raises:
+        InputError: naming ``source``, when the prior records no training pixel size, or when square
+            pixels and sides of the multiple would need more than twice the measured matrix (sides
+            such as 240 x 233).
+    """
+    geometry = prior_geometry(content)
+    if geometry is None:
+        raise InputError(source, "resample pixel needs the pixel size the prior learned, and its prior.json does "
+                                 "not record one (training.geometry); use resample prior (its matrix)")
+    low, high = learned_pixel_range(geometry)
+    common = math.gcd(*shape)
+    units = [n // common for n in shape]  # the sides' ratio in lowest terms, kept for square pixels
+    step = math.lcm(*(multiple // math.gcd(multiple, unit) for unit in units))
+    field = common * pixel_mm  # mm per unit of the ratio
+    if pixel_mm < low:
+        scale = step * max(1, math.floor(field / low / step))
+    elif pixel_mm > high:
+        scale = step * math.ceil(field / high / step)
+    else:
+        scale = step * math.ceil(common / step)
+    if scale > 2 * common and pixel_mm <= high:
+        raise InputError(source, f"cannot be put on a grid of the prior's pixel size: with square pixels and sides that "
+                                 f"are multiples of {multiple} (the prior's network), its {shape[0]} x {shape[1]} image "
+                                 f"would need {scale * units[0]} x {scale * units[1]}; use resample prior")
+    return scale * units[0], scale * units[1]
+
+
 def pixel_mismatch(pixel_mm: float, content: dict[str, Any], prior_name: str) -> dict[str, Any]:
     """The facts of a measurement's in-plane pixel size against the prior's pixel size, or the range
     its augmented training covered (``pixel_mm``, ``prior_pixel_mm`` and, more than
@@ -85,7 +132,7 @@ def pixel_mismatch(pixel_mm: float, content: dict[str, Any], prior_name: str) ->
     geometry = prior_geometry(content)
     if geometry is None or not pixel_mm > 0:
         return {}
-    low, high = geometry.get("pixel_mm_range") or [float(np.mean(geometry["pixel_mm"]))] * 2
+    low, high = learned_pixel_range(geometry)
     facts = {"pixel_mm": round(float(pixel_mm), 4), "prior_pixel_mm": [low, high] if high > low else low}
     ratio = pixel_mm / high if pixel_mm > high else low / pixel_mm
     if ratio > PIXEL_RATIO_WARNING:

@@ -9,8 +9,9 @@ Diffusion (a 2D slice prior, :mod:`medprior.solvers.diffusion`): ``dds``, ``mbir
 ``reddiff``, with the parameters of the schema's ``recon.diffusion.<method>`` and, for MRI, the
 ``recon.diffusion.mri_overrides.<method>`` over them. The prior must fit the problem, judged from its
 prior.json before any work (:func:`check_prior_fits`): the same modality, an intensity convention the
-images have, the same slice size (or ``resample="prior"``: the measurement put on the prior's matrix,
-:mod:`medprior.tasks.regrid`). The solver brings the problem into the prior's units
+images have, the same slice size (or ``resample="prior"``: the measurement put on the prior's matrix;
+``resample="pixel"``: on the matrix of the pixel size the prior learned, where its convolutional
+network then runs; :mod:`medprior.tasks.regrid`). The solver brings the problem into the prior's units
 (:meth:`~medprior.solvers.problem.InverseProblem.for_denoiser`).
 """
 
@@ -37,12 +38,12 @@ from medprior.diffusion.prior_file import (PRIOR_JSON, UNITS, intensity_conventi
 from medprior.io import Volume, save, write_sidecar
 from medprior.io.measurement import Measurement, read_measurement
 from medprior.diffusion.networks import ACTIVATION_BYTES_PER_PIXEL_CHANNEL
-from medprior.diffusion.priors import Prior, SlicePrior2D
+from medprior.diffusion.priors import Prior, SlicePrior2D, unet_downsampling
 from medprior.errors import InputError, ParameterError
 from medprior.methods import RECON_METHODS
 from medprior.solvers import admm_tv, cg_sense
 from medprior.solvers.problem import InverseProblem, from_slices
-from medprior.tasks.prior_geometry import pixel_mismatch
+from medprior.tasks.prior_geometry import pixel_matrix, pixel_mismatch
 from medprior.tasks.problems import problem_from_measurement
 from medprior.tasks.regrid import back_to_measured_grid, consistent_on_grid, on_grid
 
@@ -100,15 +101,17 @@ def prior_record(prior: Prior | str | os.PathLike) -> dict[str, Any]:
 
 
 def check_prior_fits(modality: str, image_shape: tuple[int, ...], prior: Prior | str | os.PathLike,
-                     source: str | os.PathLike | None = None, content: dict[str, Any] | None = None) -> dict[str, Any]:
+                     source: str | os.PathLike | None = None, content: dict[str, Any] | None = None,
+                     matrix: tuple[int, int] | None = None) -> dict[str, Any]:
     """Refuse, from its prior.json alone (before any work), a prior that cannot reconstruct images of
     ``modality`` and in-plane ``image_shape``.
 
     The prior must have been trained on the modality (:func:`prior_modality`; an unsaved prior in
     memory is taken at its word) with an intensity convention its images have (CT in HU: a window or
     percentiles; MR magnitudes in arbitrary units: percentiles only), and be an unconditional
-    one-channel slice2d prior of the slice size. ``source`` names the measurement in the error;
-    ``content``: the prior's record if already read.
+    one-channel slice2d prior of the slice size (``matrix``, where its network is to run on another
+    than the one it learned; a :class:`Prior` in memory: its current ``image_size``). ``source``
+    names the measurement in the error; ``content``: the prior's record if already read.
 
     Returns:
         The prior's record (:func:`prior_record`).
@@ -134,24 +137,37 @@ def check_prior_fits(modality: str, image_shape: tuple[int, ...], prior: Prior |
     if kind != "slice2d" or channels != 1 or conditions:
         raise InputError(where, f"needs an unconditional single-channel slice2d prior, found {kind} with "
                                 f"{channels} channel(s) and {conditions} condition(s)")
-    size, shape = tuple(content.get("image_size", ())), tuple(image_shape[:2])
+    size = matrix or tuple(prior.image_size if isinstance(prior, Prior) else content.get("image_size", ()))
+    shape = tuple(image_shape[:2])
     if size != shape:
         raise InputError(where, f"the prior models {size} slices but the measurement has "
-                                f"{shape} images; reconstruct on its grid (--resample prior) or simulate at its size "
+                                f"{shape} images; reconstruct on its grid (--resample prior or pixel) or simulate at its size "
                                 "(medprior simulate --size)")
     return content
 
 
 def check_prior(method: str, modality: str | None, image_shape: tuple[int, ...],
                 prior: Prior | str | os.PathLike | None, parameters: dict[str, Any],
-                source: str | os.PathLike | None = None) -> dict[str, Any]:
+                source: str | os.PathLike | None = None, matrix: tuple[int, int] | None = None) -> dict[str, Any]:
     """Refuse, before any work, a missing prior, more ``steps`` than its schedule has, or a prior that
-    does not fit (:func:`check_prior_fits`). Returns its record."""
+    does not fit (:func:`check_prior_fits`; ``matrix``: the one its network will run on, where not
+    its own). Returns its record."""
     if prior is None:
         raise InputError(None, f"method {method} needs a prior (--prior DIR)")
     content = prior_record(prior)
     require_schedule_steps(content, parameters["steps"])
-    return check_prior_fits(modality, image_shape, prior, source, content) if modality else content
+    return check_prior_fits(modality, image_shape, prior, source, content, matrix) if modality else content
+
+
+def _resample_grid(resample: str, measurement: Measurement, prior: Prior | str | os.PathLike,
+                   source: str | None) -> tuple[int, int]:
+    """The in-plane matrix a diffusion method reconstructs ``measurement`` on: the prior's own
+    (``"prior"``), or the one of the pixel size it learned (``"pixel"``, :func:`pixel_matrix`)."""
+    content = prior_record(prior)
+    if resample == "prior":
+        return tuple(content["image_size"])
+    return pixel_matrix(tuple(measurement.image_shape[:2]), _pixel_mm(measurement.affine), content,
+                        unet_downsampling(content["network"]), source)
 
 
 def _a(acronym: str) -> str:
@@ -249,8 +265,9 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
         options: the method's parameters over those (``steps``, ``lam``, ``tv_iterations``, ...) and,
             for diffusion, ``slice_batch``, ``seed`` and ``resample`` (``"prior"``: reconstruct a
             measurement of another matrix on the prior's, over the same field of view, and interpolate
-            the result back; :mod:`medprior.tasks.regrid`; default the config's
-            ``recon.diffusion.resample``).
+            the result back; ``"pixel"``: the same on the matrix whose pixels are of the size the
+            prior learned (:func:`~medprior.tasks.prior_geometry.pixel_matrix`), the prior's network
+            run on it; :mod:`medprior.tasks.regrid`; default the config's ``recon.diffusion.resample``).
 
     Returns:
         The Volume on the measurement's grid (CT in HU, MRI magnitude); its ``metadata["reconstruction"]``
@@ -267,15 +284,19 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
         entry = RECON_METHODS.for_modality(method, source.modality, name)
         where = torch.device("cpu")
         if entry.family == "diffusion":  # the prior checked and loaded before the coil maps and the start image
-            if resample == "prior" and prior is not None:  # without one, check_prior says so
-                source, regridded = on_grid(source, tuple(prior_record(prior)["image_size"]), name)
+            if resample != "none" and prior is not None:  # without one, check_prior says so
+                source, regridded = on_grid(source, _resample_grid(resample, source, prior, name), name)
+                regridded = {"resample": resample, **regridded}
                 log.info("%s; result interpolated back onto the measurement's %s grid", regridded["how"],
                          " x ".join(map(str, measured.image_shape[:2])))
+            grid = tuple(source.image_shape[:2])
             parameters = {key: value for key, value in options.items() if key not in GENERAL_DIFFUSION_OPTIONS}
-            content = check_prior(method, source.modality, tuple(source.image_shape[:2]), prior,
-                                  RECON_METHODS.parameters(method, source.modality, parameters, config), name)
+            content = check_prior(method, source.modality, grid, prior,
+                                  RECON_METHODS.parameters(method, source.modality, parameters, config), name,
+                                  matrix=grid if resample == "pixel" else None)
             where = resolve_device(device or (config or defaults())["recon"]["diffusion"]["device"])
             prior = prior if isinstance(prior, Prior) else load_prior(prior, where, content=content)
+            prior = prior.on_matrix(grid) if resample == "pixel" else prior
         problem, metadata = problem_from_measurement(source, device=where), dict(source.metadata)
     else:
         problem, metadata = source, {}

@@ -91,7 +91,7 @@ def on_grid(measurement: Measurement, new_shape: tuple[int, int],
     pixel = float(np.linalg.norm(np.asarray(measurement.affine)[:3, :2], axis=0).mean())
     if shape == new_shape:
         return measurement, {"grid": list(shape), "pixel_mm": round(pixel, 4),
-                             "how": "the measurement is already on the prior's grid"}
+                             "how": "the measurement is already on this grid"}
     ratios = np.divide(shape, new_shape)
     if not np.isclose(ratios[0], ratios[1], rtol=1e-6):
         raise InputError(source, f"cannot be put on the prior's {new_shape[0]} x {new_shape[1]} grid: its "
