@@ -146,8 +146,15 @@ class Adapt:
 
     ``mode``: ``"none"``, ``"d3ip"`` (one adapter set shared by the slices) or ``"ddip"`` (one per
     slice); ``rank``: adapter rank; ``lr``: Adam step size; ``iterations``: Adam steps at each
-    adapted step; ``every``: adapt at every ``every``-th sampling step from the first, and at the
+    adapted step; ``every``: adapt at every ``every``-th sampling step after the first, and at the
     last (whose estimate is the result); ``layers``: ``"all"`` or ``"decoder"`` (where the adapters go).
+
+    The first step is not adapted: its input is pure noise, so its Tweedie estimate is the prior's
+    mean image whatever the data, and fitting that estimate to the data teaches the adapters the
+    measurement itself (noise and aliasing included) rather than how the prior should read a sample
+    of it. On MRI x8 (2026-12-01, one volume each, DDS 4 x 25) adapting there cost 0.26 dB on a T2w
+    phantom with ``priors/brain_slices`` and 1.2 dB on the MNI152 T1 template with
+    ``priors/brain_slices_mixed``; without it, +0.04 and -0.2 dB.
     """
 
     mode: str
@@ -166,7 +173,7 @@ class Adapt:
                                  slice_batch=slice_batch)
 
     def now(self, index: int, steps: int) -> bool:
-        return index % self.every == 0 or index == steps - 1
+        return index > 0 and (index % self.every == 0 or index == steps - 1)
 
     def label(self, name: str) -> str:
         return name if self.mode == "none" else f"{name} + {self.mode.upper()}"
