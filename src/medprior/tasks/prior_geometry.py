@@ -140,6 +140,6 @@ def pixel_mismatch(pixel_mm: float, content: dict[str, Any], prior_name: str) ->
         facts["geometry_warning"] = (
             f"the measurement's pixels are {pixel_mm:.3g} mm, {ratio:.1f} times {'larger' if pixel_mm > high else 'smaller'} "
             f"than the {learned} the prior {prior_name} learned; expect anatomy it never saw at this scale "
-            "(adapt it with --param adapt=d3ip)")
+            "(--resample pixel reconstructs on a grid of the pixels it learned)")
         log.warning(facts["geometry_warning"])
     return facts
