@@ -7,7 +7,9 @@ config, the in-plane pixel size and field of view of its training slices (the vo
 extent over ``image_size``); training records it in prior.json (``training.geometry``), and
 :func:`prior_geometry` reads it back (for priors saved before it was recorded: from their phantom
 config, which fixes it). :func:`pixel_mismatch` compares a measurement's pixels with it; the
-reconstruction warns in one line beyond :data:`PIXEL_RATIO_WARNING`.
+reconstruction warns in one line beyond :data:`PIXEL_RATIO_WARNING`. :func:`pixel_matrix` picks the
+grid over a measurement's field of view whose pixels are of a size the prior learned, where the
+reconstruction runs the prior's convolutional network (``resample="pixel"``).
 """
 
 from __future__ import annotations
