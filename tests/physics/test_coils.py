@@ -81,3 +81,17 @@ def test_complex_gaussian_noise_snr_and_support() -> None:
     torch.testing.assert_close(explicit, complex_gaussian_noise(kspace, 10.0, torch.Generator().manual_seed(1)))
     with pytest.raises(InputError, match="complex"):
         complex_gaussian_noise(kspace.real, 10.0)
+
+
+def test_a_calibration_region_too_small_for_the_kernel_is_refused_not_mapped_to_zero():
+    """A uniform block seen through 5 central lines and a 5 x 5 kernel: one kernel position across,
+    every eigenvalue below the crop. ESPIRiT used to return all-zero maps (what `simulate mri` of a
+    60-line block at the default centre fraction stored), and every reconstruction from them was
+    the zero image; with 12 lines the same coils give maps."""
+    image = torch.zeros((60, 60), dtype=torch.complex64)
+    image[15:45, 12:48] = 100.0
+    maps = birdcage_sensitivities((60, 60), 2)
+    kspace = CartesianMRI(np.ones(60, bool), maps[None]).forward(image[None])[0]
+    with pytest.raises(InputError, match="5 lines is too small for its 5 x 5 kernel"):
+        estimate_sensitivities(kspace, calibration_size=(32, 5), kernel_size=5)
+    assert estimate_sensitivities(kspace, calibration_size=(32, 12), kernel_size=6).abs().amax() > 0.5

@@ -968,6 +968,20 @@ for what, folder, names in (("missing-folder", "no_prior", ("no_prior",)),
                             ("weights-hash-mismatch", "ct_prior_badsha", ("ct_prior_badsha", "sha256"))):
     row(f"train-prior-config-init-{what}", I, [*TRAIN, "--out", "{t}/p"], uses=(*U_TRAIN, "ct_prior", "ct_prior_badsha"),
         build=init_from(folder), names=names)
+
+def block_volume(rel: str) -> Build:
+    """A uniform block in a 60 x 60 x 2 MR volume: at the default centre fraction (5 central lines)
+    ESPIRiT finds no coil sensitivity in it."""
+    def build(t: Path) -> None:
+        data = np.zeros((60, 60, 2), np.float32)
+        data[15:45, 12:48] = 100.0
+        nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.0, 3.0, 1.0])), t / rel)
+    return build
+
+
+row("simulate-mri-too-few-calibration-lines-for-espirit", I,
+    ["simulate", "mri", "{t}/block.nii.gz", "--coils", "2", "--acceleration", "2", "--out", "{t}/m.h5"],
+    uses=(), build=block_volume("block.nii.gz"), names=("--center-fraction", "calibration"))
 row("fit-histogram-mean-config-contrast-not-any", I, [*FIT, "--out", "{t}/h"], uses=U_FIT,
     build=edit_yaml("hist.yaml", set_key("data.contrast", "t2f")), names=("hist.yaml",))
 row("fit-histogram-mean-training-case-nan", I, [*FIT, "--out", "{t}/h"], uses=U_FIT,

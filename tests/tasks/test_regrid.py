@@ -14,12 +14,14 @@ import torch
 from medprior.cli import main
 from medprior.diffusion.prior_file import load_prior
 from medprior.errors import InputError, ParameterError
+from medprior.io import Volume
 from medprior.io.measurement import Measurement
 from medprior.io.resample import voxel_centres_mm
 from medprior.physics import MU_WATER_PER_MM, ParallelBeamCT
 from medprior.physics.mri import fftnc
 from medprior.solvers import zero_filled
 from medprior.tasks.problems import ct_problem, problem_from_measurement
+from medprior.tasks.recon import simulate_mri
 from medprior.tasks.recon_methods import reconstruct
 from medprior.tasks.regrid import (back_to_grid, back_to_measured_grid, consistent_on_grid, fourier_resize, grid_affine,
                                    on_grid)
@@ -181,6 +183,21 @@ def test_reconstruct_at_the_prior_pixel_size_runs_its_network_on_that_matrix():
     assert prior.image_size == (64, 64)  # the caller's prior is left as it was
     at_prior = reconstruct(measurement, "dds", prior=prior, steps=2, device="cpu", resample="prior")
     assert at_prior.metadata["reconstruction"]["resampled"]["grid"] == [64, 64]
+
+
+def test_mri_at_the_prior_pixel_size_zero_pads_k_space_and_comes_back_on_its_own_matrix():
+    """60 x 60 of 2 mm is coarser than the 0.94-1.875 mm brain_slices_mixed learned: 64 x 64 of
+    1.875 mm (k-space zero-padded), its 4-level network run there, the result back on 60 x 60."""
+    brain = np.zeros((60, 60, 1), np.float32)
+    brain[15:45, 12:48] = 100.0
+    measurement = simulate_mri(Volume(brain, np.diag([2.0, 2.0, 3.0, 1.0]), "MR"), acceleration=2, coils=2,
+                               center_fraction=0.25)
+    volume = reconstruct(measurement, "dds", prior="priors/brain_slices_mixed", steps=2, samples=1, device="cpu",
+                         resample="pixel")
+    facts = volume.metadata["reconstruction"]["resampled"]
+    assert facts["grid"] == [64, 64] and facts["pixel_mm"] == 1.875 and "zero-padded" in facts["how"]
+    assert volume.shape == (60, 60, 1) and np.allclose(volume.affine, measurement.affine)
+    assert np.isfinite(volume.data).all()
 
 
 def test_cli_resamples_and_says_so(tmp_path, capsys):

@@ -99,6 +99,11 @@ def estimate_sensitivities(kspace: np.ndarray | torch.Tensor, calibration_size: 
     Returns:
         ``(C, H, W)`` complex tensor, complex64 (complex128 for complex128 input), on the k-space's
         device (CPU for a numpy array).
+
+    Raises:
+        InputError: k-space of another shape, an all-zero calibration region, or one too small for
+            the kernel (no pixel keeps its eigenvalue above ``crop``: the maps would be all zero and
+            every reconstruction from them the zero image).
     """
     data = kspace.detach() if isinstance(kspace, torch.Tensor) else torch.from_numpy(np.asarray(kspace))
     if data.ndim != 3:
@@ -125,7 +130,13 @@ def estimate_sensitivities(kspace: np.ndarray | torch.Tensor, calibration_size: 
     values, vectors = torch.linalg.eigh(gram)
     maps = vectors[..., -1]
     maps = maps * torch.exp(-1j * torch.angle(maps[..., :1]))
-    maps = maps * (values[..., -1:] >= crop)
+    kept = values[..., -1:] >= crop
+    if crop > 0 and not bool(kept.any()):
+        raise InputError(None, f"ESPIRiT found no pixel where the coils' sensitivities agree (every eigenvalue below "
+                               f"{crop:g}): a calibration region of {size[0]} x {size[1]} lines is too small for its "
+                               f"{kernel_size} x {kernel_size} kernel; measure more fully sampled central lines or "
+                               "give coil maps")
+    maps = maps * kept
     out = maps.permute(2, 0, 1).contiguous()
     return out if data.dtype == torch.complex128 else out.to(torch.complex64)
 

@@ -102,15 +102,22 @@ def espirit_maps(kspace: Tensor, calibration_lines: int) -> Tensor:
                         for slice_kspace in progress_bar(kspace, desc="ESPIRiT coil maps", unit="slice")])
 
 
-def problem_from_measurement(measurement: Measurement, *, device: str | torch.device = "cpu") -> InverseProblem:
-    """The problem a measurement describes (its operator, data, units and grid), on ``device``."""
+def problem_from_measurement(measurement: Measurement, *, device: str | torch.device = "cpu",
+                             name: str | None = None) -> InverseProblem:
+    """The problem a measurement describes (its operator, data, units and grid), on ``device``;
+    ``name``: what errors call it (default: the volume it was simulated from)."""
     geometry, arrays = measurement.geometry, measurement.arrays
     if geometry["operator"] == "ParallelBeamCT":
         return ct_problem(measurement.data, arrays["angles_deg"], image_shape=geometry["image_shape"],
                           pixel_size_mm=geometry["pixel_size_mm"], n_detectors=geometry["n_detectors"],
                           detector_spacing=geometry["detector_spacing"], affine=measurement.affine, device=device)
     if geometry["operator"] == "CartesianMRI":
-        return mri_problem(measurement.data, arrays["mask"], calibration_lines=geometry["calibration_lines"],
-                           coil_maps=arrays.get("coil_maps"), image_shape=geometry["image_shape"],
-                           affine=measurement.affine, device=device)
+        try:
+            return mri_problem(measurement.data, arrays["mask"], calibration_lines=geometry["calibration_lines"],
+                               coil_maps=arrays.get("coil_maps"), image_shape=geometry["image_shape"],
+                               affine=measurement.affine, device=device)
+        except InputError as error:  # ESPIRiT's, which knows no file
+            if error.source is not None:
+                raise
+            raise InputError(name or measurement.metadata.get("source"), error.problem) from None
     raise InputError(measurement.metadata.get("source"), f"unknown operator {geometry['operator']!r}")

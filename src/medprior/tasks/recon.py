@@ -238,7 +238,11 @@ def simulate_mri(volume: Volume, *, acceleration: float, mask: str = "uniform", 
     calibration_lines = int(round(center_fraction * slab.shape[1]))
     arrays = {"mask": np.asarray(lines, bool)}
     if coils > 1:  # estimated once here, as a reconstruction would, and used by every method
-        arrays["coil_maps"] = espirit_maps(kspace, calibration_lines).numpy()
+        try:
+            arrays["coil_maps"] = espirit_maps(kspace, calibration_lines).numpy()
+        except InputError as error:  # too few central lines for ESPIRiT: the fraction is what to change
+            raise ParameterError("center_fraction", f"{center_fraction:g} of {slab.shape[1]} phase-encode lines; "
+                                                    f"{error.problem}") from None
     geometry = {"operator": "CartesianMRI", "image_shape": list(slab.shape[:2]), "coils": coils,
                 "calibration_lines": calibration_lines}
     metadata = {"setting": setting, "acceleration_requested": acceleration,

@@ -297,7 +297,7 @@ def reconstruct(source: Measurement | InverseProblem, method: str, *, prior: Pri
             where = resolve_device(device or (config or defaults())["recon"]["diffusion"]["device"])
             prior = prior if isinstance(prior, Prior) else load_prior(prior, where, content=content)
             prior = prior.on_matrix(grid) if resample == "pixel" else prior
-        problem, metadata = problem_from_measurement(source, device=where), dict(source.metadata)
+        problem, metadata = problem_from_measurement(source, device=where, name=name), dict(source.metadata)
     else:
         problem, metadata = source, {}
     image, facts = run(problem, method, prior=prior, config=config, **options)
