@@ -60,9 +60,7 @@ class Prior(nn.Module):
                  network: dict[str, Any] | None = None, schedule: VPSchedule | None = None,
                  parametrization: str = "eps", normalization: Normalization | None = None) -> None:
         super().__init__()
-        self.image_size = tuple(int(s) for s in image_size)
-        if len(self.image_size) != self.spatial_dims:
-            raise ValueError(f"{self.kind} prior: image_size {self.image_size} needs {self.spatial_dims} sizes")
+        self.image_size = self._sizes(image_size)
         self.channels = channels
         self.condition_channels = condition_channels
         self.schedule = schedule or VPSchedule()
@@ -88,6 +86,12 @@ class Prior(nn.Module):
         """The factor the network's levels divide a side of its input by (its sides must be multiples of it)."""
         return unet_downsampling(self.network_spec)
 
+    def _sizes(self, image_size: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+        sizes = tuple(int(s) for s in image_size)
+        if len(sizes) != self.spatial_dims:
+            raise ValueError(f"{self.kind} prior: image_size {sizes} needs {self.spatial_dims} sizes")
+        return sizes
+
     def _check_size(self) -> None:
         if any(size % self.downsampling for size in self.latent_shape(1)[2:]):
             raise ValueError(f"{self.kind} prior: image_size {self.image_size} gives a network input of "
@@ -103,9 +107,7 @@ class Prior(nn.Module):
             ValueError: sides the network cannot take.
         """
         resized = copy.copy(self)  # a shallow copy: the network is shared, only the matrix differs
-        resized.image_size = tuple(int(s) for s in image_size)
-        if len(resized.image_size) != self.spatial_dims:
-            raise ValueError(f"{self.kind} prior: image_size {resized.image_size} needs {self.spatial_dims} sizes")
+        resized.image_size = self._sizes(image_size)
         resized._check_size()
         return resized
 
