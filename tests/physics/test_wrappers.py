@@ -56,3 +56,20 @@ def test_calibration_phase_recovers_a_smooth_phase() -> None:
     inside = magnitude.expand_as(phase) > 0.5
     assert float(error[inside].abs().max()) < 0.25  # radians (max 0.19 measured): 8 of 16 lines, Hann-windowed
     assert math.isclose(float(np.median(error[inside].abs())), 0.0, abs_tol=0.05)
+
+
+def test_unseen_pixels_are_where_every_coil_map_is_zero_and_wrappers_pass_them_on() -> None:
+    maps = birdcage_sensitivities((16, 16), 4).to(torch.complex128)
+    maps[:, :5, :] = 0  # ESPIRiT crops its maps to zero where the calibration holds no signal
+    operator = CartesianMRI(uniform_mask_1d(16, 4, 0.25), maps, image_shape=(16, 16), dtype=torch.complex128)
+    expected = torch.zeros(16, 16, dtype=torch.bool)
+    expected[:5, :] = True
+    torch.testing.assert_close(operator.unseen(), expected)
+    generator = torch.Generator().manual_seed(2)
+    inside = torch.randn(1, 16, 16, dtype=torch.complex128, generator=generator) * expected
+    assert float(operator.forward(inside).abs().max()) == 0.0  # the data see nothing there
+    assert float(operator.forward(torch.randn(1, 16, 16, dtype=torch.complex128, generator=generator) * ~expected)
+                 .abs().max()) > 0
+    for wrapped in (operator * 0.5, KnownPhase(operator, smooth_phase(1))):
+        torch.testing.assert_close(wrapped.unseen(), expected)
+    assert mri_operator().unseen() is None  # birdcage maps see every pixel

@@ -31,10 +31,11 @@ import pytest
 import torch
 
 from medprior.diffusion import GaussianDenoiser, VPSchedule
+from medprior.physics import MU_WATER_PER_MM
 from medprior.physics.finite_difference import FiniteDifference
 from medprior.physics.operator import LinearOperator, adjoint_mismatch
 from medprior.solvers.diffusion import DataConsistency, dds, dps, mbir, reddiff
-from medprior.solvers.problem import InverseProblem, normal_norm
+from medprior.solvers.problem import HounsfieldMap, IntensityMap, InverseProblem, PriorUnits, normal_norm
 from medprior.solvers.tv import admm_tv, tv_objective
 
 f64 = torch.float64
@@ -388,3 +389,13 @@ def test_complex_domain_and_bad_parameters_are_rejected():
     for bad in ({"cg_iterations": -1}, {"cg_iterations": 3, "lam": -0.1}, {"cg_iterations": 3, "rho": 0.0}):
         with pytest.raises(ValueError):
             DataConsistency(OPERATOR, stack(2), **bad)
+
+
+def test_intensity_maps_invert_to_image():
+    """``from_image`` is ``to_image``'s inverse: the fill value of unseen pixels is the unknown of a zero image."""
+    values = torch.tensor([-1000.0, 0.0, 250.0])
+    for units in (IntensityMap(2.0, -3.0), PriorUnits(2 / 500, -300 / 500, low=-100.0, high=400.0),
+                  HounsfieldMap(MU_WATER_PER_MM / 1000, MU_WATER_PER_MM)):
+        for value in values.tolist():
+            image = float(units.to_image(torch.tensor(units.from_image(value), dtype=torch.float64)))
+            assert math.isclose(image, value, rel_tol=1e-9, abs_tol=1e-9)

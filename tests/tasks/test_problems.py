@@ -129,3 +129,19 @@ def test_a_reconstruction_enters_each_task_module_once(tmp_path):
         sys.setprofile(None)
     assert entries == {"medprior.tasks.recon_methods": 1, "medprior.tasks.problems": 1,
                        "medprior.tasks.prior_geometry": 1}   # the prior's pixel size against the measurement's
+
+
+def test_diffusion_leaves_zero_where_the_coil_maps_see_nothing(monkeypatch):
+    """ESPIRiT crops its maps to zero outside the head; the data say nothing there, and a prior would
+    paint there what it learnt. DDS writes zero there, as CG-SENSE does."""
+    truth = brain_mri(3, shape=(128, 128, 40)).contrasts["t2w"]
+    measurement = recon.simulate_mri(truth, acceleration=4, coils=4, slices=2, size=(128, 128))
+    unseen = (np.abs(measurement.arrays["coil_maps"]) ** 2).sum(1) == 0  # (K, H, W)
+    assert 0.05 < unseen.mean() < 0.9
+    options = {"prior": PRIORS / "brain_slices", "steps": 3, "samples": 1, "slice_batch": 2, "seed": 0}
+    image = np.moveaxis(recon.reconstruct(measurement, "dds", **options).data, -1, 0)
+    assert np.abs(image[unseen]).max() == 0.0 and np.abs(image[~unseen]).max() > 0
+    np.testing.assert_array_equal(np.moveaxis(recon.reconstruct(measurement, "cgsense").data, -1, 0)[unseen], 0)
+    monkeypatch.setattr(InverseProblem, "fill_unseen", lambda self, x: x)
+    image = np.moveaxis(recon.reconstruct(measurement, "dds", **options).data, -1, 0)
+    assert np.abs(image[unseen]).max() > 0.05 * image.max()  # without it, the prior fills the region

@@ -166,6 +166,14 @@ class _CartesianSENSE(LinearOperator):
             return None
         return pre * _sign_pattern(self.domain_shape) if self._modulated else pre
 
+    def unseen(self) -> torch.Tensor | None:
+        """Where every coil map is zero (``(*spatial)`` or ``(B, *spatial)``, CPU): ESPIRiT's maps
+        are cropped to zero where the calibration data hold no signal; None without such pixels."""
+        power = self._host["power"]
+        if power is None or bool((power > 0).all()):
+            return None
+        return power == 0
+
     # -- the operator ---------------------------------------------------------------------------
     def _check(self, t: torch.Tensor, shape: tuple[int, ...], name: str) -> torch.Tensor:
         if t.dim() != len(shape) + 1 or tuple(t.shape[1:]) != shape:

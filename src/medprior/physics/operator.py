@@ -60,6 +60,12 @@ class LinearOperator(ABC):
     def range_complex(self, value: bool) -> None:
         self.__dict__["_range_complex"] = bool(value)
 
+    def unseen(self) -> torch.Tensor | None:
+        """Pixels the operator does not see (``A x = 0`` for every ``x`` supported there): a bool
+        tensor broadcastable to ``(B, *domain_shape)``, or None where it sees every pixel (or cannot
+        tell). The data say nothing about those pixels; the default is None."""
+        return None
+
     @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``A x``: ``(B, *domain_shape)`` -> ``(B, *range_shape)``."""
@@ -167,6 +173,9 @@ class ScaledOperator(LinearOperator):
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         squared = abs(self.factor) ** 2 if isinstance(self.factor, complex) else self.factor ** 2
         return squared * self.operator.normal(x)
+
+    def unseen(self) -> torch.Tensor | None:
+        return self.operator.unseen()
 
     def norm(self, **kwargs) -> float:
         """``|c| ||A||``, from (and caching in) the wrapped operator's :meth:`LinearOperator.norm`."""

@@ -41,6 +41,9 @@ class KnownPhase(LinearOperator):
         self.domain_complex, self.range_complex = False, operator.range_complex
         self.rotation = torch.polar(torch.ones_like(phase), phase)
 
+    def unseen(self) -> Tensor | None:
+        return self.operator.unseen()
+
     def forward(self, m: Tensor) -> Tensor:
         return self.operator.forward(m * self.rotation.to(m.device))
 

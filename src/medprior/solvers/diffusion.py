@@ -226,7 +226,7 @@ def dds(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 50, eta: fl
         x = noise_like(consistency.aty, generator)
         for index, ((t, abar_t), (s, abar_s)) in enumerate(_grid(denoiser, steps, progress, name)):
             x0 = _estimate(denoiser, adaptation, x, t, slice_batch, sample == 0 and settings.now(index, steps))
-            x0_consistent = consistency(x0, admm_iterations)
+            x0_consistent = problem.fill_unseen(consistency(x0, admm_iterations))
             if s is None:
                 break
             eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
@@ -261,7 +261,7 @@ def mbir(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: 
         if s is None:
             if adaptation is not None and adapted is not None:
                 adapted(adaptation)
-            return problem.image(consistency(x0))
+            return problem.image(problem.fill_unseen(consistency(x0)))
         eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
         x_s = ddim_step(x, x0, eps, abar_t, abar_s, eta, generator)
         x = math.sqrt(abar_s) * consistency(x_s / math.sqrt(abar_s))
@@ -309,7 +309,7 @@ def dps(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, eta: f
         if evaluations is not None:
             evaluations(cost)
         if s is None:
-            return problem.image(x0)
+            return problem.image(problem.fill_unseen(x0))
         eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
         x = ddim_step(x, x0, eps, abar_t, abar_s, eta, generator) - step_size * gradient
     raise AssertionError("unreachable: the grid ends at t = 0")
@@ -352,4 +352,4 @@ def reddiff(problem: InverseProblem, denoiser: Denoiser, *, steps: int = 100, lr
         optimizer.step()
     if adaptation is not None and adapted is not None:
         adapted(adaptation)
-    return problem.image(u.detach())
+    return problem.image(problem.fill_unseen(u.detach()))

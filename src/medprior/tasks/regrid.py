@@ -155,8 +155,10 @@ def back_to_measured_grid(image: np.ndarray, affine: np.ndarray, measured: Measu
 
 def consistent_on_grid(problem: InverseProblem, image: np.ndarray, iterations: int) -> np.ndarray:
     """``iterations`` CG iterations on ``A^T A x = A^T y`` of ``problem`` (the measurement on its own
-    grid) from ``image`` (I, J, K, in the problem's image units), as DDS's data step does; the result
-    in image units, float32 (I, J, K)."""
+    grid) from ``image`` (I, J, K, in the problem's image units), as DDS's data step does, with the
+    pixels it does not see set to zero (:meth:`InverseProblem.fill_unseen`); the result in image units,
+    float32 (I, J, K)."""
     real = problem.real()
     start = to_slices(image, real.data.real.dtype).to(real.data.device) * real.units.slope + real.units.offset
-    return from_slices(real.image(DataConsistency(real.operator, real.data, cg_iterations=iterations)(start)))
+    consistent = DataConsistency(real.operator, real.data, cg_iterations=iterations)(start)
+    return from_slices(real.image(real.fill_unseen(consistent)))
