@@ -9,6 +9,7 @@ from skimage.data import shepp_logan_phantom
 from skimage.transform import resize
 
 from medprior.errors import InputError
+from medprior.phantoms import brain_mri
 from medprior.physics.coils import birdcage_sensitivities, complex_gaussian_noise, estimate_sensitivities
 from medprior.physics.masks import poisson_disc_mask
 from medprior.physics.mri import CartesianMRI
@@ -95,3 +96,19 @@ def test_a_calibration_region_too_small_for_the_kernel_is_refused_not_mapped_to_
     with pytest.raises(InputError, match="5 lines is too small for its 5 x 5 kernel"):
         estimate_sensitivities(kspace, calibration_size=(32, 5), kernel_size=5)
     assert estimate_sensitivities(kspace, calibration_size=(32, 12), kernel_size=6).abs().amax() > 0.5
+
+
+def test_espirit_support_keeps_the_whole_object_at_the_x8_calibration():
+    """A brain phantom at 128 x 128 through the 10 central lines of x8 sampling: the default crop
+    keeps every pixel with signal, so the maps lose none of the object; the crop of 0.95 used
+    before put 0.3 % of its energy where the maps are zero (and TV at x8 lost 3-4 dB by it)."""
+    image = brain_mri(3, shape=(128, 128, 30)).contrasts["t2w"].data[:, :, 15]
+    kspace = CartesianMRI(np.ones(128, bool), birdcage_sensitivities((128, 128), 8)[None].to(torch.complex128),
+                          dtype=torch.complex128).forward(torch.from_numpy(image)[None].to(torch.complex128))[0]
+
+    def energy_outside(**crop: float) -> float:
+        seen = estimate_sensitivities(kspace, calibration_size=(128, 10), **crop).abs().square().sum(0) > 0
+        return float((image[~seen.numpy()] ** 2).sum() / (image ** 2).sum())
+
+    assert energy_outside() < 1e-5
+    assert energy_outside(crop=0.95) > 1e-3
