@@ -83,9 +83,10 @@ def estimate_sensitivities(kspace: np.ndarray | torch.Tensor, calibration_size: 
     4. The maps are the leading eigenvector of ``G(r)``, phase referenced to coil 0, and set to zero
        where its eigenvalue is below ``crop`` (outside the object the eigenvalue drops from ~1).
        The default 0.8 is BART's (``ecalib -c``). The eigenvalue falls off over the calibration's
-       resolution, so a higher crop eats into the object's edge: with 0.95, a brain phantom at
-       128 x 128 through the 10 central lines of x8 sampling kept 0.3-0.9 % of its energy outside the
-       maps, which no reconstruction from them can recover (TV lost 3-4 dB by it, 2026-12-01).
+       resolution, so a higher crop eats into the object's edge: with 0.95, brain phantoms at
+       128 x 128 through the 10 central lines of x8 sampling kept 0.2-0.9 % of their energy outside
+       the maps, which no reconstruction from them can see (TV at x8 lost 2.8 dB by it on the quality
+       benchmark's 8 volumes, 2026-12-01); with 0.8, none.
 
     The maps are unit-norm across coils (``sum_c |S_c|^2 = 1``) where kept, so they match
     normalised :func:`birdcage_sensitivities` up to a common per-pixel phase. Torch throughout, in

@@ -173,8 +173,8 @@ class InverseProblem:
 
         The data say nothing there, and a coil map cropped to zero says the calibration found no
         signal: CG-SENSE from zero leaves zeros there and TV nearly so, while a diffusion prior fills
-        the region with what it learnt (on a T2w brain at 240 x 240 x 1 mm, DDS drew bright blobs
-        beside the head and lost 0.6 dB by them).
+        the region with what it learnt (on a T2w brain at 240 x 240 x 1 mm, DDS with ``--resample
+        pixel`` drew bright blobs beside the head and lost 0.64 dB by them).
         """
         unseen = self.operator.unseen()
         if unseen is None:
