@@ -64,8 +64,8 @@ class IntensityMap:
             return x
         return (x - self.offset) / self.slope
 
-    def from_image(self, d: float) -> float:
-        """The operator's unknown of the image value ``d``."""
+    def from_image(self, d: float | Tensor) -> float | Tensor:
+        """The operator's unknown of the image value(s) ``d``."""
         return self.slope * d + self.offset
 
 
@@ -87,7 +87,7 @@ class PriorUnits(IntensityMap):
     def to_image(self, u: Tensor) -> Tensor:
         return u * (self.high - self.low) / 2 + (self.high + self.low) / 2
 
-    def from_image(self, d: float) -> float:
+    def from_image(self, d: float | Tensor) -> float | Tensor:
         return (d - (self.high + self.low) / 2) * 2 / (self.high - self.low)
 
 
@@ -179,7 +179,7 @@ class InverseProblem:
         unseen = self.operator.unseen()
         if unseen is None:
             return x
-        return torch.where(unseen.to(x.device), torch.full_like(x, self.units.from_image(0.0)), x)
+        return x.masked_fill(unseen.to(x.device), self.units.from_image(0.0))
 
     def _like(self) -> Tensor:
         """A real zero image (K, *domain_shape) on the data's device."""

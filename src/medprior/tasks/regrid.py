@@ -159,6 +159,6 @@ def consistent_on_grid(problem: InverseProblem, image: np.ndarray, iterations: i
     pixels it does not see set to zero (:meth:`InverseProblem.fill_unseen`); the result in image units,
     float32 (I, J, K)."""
     real = problem.real()
-    start = to_slices(image, real.data.real.dtype).to(real.data.device) * real.units.slope + real.units.offset
+    start = real.units.from_image(to_slices(image, real.data.real.dtype).to(real.data.device))
     consistent = DataConsistency(real.operator, real.data, cg_iterations=iterations)(start)
     return from_slices(real.image(real.fill_unseen(consistent)))
