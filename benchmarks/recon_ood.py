@@ -1,7 +1,9 @@
 """Diffusion reconstruction on data the priors never saw, with and without adaptation (issue 18).
 
 The shipped priors learned phantoms: ``priors/ct_slices`` whole-body slices at about 6 mm pixels
-(a 384 mm field of view on 64 x 64), ``priors/brain_slices`` T2-weighted brain phantoms. Sets
+(a 384 mm field of view on 64 x 64), ``priors/brain_slices`` T2-weighted brain phantoms, and their
+``_mixed`` versions (the workflow's, so ``--ct-prior`` / ``--mri-prior``'s defaults) also zoomed,
+turned views and, for the brain, every contrast. Sets
 (``--sets``), each measured at the prior's slice size as :mod:`recon_quality` does, unless it says otherwise:
 
 - ``ct-head``: head phantoms (:func:`medprior.phantoms.ct_head`, seeds ``--seed`` on), 4 mm pixels:
