@@ -1,6 +1,7 @@
 """The prior stage end to end on tiny priors: config -> training data -> prior dir -> samples -> check."""
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -144,12 +145,27 @@ def test_training_can_start_from_a_prior_built_the_same_way(tmp_path):
      "`any` is for brain data without data.conditions"),
     ({"kind": "wavelet3d", "image_size": [16, 16, 8],
       "data": {"phantom": {"generator": "brain_mri", "seeds": [1]}, "conditions": ["depth"]}}, "only the contrasts"),
+    ({"data": {"phantom": {"generator": "ct_body", "seeds": [1], "gamma": [0.1, 0.2]}}},
+     "data.phantom.gamma: only the echo generator reads"),
 ])
 def test_bad_prior_configs_name_the_problem(tmp_path, change, message):
     path = write_config(tmp_path, **change)
     with pytest.raises(InputError, match=message):
         config = priors.load_prior_config(path)
         datasets.examples(config, "train")
+
+
+def test_only_echo_configs_carry_the_echo_phantom_keys(tmp_path):
+    """The schema's echo defaults (content, haze, gamma) stay out of other priors' configs and prior.json."""
+    ct = priors.load_prior_config(write_config(tmp_path))["data"]["phantom"]
+    assert not set(datasets.ECHO_PHANTOM_KEYS) & set(ct) and ct["generator"] == "ct_body"
+    echo = priors.load_prior_config(write_config(tmp_path, name="tiny_echo", data={
+        "phantom": {"generator": "echo", "seeds": [1], "haze": "reverberation"}}))["data"]["phantom"]
+    assert (echo["content"], echo["haze"], echo["gamma"]) == ("tissue", "reverberation", [0.25, 0.75])
+    for record in Path(__file__).resolve().parents[2].glob("priors/*/prior.json"):
+        phantom = json.loads(record.read_text())["training"]["config"]["data"].get("phantom", {})
+        if phantom.get("generator", "echo") != "echo":
+            assert not set(datasets.ECHO_PHANTOM_KEYS) & set(phantom), record
 
 
 def test_a_config_starts_from_its_base_file(tmp_path):

@@ -57,6 +57,7 @@ MISSING_VALUE = 0.0
 """Normalised value of a missing condition contrast: a constant no real image has (background is -1)."""
 ECHO_GENERATOR = "echo"
 PETCT_GENERATOR = "petct"
+ECHO_PHANTOM_KEYS = ("content", "haze", "gamma")   # what only the echo generator reads
 PETCT_CONDITIONS = ("pet", "ct")
 CT_GENERATORS = {"ct_body": (ct_body, CT_BODY_SHAPE, CT_BODY_SPACING), "ct_head": (ct_head, CT_HEAD_SHAPE, CT_HEAD_SPACING)}
 
