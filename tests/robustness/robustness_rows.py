@@ -1094,6 +1094,9 @@ for key, value in (("training.steps", 0), ("training.batch_size", 0), ("training
     row(f"train-prior-config-{key}={label}", P, [*TRAIN, "--out", "{t}/p"], uses=U_TRAIN,
         build=edit_yaml("train.yaml", set_key(key, value)),
         names=("train.yaml", (key.split(".")[-1], key.split(".")[-1] + ".0")))
+row("train-prior-config-data.phantom.gamma-not-echo", P, [*TRAIN, "--out", "{t}/p"], uses=U_TRAIN,
+    build=edit_yaml("train.yaml", set_key("data", {"phantom": {"generator": "ct_body", "seeds": [1], "gamma": [0.1, 0.2]}})),
+    names=("train.yaml", "gamma"))
 row("fit-histogram-mean-config-image_size=0", P, [*FIT, "--out", "{t}/h"], uses=U_FIT,
     build=edit_yaml("hist.yaml", set_key("image_size", [0, 16, 8])),
     names=("hist.yaml", ("image_size", "image_size.0")))
