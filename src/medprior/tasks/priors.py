@@ -66,22 +66,19 @@ def load_prior_config(path: str | os.PathLike) -> dict[str, Any]:
     A config may start from another: ``base: <file>`` (relative to the config) takes that file's
     settings, and this file's keys replace them (mappings key by key, lists and values whole).
     """
-    config = _with_bases(Path(path))
-    given_echo_keys = _echo_keys_given(config)
-    config = validate_config(config, Path(path), schema_name="prior")
+    config = validate_config(_with_bases(Path(path)), Path(path), schema_name="prior")
     data, kind = config["data"], config["kind"]
     if ("phantom" in data) == ("files" in data):
         raise InputError(path, "config key data: give exactly one of `phantom` and `files`")
-    if "phantom" in data and data["phantom"]["generator"] != ECHO_GENERATOR:
-        if given_echo_keys:
-            raise InputError(path, f"config key data.phantom.{given_echo_keys[0]}: only the echo generator reads "
-                                   + ", ".join(ECHO_PHANTOM_KEYS))
-        for key in ECHO_PHANTOM_KEYS:   # the schema's defaults, which only echo data use
-            del data["phantom"][key]
+    phantom = data.get("phantom", {})
+    echo_keys = [key for key in ECHO_PHANTOM_KEYS if key in phantom]   # the schema fills them for echo only
+    if echo_keys and phantom["generator"] != ECHO_GENERATOR:
+        raise InputError(path, f"config key data.phantom.{echo_keys[0]}: only the echo generator reads "
+                               + ", ".join(ECHO_PHANTOM_KEYS))
     expected = 2 if kind == "slice2d" else 3
     if len(config["image_size"]) != expected:
         raise InputError(path, f"config key image_size: a {kind} prior needs {expected} sizes")
-    generator = data.get("phantom", {}).get("generator")
+    generator = phantom.get("generator")
     if (generator == PETCT_GENERATOR) != (kind == "volume3d" and "phantom" in data):
         raise InputError(path, "config key kind: volume3d models are the PET/CT segmentation models (data.phantom."
                                "generator petct, or data.files naming HECKTOR folders), and those are volume3d")
@@ -107,13 +104,6 @@ def load_prior_config(path: str | os.PathLike) -> dict[str, Any]:
                                "the four contrasts are the conditions; slice2d: every contrast's slices are examples)")
     config.setdefault("parametrization", "x0" if kind == "wavelet3d" else "eps")
     return config
-
-
-def _echo_keys_given(config: dict[str, Any]) -> list[str]:
-    """The echo-only phantom keys a config file sets itself (before the schema fills its defaults)."""
-    data = config.get("data")
-    phantom = data.get("phantom") if isinstance(data, dict) else None
-    return [key for key in ECHO_PHANTOM_KEYS if isinstance(phantom, dict) and key in phantom]
 
 
 def build_prior(config: dict[str, Any]) -> Prior:
