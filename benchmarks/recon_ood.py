@@ -124,7 +124,8 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=[*CT_SETS, *MRI_SETS], choices=[*CT_SETS, *MRI_SETS, *IN_DISTRIBUTION])
     parser.add_argument("--in-distribution", action="store_true", help="add ct-body and mri-t2w (held-out demo seeds)")
     parser.add_argument("--cases", type=int, default=2, help="volumes per set (ct-real: up to 3, mri-mni-t1: 1)")
-    parser.add_argument("--seed", type=int, default=100, help="first phantom seed (CT 100 on, brain 200 on)")
+    parser.add_argument("--seed", type=int, default=100,
+                        help="first CT phantom seed; the brain phantoms start 100 higher (default: CT 100 on, brain 200 on)")
     parser.add_argument("--slices", type=int, default=4)
     parser.add_argument("--ct-settings", nargs="+", default=list(CT_SETTINGS), choices=list(CT_SETTINGS))
     parser.add_argument("--adapted", nargs="*", default=["dds+d3ip", "mbir+d3ip"],
