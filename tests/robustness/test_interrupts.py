@@ -81,7 +81,7 @@ CASES = {
     "convert": (("ct.nii.gz",), lambda t: _big_nifti(t / "big.nii.gz"),
                 ["convert", "{t}/ct.nii.gz", "{t}/c.nii.gz"], ["convert", "{t}/big.nii.gz", "{t}/c.nii.gz"],
                 ".", ("c.nii.gz", "c.nii.gz.provenance.json", "c.json")),
-    # six cases, so the commit comes about 5 s after the first byte (three left 2-3 s, which a poll delayed
+    # six cases, so the commit comes about 4.5 s after the first byte (three left 2-3 s, which a poll delayed
     # by a busy machine could miss, sending the signal after the outputs were in place)
     "phantom": ((), None, ["phantom", "ct", "--size", "16", "16", "8", "--seed", "7", "--out", "{t}/data"],
                 ["phantom", "ct", "--size", "96", "96", "64", "--seed", "7", "--cases", "6", "--out", "{t}/data"],
